@@ -1,0 +1,99 @@
+//! The stored form of a ledger entry: the bytes that are hashed and kept. Encoding and decoding
+//! only; where the bytes live and how they are chained belongs to the store.
+//!
+//! An entry is one CBOR map, definite lengths, shortest integers, keys in this order:
+//! `format` (1), `seq`, `recorded_at` (RFC 3339 text, UTC) and `event` (the canonical event:
+//! `id`, `type`, `at`, `actor`?, `note`?, `data`). Absent optional fields are left out, so an
+//! optional field added to the contract later does not change the bytes of events without it.
+
+use crate::event::Event;
+use crate::fields::FieldError;
+use crate::types::Timestamp;
+use crate::value::Value;
+
+/// The entry format this code writes and reads.
+pub const ENTRY_FORMAT: i128 = 1;
+
+/// An entry as decoded from its stored bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    pub recorded_at: Timestamp,
+    pub event: Event,
+}
+
+/// Why stored bytes are not an entry. The bytes are evidence; they are never repaired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not CBOR: {0}")]
+    NotCbor(String),
+    #[error("CBOR that the ledger never writes: {0}")]
+    UnexpectedCbor(String),
+    #[error("entry format {0} is not one this caltrail reads (it reads format 1)")]
+    UnknownFormat(i128),
+    #[error("not a valid entry: {0}")]
+    Invalid(FieldError),
+}
+
+impl Entry {
+    /// The canonical bytes of the entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let value = Value::Object(vec![
+            ("format".to_owned(), Value::Integer(ENTRY_FORMAT)),
+            ("seq".to_owned(), Value::Integer(self.seq.into())),
+            ("recorded_at".to_owned(), Value::Text(self.recorded_at.to_rfc3339())),
+            ("event".to_owned(), self.event.to_value()),
+        ]);
+        let mut bytes = Vec::with_capacity(256);
+        ciborium::ser::into_writer(&value.to_cbor(), &mut bytes)
+            .expect("invariant: writing CBOR into a Vec cannot fail");
+        bytes
+    }
+
+    /// Decodes stored bytes, checking the event exactly as an input line is checked.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        let cbor: ciborium::Value =
+            ciborium::de::from_reader(bytes).map_err(|e| DecodeError::NotCbor(e.to_string()))?;
+        let value = Value::from_cbor(cbor).map_err(DecodeError::UnexpectedCbor)?;
+        let Value::Object(fields) = &value else {
+            return Err(DecodeError::UnexpectedCbor(format!("{} at the top", value.kind())));
+        };
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        if keys.first() == Some(&"format")
+            && let Value::Integer(format) = fields[0].1
+            && format != ENTRY_FORMAT
+        {
+            return Err(DecodeError::UnknownFormat(format));
+        }
+        if keys != ["format", "seq", "recorded_at", "event"] {
+            return Err(DecodeError::Invalid(FieldError::new(
+                "",
+                format!(
+                    "keys {keys:?}, expected [\"format\", \"seq\", \"recorded_at\", \"event\"]"
+                ),
+            )));
+        }
+        if fields[0].1 != Value::Integer(ENTRY_FORMAT) {
+            return Err(DecodeError::Invalid(FieldError::new("format", "must be 1")));
+        }
+        let seq = match &fields[1].1 {
+            Value::Integer(n) => u64::try_from(*n).ok().filter(|n| *n >= 1),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            DecodeError::Invalid(FieldError::new("seq", "must be a positive integer"))
+        })?;
+        let recorded_at = match &fields[2].1 {
+            Value::Text(text) => Timestamp::parse(text)
+                .map_err(|m| DecodeError::Invalid(FieldError::new("recorded_at", m)))?,
+            _ => {
+                return Err(DecodeError::Invalid(FieldError::new(
+                    "recorded_at",
+                    "must be a string",
+                )));
+            }
+        };
+        let event = Event::from_value_at(&fields[3].1, "event").map_err(DecodeError::Invalid)?;
+        Ok(Entry { seq, recorded_at, event })
+    }
+}

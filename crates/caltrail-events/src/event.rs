@@ -1,0 +1,604 @@
+//! The events of the contract (EVENTS.md, "Types") as Rust types, read from a value tree with
+//! every check the contract states, and written back in canonical form. Reading cannot judge
+//! licensing: a fact that breaks a rule is still a valid event.
+
+use crate::fields::{FieldError, Object, ObjectWriter};
+use crate::types::{
+    ActivationMethod, Anniversary, CalType, EventId, LicenseServerId, MigrationReason, Name,
+    ProductVersion, Program, Quantity, ReactivationReason, RemovalMethod, ServerName, Timestamp,
+};
+use crate::value::Value;
+
+/// One recorded fact: the envelope and the type's data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub at: Timestamp,
+    pub actor: Option<String>,
+    pub note: Option<String>,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventData {
+    AgreementPurchased(AgreementPurchased),
+    ServerActivated(ServerActivated),
+    ServerReactivated(ServerReactivated),
+    ServerDeactivated(ServerDeactivated),
+    KeypackInstalled(KeypackInstalled),
+    KeypackRemoved(KeypackRemoved),
+    CalsMigrated(CalsMigrated),
+    SourceCalsRemoved(SourceCalsRemoved),
+    CalIssued(CalIssued),
+    CalRevoked(CalRevoked),
+    ServerRestored(ServerRestored),
+    ServerDatabaseRebuilt(ServerDatabaseRebuilt),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgreementPurchased {
+    pub agreement: Name,
+    pub program: Program,
+    pub number: Option<String>,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub quantity: Quantity,
+    pub anniversary: Option<Anniversary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerActivated {
+    pub server: ServerName,
+    pub license_server_id: LicenseServerId,
+    pub os_version: ProductVersion,
+    pub method: ActivationMethod,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerReactivated {
+    pub server: ServerName,
+    pub license_server_id: LicenseServerId,
+    pub reason: ReactivationReason,
+    pub method: ActivationMethod,
+    pub os_version: Option<ProductVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerDeactivated {
+    pub server: ServerName,
+    pub method: ActivationMethod,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeypackInstalled {
+    pub server: ServerName,
+    pub keypack: Name,
+    pub agreement: Name,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub quantity: Quantity,
+    /// The purchased version when this is a downgrade key. Invariant: newer than `product_version`.
+    pub downgraded_from: Option<ProductVersion>,
+    pub wmi_keypack_id: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeypackRemoved {
+    pub server: ServerName,
+    pub keypack: Name,
+    /// All that remain when absent.
+    pub quantity: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalsMigrated {
+    pub source: ServerName,
+    pub target: ServerName,
+    pub reason: MigrationReason,
+    pub source_reachable: bool,
+    pub from_keypack: Name,
+    pub keypack: Name,
+    pub quantity: Quantity,
+    pub source_removed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceCalsRemoved {
+    pub server: ServerName,
+    pub keypack: Name,
+    pub quantity: Quantity,
+    pub migration: Option<EventId>,
+    pub method: RemovalMethod,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalIssued {
+    pub server: ServerName,
+    pub keypack: Name,
+    pub holder: Name,
+    pub hardware_id: Option<String>,
+    pub temporary: bool,
+    pub expires_at: Option<Timestamp>,
+    pub session_host: Option<String>,
+    pub session_host_version: Option<ProductVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalRevoked {
+    pub server: ServerName,
+    pub keypack: Name,
+    pub holder: Name,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRestored {
+    pub server: ServerName,
+    /// Invariant: not later than the event's `at`.
+    pub backup_taken_at: Timestamp,
+    pub same_machine: bool,
+    pub os_replaced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerDatabaseRebuilt {
+    pub server: ServerName,
+}
+
+/// The `type` of an event, as the contract spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventType {
+    AgreementPurchased,
+    ServerActivated,
+    ServerReactivated,
+    ServerDeactivated,
+    KeypackInstalled,
+    KeypackRemoved,
+    CalsMigrated,
+    SourceCalsRemoved,
+    CalIssued,
+    CalRevoked,
+    ServerRestored,
+    ServerDatabaseRebuilt,
+}
+
+impl EventType {
+    pub const ALL: &'static [EventType] = &[
+        EventType::AgreementPurchased,
+        EventType::ServerActivated,
+        EventType::ServerReactivated,
+        EventType::ServerDeactivated,
+        EventType::KeypackInstalled,
+        EventType::KeypackRemoved,
+        EventType::CalsMigrated,
+        EventType::SourceCalsRemoved,
+        EventType::CalIssued,
+        EventType::CalRevoked,
+        EventType::ServerRestored,
+        EventType::ServerDatabaseRebuilt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::AgreementPurchased => "agreement.purchased",
+            EventType::ServerActivated => "server.activated",
+            EventType::ServerReactivated => "server.reactivated",
+            EventType::ServerDeactivated => "server.deactivated",
+            EventType::KeypackInstalled => "keypack.installed",
+            EventType::KeypackRemoved => "keypack.removed",
+            EventType::CalsMigrated => "cals.migrated",
+            EventType::SourceCalsRemoved => "source.cals_removed",
+            EventType::CalIssued => "cal.issued",
+            EventType::CalRevoked => "cal.revoked",
+            EventType::ServerRestored => "server.restored",
+            EventType::ServerDatabaseRebuilt => "server.database_rebuilt",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<EventType, String> {
+        EventType::ALL.iter().copied().find(|t| t.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            format!("unknown event type {text:?} (expected one of: {})", known.join(", "))
+        })
+    }
+
+    /// The fields of the type's `data`, in canonical order.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            EventType::AgreementPurchased => &[
+                "agreement",
+                "program",
+                "number",
+                "product_version",
+                "cal_type",
+                "quantity",
+                "anniversary",
+            ],
+            EventType::ServerActivated => &["server", "license_server_id", "os_version", "method"],
+            EventType::ServerReactivated => {
+                &["server", "license_server_id", "reason", "method", "os_version"]
+            }
+            EventType::ServerDeactivated => &["server", "method"],
+            EventType::KeypackInstalled => &[
+                "server",
+                "keypack",
+                "agreement",
+                "product_version",
+                "cal_type",
+                "quantity",
+                "downgraded_from",
+                "wmi_keypack_id",
+            ],
+            EventType::KeypackRemoved => &["server", "keypack", "quantity"],
+            EventType::CalsMigrated => &[
+                "source",
+                "target",
+                "reason",
+                "source_reachable",
+                "from_keypack",
+                "keypack",
+                "quantity",
+                "source_removed",
+            ],
+            EventType::SourceCalsRemoved => {
+                &["server", "keypack", "quantity", "migration", "method"]
+            }
+            EventType::CalIssued => &[
+                "server",
+                "keypack",
+                "holder",
+                "hardware_id",
+                "temporary",
+                "expires_at",
+                "session_host",
+                "session_host_version",
+            ],
+            EventType::CalRevoked => &["server", "keypack", "holder"],
+            EventType::ServerRestored => {
+                &["server", "backup_taken_at", "same_machine", "os_replaced"]
+            }
+            EventType::ServerDatabaseRebuilt => &["server"],
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const ENVELOPE_FIELDS: &[&str] = &["id", "type", "at", "actor", "note", "data"];
+
+impl Event {
+    /// Reads and validates one JSON line.
+    pub fn from_json(line: &str) -> Result<Event, FieldError> {
+        let value = Value::from_json(line).map_err(|e| {
+            // serde_json counts lines inside the text it was given; the caller knows the file's
+            // line, so only the column is worth saying.
+            let message = e.to_string();
+            let message =
+                message.rfind(" at line ").map_or(message.as_str(), |end| &message[..end]);
+            FieldError::new("", format!("not valid JSON at column {}: {message}", e.column()))
+        })?;
+        Event::from_value(&value)
+    }
+
+    /// Reads and validates an event from a value tree, whether it came from JSON or from the
+    /// ledger's stored CBOR. `prefix` is the path of the event inside the tree ("" at the top).
+    pub fn from_value_at(value: &Value, prefix: &str) -> Result<Event, FieldError> {
+        let envelope = Object::open(value, prefix, ENVELOPE_FIELDS)?;
+        let id = envelope.parsed("id", EventId::parse)?;
+        let event_type = envelope.parsed("type", EventType::parse)?;
+        let at = envelope.parsed("at", Timestamp::parse)?;
+        let actor = envelope.optional_text("actor")?.map(str::to_owned);
+        let note = envelope.optional_text("note")?.map(str::to_owned);
+        let data_path = envelope.path("data");
+        let data = Object::open(envelope.required("data")?, &data_path, event_type.fields())?;
+        let data = read_data(event_type, &data, at)?;
+        Ok(Event { id, at, actor, note, data })
+    }
+
+    pub fn from_value(value: &Value) -> Result<Event, FieldError> {
+        Event::from_value_at(value, "")
+    }
+
+    /// The canonical value tree: envelope fields in contract order, absent optional fields left
+    /// out, times in UTC. Two inputs that mean the same give the same tree.
+    pub fn to_value(&self) -> Value {
+        ObjectWriter::default()
+            .text("id", self.id.as_str())
+            .text("type", self.event_type().as_str())
+            .text("at", self.at.to_rfc3339())
+            .optional_text("actor", self.actor.clone())
+            .optional_text("note", self.note.clone())
+            .value("data", self.data.to_value())
+            .finish()
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.data.event_type()
+    }
+
+    /// The key pack this event creates, if any: names that must be unique in a ledger.
+    pub fn new_keypack(&self) -> Option<&Name> {
+        match &self.data {
+            EventData::KeypackInstalled(e) => Some(&e.keypack),
+            EventData::CalsMigrated(e) => Some(&e.keypack),
+            _ => None,
+        }
+    }
+
+    /// The servers the event concerns, the first one first (the source, for a migration).
+    pub fn servers(&self) -> Vec<&ServerName> {
+        match &self.data {
+            EventData::AgreementPurchased(_) => vec![],
+            EventData::ServerActivated(e) => vec![&e.server],
+            EventData::ServerReactivated(e) => vec![&e.server],
+            EventData::ServerDeactivated(e) => vec![&e.server],
+            EventData::KeypackInstalled(e) => vec![&e.server],
+            EventData::KeypackRemoved(e) => vec![&e.server],
+            EventData::CalsMigrated(e) => vec![&e.source, &e.target],
+            EventData::SourceCalsRemoved(e) => vec![&e.server],
+            EventData::CalIssued(e) => vec![&e.server],
+            EventData::CalRevoked(e) => vec![&e.server],
+            EventData::ServerRestored(e) => vec![&e.server],
+            EventData::ServerDatabaseRebuilt(e) => vec![&e.server],
+        }
+    }
+}
+
+impl EventData {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventData::AgreementPurchased(_) => EventType::AgreementPurchased,
+            EventData::ServerActivated(_) => EventType::ServerActivated,
+            EventData::ServerReactivated(_) => EventType::ServerReactivated,
+            EventData::ServerDeactivated(_) => EventType::ServerDeactivated,
+            EventData::KeypackInstalled(_) => EventType::KeypackInstalled,
+            EventData::KeypackRemoved(_) => EventType::KeypackRemoved,
+            EventData::CalsMigrated(_) => EventType::CalsMigrated,
+            EventData::SourceCalsRemoved(_) => EventType::SourceCalsRemoved,
+            EventData::CalIssued(_) => EventType::CalIssued,
+            EventData::CalRevoked(_) => EventType::CalRevoked,
+            EventData::ServerRestored(_) => EventType::ServerRestored,
+            EventData::ServerDatabaseRebuilt(_) => EventType::ServerDatabaseRebuilt,
+        }
+    }
+
+    /// The canonical `data` object.
+    pub fn to_value(&self) -> Value {
+        let mut w = ObjectWriter::default();
+        match self {
+            EventData::AgreementPurchased(e) => w
+                .text("agreement", e.agreement.as_str())
+                .text("program", e.program.as_str())
+                .optional_text("number", e.number.clone())
+                .text("product_version", e.product_version.as_str())
+                .text("cal_type", e.cal_type.as_str())
+                .integer("quantity", e.quantity.get())
+                .optional_text("anniversary", e.anniversary.map(|a| a.to_string())),
+            EventData::ServerActivated(e) => w
+                .text("server", e.server.as_str())
+                .text("license_server_id", e.license_server_id.as_str())
+                .text("os_version", e.os_version.as_str())
+                .text("method", e.method.as_str()),
+            EventData::ServerReactivated(e) => w
+                .text("server", e.server.as_str())
+                .text("license_server_id", e.license_server_id.as_str())
+                .text("reason", e.reason.as_str())
+                .text("method", e.method.as_str())
+                .optional_text("os_version", e.os_version.map(|v| v.as_str())),
+            EventData::ServerDeactivated(e) => {
+                w.text("server", e.server.as_str()).text("method", e.method.as_str())
+            }
+            EventData::KeypackInstalled(e) => w
+                .text("server", e.server.as_str())
+                .text("keypack", e.keypack.as_str())
+                .text("agreement", e.agreement.as_str())
+                .text("product_version", e.product_version.as_str())
+                .text("cal_type", e.cal_type.as_str())
+                .integer("quantity", e.quantity.get())
+                .optional_text("downgraded_from", e.downgraded_from.map(|v| v.as_str()))
+                .optional_integer("wmi_keypack_id", e.wmi_keypack_id),
+            EventData::KeypackRemoved(e) => w
+                .text("server", e.server.as_str())
+                .text("keypack", e.keypack.as_str())
+                .optional_integer("quantity", e.quantity.map(Quantity::get)),
+            EventData::CalsMigrated(e) => w
+                .text("source", e.source.as_str())
+                .text("target", e.target.as_str())
+                .text("reason", e.reason.as_str())
+                .boolean("source_reachable", e.source_reachable)
+                .text("from_keypack", e.from_keypack.as_str())
+                .text("keypack", e.keypack.as_str())
+                .integer("quantity", e.quantity.get())
+                .boolean("source_removed", e.source_removed),
+            EventData::SourceCalsRemoved(e) => w
+                .text("server", e.server.as_str())
+                .text("keypack", e.keypack.as_str())
+                .integer("quantity", e.quantity.get())
+                .optional_text("migration", e.migration.as_ref().map(EventId::as_str))
+                .text("method", e.method.as_str()),
+            EventData::CalIssued(e) => w
+                .text("server", e.server.as_str())
+                .text("keypack", e.keypack.as_str())
+                .text("holder", e.holder.as_str())
+                .optional_text("hardware_id", e.hardware_id.clone())
+                .boolean("temporary", e.temporary)
+                .optional_text("expires_at", e.expires_at.map(Timestamp::to_rfc3339))
+                .optional_text("session_host", e.session_host.clone())
+                .optional_text("session_host_version", e.session_host_version.map(|v| v.as_str())),
+            EventData::CalRevoked(e) => w
+                .text("server", e.server.as_str())
+                .text("keypack", e.keypack.as_str())
+                .text("holder", e.holder.as_str()),
+            EventData::ServerRestored(e) => w
+                .text("server", e.server.as_str())
+                .text("backup_taken_at", e.backup_taken_at.to_rfc3339())
+                .boolean("same_machine", e.same_machine)
+                .boolean("os_replaced", e.os_replaced),
+            EventData::ServerDatabaseRebuilt(e) => w.text("server", e.server.as_str()),
+        };
+        w.finish()
+    }
+}
+
+fn quantity(data: &Object, name: &str) -> Result<Quantity, FieldError> {
+    Quantity::new(data.integer(name)?).map_err(|m| FieldError::new(data.path(name), m))
+}
+
+fn optional_quantity(data: &Object, name: &str) -> Result<Option<Quantity>, FieldError> {
+    data.optional_integer(name)?
+        .map(|n| Quantity::new(n).map_err(|m| FieldError::new(data.path(name), m)))
+        .transpose()
+}
+
+/// Free text that must say something: a holder, a hardware id, a session host.
+fn optional_free_text(data: &Object, name: &str) -> Result<Option<String>, FieldError> {
+    match data.optional_text(name)? {
+        Some("") => Err(FieldError::new(data.path(name), "must not be empty")),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+fn read_data(event_type: EventType, d: &Object, at: Timestamp) -> Result<EventData, FieldError> {
+    Ok(match event_type {
+        EventType::AgreementPurchased => EventData::AgreementPurchased(AgreementPurchased {
+            agreement: d.parsed("agreement", Name::parse)?,
+            program: d.parsed("program", Program::parse)?,
+            number: optional_free_text(d, "number")?,
+            product_version: d.parsed("product_version", ProductVersion::parse)?,
+            cal_type: d.parsed("cal_type", CalType::parse)?,
+            quantity: quantity(d, "quantity")?,
+            anniversary: d.optional_parsed("anniversary", Anniversary::parse)?,
+        }),
+        EventType::ServerActivated => EventData::ServerActivated(ServerActivated {
+            server: d.parsed("server", ServerName::parse)?,
+            license_server_id: d.parsed("license_server_id", LicenseServerId::parse)?,
+            os_version: d.parsed("os_version", ProductVersion::parse)?,
+            method: d.parsed("method", ActivationMethod::parse)?,
+        }),
+        EventType::ServerReactivated => EventData::ServerReactivated(ServerReactivated {
+            server: d.parsed("server", ServerName::parse)?,
+            license_server_id: d.parsed("license_server_id", LicenseServerId::parse)?,
+            reason: d.parsed("reason", ReactivationReason::parse)?,
+            method: d.parsed("method", ActivationMethod::parse)?,
+            os_version: d.optional_parsed("os_version", ProductVersion::parse)?,
+        }),
+        EventType::ServerDeactivated => EventData::ServerDeactivated(ServerDeactivated {
+            server: d.parsed("server", ServerName::parse)?,
+            method: d.parsed("method", ActivationMethod::parse)?,
+        }),
+        EventType::KeypackInstalled => {
+            let product_version = d.parsed("product_version", ProductVersion::parse)?;
+            let downgraded_from = d.optional_parsed("downgraded_from", ProductVersion::parse)?;
+            if let Some(from) = downgraded_from
+                && from <= product_version
+            {
+                return Err(FieldError::new(
+                    d.path("downgraded_from"),
+                    format!(
+                        "must be newer than data.product_version ({product_version}), got \"{from}\""
+                    ),
+                ));
+            }
+            let wmi_keypack_id = d
+                .optional_integer("wmi_keypack_id")?
+                .map(|n| {
+                    u32::try_from(n).map_err(|_| {
+                        FieldError::new(
+                            d.path("wmi_keypack_id"),
+                            format!("must be between 0 and {}, got {n}", u32::MAX),
+                        )
+                    })
+                })
+                .transpose()?;
+            EventData::KeypackInstalled(KeypackInstalled {
+                server: d.parsed("server", ServerName::parse)?,
+                keypack: d.parsed("keypack", Name::parse)?,
+                agreement: d.parsed("agreement", Name::parse)?,
+                product_version,
+                cal_type: d.parsed("cal_type", CalType::parse)?,
+                quantity: quantity(d, "quantity")?,
+                downgraded_from,
+                wmi_keypack_id,
+            })
+        }
+        EventType::KeypackRemoved => EventData::KeypackRemoved(KeypackRemoved {
+            server: d.parsed("server", ServerName::parse)?,
+            keypack: d.parsed("keypack", Name::parse)?,
+            quantity: optional_quantity(d, "quantity")?,
+        }),
+        EventType::CalsMigrated => {
+            let source = d.parsed("source", ServerName::parse)?;
+            let target = d.parsed("target", ServerName::parse)?;
+            if source == target {
+                return Err(FieldError::new(
+                    d.path("target"),
+                    format!("must differ from data.source, got {:?} for both", source.as_str()),
+                ));
+            }
+            let from_keypack = d.parsed("from_keypack", Name::parse)?;
+            let keypack = d.parsed("keypack", Name::parse)?;
+            if from_keypack == keypack {
+                return Err(FieldError::new(
+                    d.path("keypack"),
+                    "must name the new pack on the target, not data.from_keypack",
+                ));
+            }
+            EventData::CalsMigrated(CalsMigrated {
+                source,
+                target,
+                reason: d.parsed("reason", MigrationReason::parse)?,
+                source_reachable: d.boolean("source_reachable")?,
+                from_keypack,
+                keypack,
+                quantity: quantity(d, "quantity")?,
+                source_removed: d.boolean("source_removed")?,
+            })
+        }
+        EventType::SourceCalsRemoved => EventData::SourceCalsRemoved(SourceCalsRemoved {
+            server: d.parsed("server", ServerName::parse)?,
+            keypack: d.parsed("keypack", Name::parse)?,
+            quantity: quantity(d, "quantity")?,
+            migration: d.optional_parsed("migration", EventId::parse)?,
+            method: d.parsed("method", RemovalMethod::parse)?,
+        }),
+        EventType::CalIssued => EventData::CalIssued(CalIssued {
+            server: d.parsed("server", ServerName::parse)?,
+            keypack: d.parsed("keypack", Name::parse)?,
+            holder: d.parsed("holder", Name::parse)?,
+            hardware_id: optional_free_text(d, "hardware_id")?,
+            temporary: d.optional_boolean("temporary")?.unwrap_or(false),
+            expires_at: d.optional_parsed("expires_at", Timestamp::parse)?,
+            session_host: optional_free_text(d, "session_host")?,
+            session_host_version: d
+                .optional_parsed("session_host_version", ProductVersion::parse)?,
+        }),
+        EventType::CalRevoked => EventData::CalRevoked(CalRevoked {
+            server: d.parsed("server", ServerName::parse)?,
+            keypack: d.parsed("keypack", Name::parse)?,
+            holder: d.parsed("holder", Name::parse)?,
+        }),
+        EventType::ServerRestored => {
+            let backup_taken_at = d.parsed("backup_taken_at", Timestamp::parse)?;
+            if backup_taken_at > at {
+                return Err(FieldError::new(
+                    d.path("backup_taken_at"),
+                    format!("must not be later than at ({at}), got {backup_taken_at}"),
+                ));
+            }
+            EventData::ServerRestored(ServerRestored {
+                server: d.parsed("server", ServerName::parse)?,
+                backup_taken_at,
+                same_machine: d.boolean("same_machine")?,
+                os_replaced: d.boolean("os_replaced")?,
+            })
+        }
+        EventType::ServerDatabaseRebuilt => {
+            EventData::ServerDatabaseRebuilt(ServerDatabaseRebuilt {
+                server: d.parsed("server", ServerName::parse)?,
+            })
+        }
+    })
+}

@@ -1,0 +1,209 @@
+//! Reading the fields of an object with errors that name the field's path. Knows nothing of which
+//! fields an event has; `event` says that.
+
+use std::fmt;
+
+use crate::value::Value;
+
+/// A value that is not what the contract allows, with the dotted path of the field
+/// (`data.quantity`). An empty path means the whole line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Joins an object path and a field name: `""` + `id` is `id`, `data` + `server` is `data.server`.
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") }
+}
+
+/// The fields of one object. Unknown fields are refused when it is opened, before any field is
+/// read, so that a misspelt optional field is reported as what it is and not as a missing one.
+pub(crate) struct Object<'a> {
+    path: &'a str,
+    fields: &'a [(String, Value)],
+}
+
+impl<'a> Object<'a> {
+    pub(crate) fn open(
+        value: &'a Value,
+        path: &'a str,
+        allowed: &[&str],
+    ) -> Result<Object<'a>, FieldError> {
+        let Value::Object(fields) = value else {
+            let what = if path.is_empty() { "the line" } else { path };
+            return Err(FieldError::new(
+                "",
+                format!("{what} must be a JSON object, got {}", value.kind()),
+            ));
+        };
+        for (name, _) in fields {
+            if !allowed.contains(&name.as_str()) {
+                return Err(FieldError::new(
+                    join(path, name),
+                    format!("unknown field (expected one of: {})", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(Object { path, fields })
+    }
+
+    pub(crate) fn path(&self, name: &str) -> String {
+        join(self.path, name)
+    }
+
+    /// A field that must be present and not null.
+    pub(crate) fn required(&self, name: &str) -> Result<&'a Value, FieldError> {
+        match self.optional(name) {
+            Some(value) => Ok(value),
+            None => Err(FieldError::new(self.path(name), "is required")),
+        }
+    }
+
+    /// A field that may be absent. `null` means absent: JSON writers often emit it for a field
+    /// they have no value for, and both spellings mean the same.
+    pub(crate) fn optional(&self, name: &str) -> Option<&'a Value> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .filter(|v| !matches!(v, Value::Null))
+    }
+
+    pub(crate) fn text(&self, name: &str) -> Result<&'a str, FieldError> {
+        as_text(self.required(name)?, &self.path(name))
+    }
+
+    pub(crate) fn optional_text(&self, name: &str) -> Result<Option<&'a str>, FieldError> {
+        self.optional(name).map(|v| as_text(v, &self.path(name))).transpose()
+    }
+
+    pub(crate) fn boolean(&self, name: &str) -> Result<bool, FieldError> {
+        as_bool(self.required(name)?, &self.path(name))
+    }
+
+    pub(crate) fn optional_boolean(&self, name: &str) -> Result<Option<bool>, FieldError> {
+        self.optional(name).map(|v| as_bool(v, &self.path(name))).transpose()
+    }
+
+    pub(crate) fn integer(&self, name: &str) -> Result<i128, FieldError> {
+        as_integer(self.required(name)?, &self.path(name))
+    }
+
+    pub(crate) fn optional_integer(&self, name: &str) -> Result<Option<i128>, FieldError> {
+        self.optional(name).map(|v| as_integer(v, &self.path(name))).transpose()
+    }
+
+    /// Parses a required field with `parse`, which gets the field's text.
+    pub(crate) fn parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, FieldError> {
+        let text = self.text(name)?;
+        parse(text).map_err(|message| FieldError::new(self.path(name), message))
+    }
+
+    pub(crate) fn optional_parsed<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, FieldError> {
+        match self.optional_text(name)? {
+            Some(text) => {
+                parse(text).map(Some).map_err(|message| FieldError::new(self.path(name), message))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn as_text<'a>(value: &'a Value, path: &str) -> Result<&'a str, FieldError> {
+    match value {
+        Value::Text(s) => Ok(s),
+        other => Err(FieldError::new(path, format!("must be a string, got {}", other.kind()))),
+    }
+}
+
+fn as_bool(value: &Value, path: &str) -> Result<bool, FieldError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        other => Err(FieldError::new(path, format!("must be true or false, got {}", other.kind()))),
+    }
+}
+
+fn as_integer(value: &Value, path: &str) -> Result<i128, FieldError> {
+    match value {
+        Value::Integer(i) => Ok(*i),
+        Value::Float(f) => Err(FieldError::new(path, format!("must be a whole number, got {f}"))),
+        other => Err(FieldError::new(path, format!("must be a number, got {}", other.kind()))),
+    }
+}
+
+/// An object being written in canonical form: fields in the order the code adds them, absent
+/// optional fields left out.
+#[derive(Default)]
+pub(crate) struct ObjectWriter {
+    fields: Vec<(String, Value)>,
+}
+
+impl ObjectWriter {
+    pub(crate) fn text(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.fields.push((name.to_owned(), Value::Text(value.into())));
+        self
+    }
+    pub(crate) fn optional_text(
+        &mut self,
+        name: &str,
+        value: Option<impl Into<String>>,
+    ) -> &mut Self {
+        if let Some(value) = value {
+            self.text(name, value);
+        }
+        self
+    }
+    pub(crate) fn integer(&mut self, name: &str, value: impl Into<i128>) -> &mut Self {
+        self.fields.push((name.to_owned(), Value::Integer(value.into())));
+        self
+    }
+    pub(crate) fn optional_integer(
+        &mut self,
+        name: &str,
+        value: Option<impl Into<i128>>,
+    ) -> &mut Self {
+        if let Some(value) = value {
+            self.integer(name, value);
+        }
+        self
+    }
+    pub(crate) fn boolean(&mut self, name: &str, value: bool) -> &mut Self {
+        self.fields.push((name.to_owned(), Value::Bool(value)));
+        self
+    }
+    pub(crate) fn value(&mut self, name: &str, value: Value) -> &mut Self {
+        self.fields.push((name.to_owned(), value));
+        self
+    }
+    pub(crate) fn finish(&mut self) -> Value {
+        Value::Object(std::mem::take(&mut self.fields))
+    }
+}

@@ -1,0 +1,130 @@
+//! Unit tests of parsing, validation messages and the canonical entry bytes.
+
+use crate::{Entry, Event, EventType, Timestamp};
+
+fn error_of(line: &str) -> String {
+    Event::from_json(line).unwrap_err().to_string()
+}
+
+const INSTALL: &str = r#"{"id":"i1","type":"keypack.installed","at":"2025-03-01T09:30:00Z","data":{"server":"ls01.contoso.com","keypack":"ls01/4","agreement":"EA-6543210","product_version":"2022","cal_type":"per_user","quantity":50}}"#;
+
+#[test]
+fn inputs_that_mean_the_same_encode_the_same() {
+    let a = r#"{"id":"a1","type":"server.activated","at":"2025-03-01T10:30:00+01:00","data":{"server":"LS01.Contoso.com","license_server_id":"abcde-12345-fghij-67890-klmno-12345-pqrst","os_version":"2022","method":"automatic"},"note":null}"#;
+    let b = r#"{ "data": {"method":"automatic","os_version":"2022","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","server":"ls01.contoso.com"},
+                 "at":"2025-03-01T09:30:00Z", "type":"server.activated", "id":"a1" }"#;
+    let ea = Event::from_json(a).unwrap();
+    let eb = Event::from_json(b).unwrap();
+    assert_eq!(ea, eb);
+    let recorded_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    let bytes_a = Entry { seq: 1, recorded_at, event: ea }.encode();
+    let bytes_b = Entry { seq: 1, recorded_at, event: eb }.encode();
+    assert_eq!(bytes_a, bytes_b);
+}
+
+/// Golden bytes: if this fails, the stored format changed and every ledger's hashes with it.
+#[test]
+fn golden_entry_bytes() {
+    let event = Event::from_json(INSTALL).unwrap();
+    let entry =
+        Entry { seq: 7, recorded_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), event };
+    let bytes = entry.encode();
+    let golden = concat!(
+        "a466666f726d61740163736571076b7265636f726465645f617474323032362d30312d30315430303a30303a30",
+        "305a656576656e74a46269646269316474797065716b65797061636b2e696e7374616c6c656462617474323032",
+        "352d30332d30315430393a33303a30305a6464617461a666736572766572706c7330312e636f6e746f736f2e63",
+        "6f6d676b65797061636b666c7330312f346961677265656d656e746a45412d363534333231306f70726f647563",
+        "745f76657273696f6e64323032326863616c5f74797065687065725f75736572687175616e746974791832",
+    );
+    assert_eq!(hex(&bytes), golden);
+    assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn field_errors_name_the_field() {
+    assert_eq!(
+        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":0")),
+        "data.quantity: must be between 1 and 1000000, got 0"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":5.5")),
+        "data.quantity: must be a whole number, got 5.5"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":\"50\"")),
+        "data.quantity: must be a number, got a string"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"cal_type\"", "\"caltype\"")),
+        "data.caltype: unknown field (expected one of: server, keypack, agreement, product_version, cal_type, quantity, downgraded_from, wmi_keypack_id)"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"at\"", "\"when\"")),
+        "when: unknown field (expected one of: id, type, at, actor, note, data)"
+    );
+    assert_eq!(error_of(&INSTALL.replace(",\"quantity\":50", "")), "data.quantity: is required");
+    assert_eq!(
+        error_of(&INSTALL.replace("keypack.installed", "keypack.install")),
+        "type: unknown event type \"keypack.install\" (expected one of: agreement.purchased, server.activated, server.reactivated, server.deactivated, keypack.installed, keypack.removed, cals.migrated, source.cals_removed, cal.issued, cal.revoked, server.restored, server.database_rebuilt)"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("2025-03-01T09:30:00Z", "2025-03-01 09:30")),
+        "at: must be an RFC 3339 time with an offset (2025-03-01T09:30:00Z), got \"2025-03-01 09:30\""
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"i1\"", "\"bad id\"")),
+        "id: may only hold A-Z, a-z, 0-9, '.', '_', ':' and '-', got ' '"
+    );
+    assert_eq!(
+        error_of(&INSTALL.replace("\"2022\"", "\"2022\",\"downgraded_from\":\"2019\"")),
+        "data.downgraded_from: must be newer than data.product_version (2022), got \"2019\""
+    );
+    assert_eq!(error_of("[1]"), "the line must be a JSON object, got an array");
+    assert_eq!(
+        error_of(r#"{"id":"x","id":"y"}"#),
+        "not valid JSON at column 14: duplicate key \"id\""
+    );
+}
+
+#[test]
+fn every_type_round_trips_through_the_stored_form() {
+    let lines = [
+        r#"{"id":"p","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","number":"6543210","product_version":"2022","cal_type":"per_user","quantity":100,"anniversary":"07-01"}}"#,
+        r#"{"id":"r","type":"server.reactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","reason":"upgraded","method":"telephone","os_version":"2025"}}"#,
+        r#"{"id":"d","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","method":"web_browser"}}"#,
+        r#"{"id":"k","type":"keypack.removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1"}}"#,
+        r#"{"id":"m","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ls01","target":"ls02","reason":"source_replaced","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false}}"#,
+        r#"{"id":"s","type":"source.cals_removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","quantity":5,"migration":"m","method":"wmi"}}"#,
+        r#"{"id":"c","type":"cal.issued","at":"2025-01-01T00:00:00Z","actor":"a","note":"n","data":{"server":"ls01","keypack":"p1","holder":"CONTOSO\\jdoe","hardware_id":"hw","temporary":true,"expires_at":"2025-04-01T00:00:00Z","session_host":"rdsh01","session_host_version":"2022"}}"#,
+        r#"{"id":"v","type":"cal.revoked","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","holder":"pc-17"}}"#,
+        r#"{"id":"b","type":"server.restored","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","backup_taken_at":"2024-12-01T00:00:00Z","same_machine":true,"os_replaced":false}}"#,
+        r#"{"id":"x","type":"server.database_rebuilt","at":"2025-01-01T00:00:00Z","data":{"server":"ls01"}}"#,
+    ];
+    for line in lines {
+        let event = Event::from_json(line).unwrap();
+        let entry =
+            Entry { seq: 3, recorded_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), event };
+        assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry, "{line}");
+    }
+    assert_eq!(EventType::ALL.len(), 12);
+}
+
+#[test]
+fn restore_before_its_backup_is_refused() {
+    let line = r#"{"id":"b","type":"server.restored","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","backup_taken_at":"2025-02-01T00:00:00Z","same_machine":true,"os_replaced":false}}"#;
+    assert_eq!(
+        error_of(line),
+        "data.backup_taken_at: must not be later than at (2025-01-01T00:00:00Z), got 2025-02-01T00:00:00Z"
+    );
+}
+
+#[test]
+fn garbage_bytes_decode_to_errors_not_panics() {
+    for bytes in [&b""[..], b"\xff", b"\xa1\x01\x02", b"\x9f", b"\xa4\x66format\x02"] {
+        assert!(Entry::decode(bytes).is_err(), "{bytes:?}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The value types of the event contract (EVENTS.md, "Value types"): each parses from text with
+//! the contract's rules and holds only valid values. No I/O and no judgement on licensing.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Declares a closed set of text values with its parser and its spelling.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Result<$name, String> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "must be one of {}, got {:?}",
+                        [$(concat!("\"", $text, "\"")),+].join(", "),
+                        text
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// A Windows Server version, as a CAL version or a server's OS version. Ordered oldest first,
+    /// so `a < b` means `a` is older.
+    ProductVersion {
+        V2008 = "2008",
+        V2008R2 = "2008R2",
+        V2012 = "2012",
+        V2016 = "2016",
+        V2019 = "2019",
+        V2022 = "2022",
+        V2025 = "2025",
+    }
+}
+
+text_enum! {
+    CalType { PerUser = "per_user", PerDevice = "per_device" }
+}
+
+text_enum! {
+    /// How a license server was activated with the Clearinghouse.
+    ActivationMethod { Automatic = "automatic", WebBrowser = "web_browser", Telephone = "telephone" }
+}
+
+text_enum! {
+    /// The licence program an agreement was bought under.
+    Program {
+        Retail = "retail",
+        OpenLicense = "open_license",
+        Select = "select",
+        EnterpriseAgreement = "enterprise_agreement",
+        CampusAgreement = "campus_agreement",
+        SchoolAgreement = "school_agreement",
+        Spla = "spla",
+        OtherAgreement = "other_agreement",
+    }
+}
+
+text_enum! {
+    ReactivationReason {
+        CertificateExpired = "certificate_expired",
+        CertificateCorrupt = "certificate_corrupt",
+        KeyCompromised = "key_compromised",
+        Redeployed = "redeployed",
+        Upgraded = "upgraded",
+    }
+}
+
+text_enum! {
+    MigrationReason { SourceReplaced = "source_replaced", SourceNotFunctioning = "source_not_functioning" }
+}
+
+text_enum! {
+    /// How migrated CALs were taken off the source server by hand.
+    RemovalMethod { Wmi = "wmi", Deactivated = "deactivated", RoleRemoved = "role_removed" }
+}
+
+/// The writer's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(
+    // Invariant: 1 to 128 characters of `A-Za-z0-9._:-`.
+    String,
+);
+
+impl EventId {
+    pub fn parse(text: &str) -> Result<EventId, String> {
+        if text.is_empty() || text.len() > 128 {
+            return Err(format!("must be 1 to 128 characters long, got {}", text.chars().count()));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(format!("may only hold A-Z, a-z, 0-9, '.', '_', ':' and '-', got {bad:?}"));
+        }
+        Ok(EventId(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A license server's host name, stored lower-case because host names are case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerName(
+    // Invariant: 1 to 253 characters of lower-case `a-z0-9.-_`, not starting or ending with '.'.
+    String,
+);
+
+impl ServerName {
+    pub fn parse(text: &str) -> Result<ServerName, String> {
+        if text.is_empty() || text.len() > 253 {
+            return Err(format!("must be a host name of 1 to 253 characters, got {text:?}"));
+        }
+        if let Some(bad) =
+            text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            return Err(format!(
+                "must be a host name (letters, digits, '.', '-', '_'), got {text:?} with {bad:?}"
+            ));
+        }
+        if text.starts_with('.') || text.ends_with('.') || text.contains("..") {
+            return Err(format!("must be a host name with no empty label, got {text:?}"));
+        }
+        Ok(ServerName(text.to_ascii_lowercase()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A name the writer gives a key pack or an agreement in this ledger.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(
+    // Invariant: 1 to 256 characters, no control character, no white space at either end.
+    String,
+);
+
+impl Name {
+    pub fn parse(text: &str) -> Result<Name, String> {
+        if text.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if text.chars().count() > 256 {
+            return Err("must be at most 256 characters long".to_owned());
+        }
+        if text.chars().any(char::is_control) {
+            return Err(format!("must not hold control characters, got {text:?}"));
+        }
+        if text.trim() != text {
+            return Err(format!("must not start or end with white space, got {text:?}"));
+        }
+        Ok(Name(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A number of CALs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quantity(
+    // Invariant: 1 to 1,000,000.
+    u32,
+);
+
+impl Quantity {
+    pub const MAX: u32 = 1_000_000;
+
+    pub fn new(n: i128) -> Result<Quantity, String> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Quantity(n)),
+            _ => Err(format!("must be between 1 and {}, got {n}", Self::MAX)),
+        }
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// The Clearinghouse's License Server ID, kept without hyphens and in upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LicenseServerId(
+    // Invariant: exactly 35 characters of `A-Z0-9`.
+    String,
+);
+
+impl LicenseServerId {
+    /// Accepts the 35 characters either run together or as 7 groups of 5 joined by hyphens.
+    pub fn parse(text: &str) -> Result<LicenseServerId, String> {
+        let grouped = text.len() == 41
+            && text.split('-').count() == 7
+            && text.split('-').all(|group| group.len() == 5);
+        let compact: String = if grouped { text.split('-').collect() } else { text.to_owned() };
+        if compact.len() != 35 || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "must be 35 letters and digits, optionally as 7 groups of 5 joined by '-', got {text:?}"
+            ));
+        }
+        Ok(LicenseServerId(compact.to_ascii_uppercase()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An enrollment anniversary, month and day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Anniversary {
+    // Invariant: a day that exists in that month in a leap year.
+    month: u8,
+    day: u8,
+}
+
+impl Anniversary {
+    pub fn parse(text: &str) -> Result<Anniversary, String> {
+        let bad = || format!("must be a month and day as MM-DD, got {text:?}");
+        let (month, day) = text.split_once('-').ok_or_else(bad)?;
+        if month.len() != 2 || day.len() != 2 {
+            return Err(bad());
+        }
+        let month: u8 = month.parse().map_err(|_| bad())?;
+        let day: u8 = day.parse().map_err(|_| bad())?;
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 => 29,
+            _ => return Err(bad()),
+        };
+        if day == 0 || day > days_in_month {
+            return Err(bad());
+        }
+        Ok(Anniversary { month, day })
+    }
+    pub fn month(self) -> u32 {
+        self.month.into()
+    }
+    pub fn day(self) -> u32 {
+        self.day.into()
+    }
+}
+
+impl fmt::Display for Anniversary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
+/// A point in time, in UTC, to the microsecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(
+    // Invariant: a whole number of microseconds, within what `i64` microseconds hold.
+    DateTime<Utc>,
+);
+
+impl Timestamp {
+    /// Parses RFC 3339 with an offset and converts it to UTC. Finer than a microsecond is refused
+    /// rather than rounded: rounding would make two different inputs the same.
+    pub fn parse(text: &str) -> Result<Timestamp, String> {
+        let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| {
+            format!("must be an RFC 3339 time with an offset (2025-03-01T09:30:00Z), got {text:?}")
+        })?;
+        // Checked on the text, not the value, so that the JSON Schema's pattern can say the same.
+        let fraction_digits = text
+            .split_once('.')
+            .map_or(0, |(_, rest)| rest.bytes().take_while(u8::is_ascii_digit).count());
+        if fraction_digits > 6 {
+            return Err(format!("must not be more precise than a microsecond, got {text:?}"));
+        }
+        Ok(Timestamp(parsed.with_timezone(&Utc)))
+    }
+
+    pub fn from_micros(micros: i64) -> Option<Timestamp> {
+        DateTime::from_timestamp_micros(micros).map(Timestamp)
+    }
+
+    /// The current time, cut to the microsecond.
+    pub fn now() -> Timestamp {
+        let now = Utc::now();
+        Timestamp::from_micros(now.timestamp_micros())
+            .expect("invariant: the current time fits in i64 microseconds")
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    pub fn datetime(self) -> DateTime<Utc> {
+        self.0
+    }
+
+    /// The canonical text: UTC with `Z`, and 3 or 6 fractional digits only when needed.
+    pub fn to_rfc3339(self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn license_server_id_forms() {
+        let compact = "ABCDE12345FGHIJ67890KLMNO12345PQRST";
+        assert_eq!(LicenseServerId::parse(compact).unwrap().as_str(), compact);
+        let grouped = "abcde-12345-fghij-67890-klmno-12345-pqrst";
+        assert_eq!(LicenseServerId::parse(grouped).unwrap().as_str(), compact);
+        assert!(LicenseServerId::parse("ABCDE-12345FGHIJ67890KLMNO12345PQRST").is_err());
+        assert!(LicenseServerId::parse("ABCDE12345FGHIJ67890KLMNO12345PQRS").is_err());
+        assert!(LicenseServerId::parse("ABCDE12345FGHIJ67890KLMNO12345PQRS!").is_err());
+    }
+
+    #[test]
+    fn timestamps_are_utc_and_canonical() {
+        let t = Timestamp::parse("2025-03-01T10:30:00+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-03-01T09:30:00Z");
+        let t = Timestamp::parse("2025-03-01T09:30:00.250Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-03-01T09:30:00.250Z");
+        assert!(Timestamp::parse("2025-03-01T09:30:00.0000001Z").is_err());
+        assert!(Timestamp::parse("2025-03-01T09:30:00").is_err());
+        assert!(Timestamp::parse("2025-02-30T09:30:00Z").is_err());
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(Quantity::new(1).unwrap().get(), 1);
+        assert_eq!(Quantity::new(1_000_000).unwrap().get(), 1_000_000);
+        assert_eq!(Quantity::new(0).unwrap_err(), "must be between 1 and 1000000, got 0");
+        assert!(Quantity::new(1_000_001).is_err());
+        assert!(Quantity::new(-5).is_err());
+    }
+
+    #[test]
+    fn anniversaries() {
+        assert_eq!(Anniversary::parse("02-29").unwrap().to_string(), "02-29");
+        assert!(Anniversary::parse("02-30").is_err());
+        assert!(Anniversary::parse("13-01").is_err());
+        assert!(Anniversary::parse("1-01").is_err());
+    }
+
+    #[test]
+    fn server_names_are_lower_case() {
+        assert_eq!(ServerName::parse("LS01.Contoso.COM").unwrap().as_str(), "ls01.contoso.com");
+        assert!(ServerName::parse("ls 01").is_err());
+        assert!(ServerName::parse("").is_err());
+    }
+
+    #[test]
+    fn versions_are_ordered() {
+        assert!(ProductVersion::V2019 < ProductVersion::V2022);
+        assert!(ProductVersion::V2008 < ProductVersion::V2008R2);
+        assert_eq!(
+            ProductVersion::parse("2021").unwrap_err(),
+            "must be one of \"2008\", \"2008R2\", \"2012\", \"2016\", \"2019\", \"2022\", \"2025\", got \"2021\""
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! A JSON-like value tree shared by JSON input and stored CBOR, so that both pass through one
+//! validator. It does not know what an event is.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A parsed JSON or CBOR value. Objects keep their keys in order and never hold a key twice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Integer(i128),
+    /// Never valid in an event; kept so the validator can say what it got.
+    Float(f64),
+    Text(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// A short description of the value's kind, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Integer(_) => "an integer",
+            Value::Float(_) => "a fractional number",
+            Value::Text(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+
+    /// Parses one JSON document, refusing an object that names a key twice: with a duplicate key
+    /// one of the two values would be dropped without anyone noticing.
+    pub fn from_json(text: &str) -> Result<Value, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let value = Value::deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(value)
+    }
+
+    /// The value as `serde_json`'s tree, for printing.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Integer(i) => match i64::try_from(*i) {
+                Ok(small) => serde_json::Value::from(small),
+                Err(_) => match u64::try_from(*i) {
+                    Ok(unsigned) => serde_json::Value::from(unsigned),
+                    Err(_) => serde_json::Value::String(i.to_string()),
+                },
+            },
+            Value::Float(f) => serde_json::Value::from(*f),
+            Value::Text(s) => serde_json::Value::String(s.clone()),
+            Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
+            Value::Object(fields) => serde_json::Value::Object(
+                fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            ),
+        }
+    }
+
+    /// Converts a decoded CBOR item. CBOR that has no JSON meaning (byte strings, tags, non-text
+    /// keys, duplicate keys) is refused: the ledger never writes it.
+    pub fn from_cbor(value: ciborium::Value) -> Result<Value, String> {
+        Ok(match value {
+            ciborium::Value::Null => Value::Null,
+            ciborium::Value::Bool(b) => Value::Bool(b),
+            ciborium::Value::Integer(i) => Value::Integer(i128::from(i)),
+            ciborium::Value::Float(f) => Value::Float(f),
+            ciborium::Value::Text(s) => Value::Text(s),
+            ciborium::Value::Array(items) => {
+                Value::Array(items.into_iter().map(Value::from_cbor).collect::<Result<_, _>>()?)
+            }
+            ciborium::Value::Map(entries) => {
+                let mut fields: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let ciborium::Value::Text(key) = key else {
+                        return Err("a map key that is not text".to_owned());
+                    };
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(format!("the map key {key:?} twice"));
+                    }
+                    fields.push((key, Value::from_cbor(value)?));
+                }
+                Value::Object(fields)
+            }
+            ciborium::Value::Bytes(_) => return Err("a byte string".to_owned()),
+            ciborium::Value::Tag(tag, _) => return Err(format!("the tag {tag}")),
+            _ => return Err("an unknown CBOR item".to_owned()),
+        })
+    }
+
+    /// The CBOR item for this value. Floats are never part of an event and have no canonical
+    /// form here, so a float is a bug of the caller.
+    pub fn to_cbor(&self) -> ciborium::Value {
+        match self {
+            Value::Null => ciborium::Value::Null,
+            Value::Bool(b) => ciborium::Value::Bool(*b),
+            Value::Integer(i) => {
+                let integer = ciborium::value::Integer::try_from(*i)
+                    .expect("invariant: the validator only admits integers that fit CBOR");
+                ciborium::Value::Integer(integer)
+            }
+            Value::Float(f) => ciborium::Value::Float(*f),
+            Value::Text(s) => ciborium::Value::Text(s.clone()),
+            Value::Array(items) => {
+                ciborium::Value::Array(items.iter().map(Value::to_cbor).collect())
+            }
+            Value::Object(fields) => ciborium::Value::Map(
+                fields
+                    .iter()
+                    .map(|(k, v)| (ciborium::Value::Text(k.clone()), v.to_cbor()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Integer(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Integer(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields: Vec<(String, Value)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let value = map.next_value()?;
+            fields.push((key, value));
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = Value::from_json(r#"{"a": 1, "a": 2}"#).unwrap_err();
+        assert_eq!(err.to_string(), "duplicate key \"a\" at line 1 column 12");
+    }
+
+    #[test]
+    fn keys_keep_their_order() {
+        let value = Value::from_json(r#"{"b": 1, "a": [true, null, "x"]}"#).unwrap();
+        assert_eq!(
+            value,
+            Value::Object(vec![
+                ("b".into(), Value::Integer(1)),
+                (
+                    "a".into(),
+                    Value::Array(vec![Value::Bool(true), Value::Null, Value::Text("x".into())])
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn trailing_text_is_refused() {
+        assert!(Value::from_json(r#"{"a": 1} x"#).is_err());
+    }
+}

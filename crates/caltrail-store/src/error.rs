@@ -1,0 +1,76 @@
+//! The store's errors. A damaged or foreign file is a value to report, never a panic.
+
+use std::path::PathBuf;
+
+use caltrail_events::{EventId, Name};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no ledger at {path} (caltrail append creates one)")]
+    NoLedger { path: PathBuf },
+    #[error("{path} is not a valid caltrail ledger: {reason}")]
+    NotALedger { path: PathBuf, reason: String },
+    #[error(
+        "{path} is a ledger of format {found}, newer than this caltrail reads ({supported}): upgrade caltrail"
+    )]
+    NewerFormat { path: PathBuf, found: i64, supported: i64 },
+    #[error("{path}: entry {seq} is damaged ({reason}): run caltrail verify")]
+    Corrupt { path: PathBuf, seq: u64, reason: String },
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Where the earlier event an appended one clashes with is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Earlier {
+    /// Already in the ledger.
+    Entry { seq: u64, id: String },
+    /// Earlier in the same batch, at this position (0-based).
+    InBatch { index: usize },
+}
+
+impl std::fmt::Display for Earlier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Earlier::Entry { seq, id } => write!(f, "entry {seq}, id {id:?}"),
+            Earlier::InBatch { index } => write!(f, "event {} of this batch", index + 1),
+        }
+    }
+}
+
+/// Why an append was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `index` is the event's position in the batch (0-based).
+    #[error("{:?} is already used by {earlier} with different content", id.as_str())]
+    ConflictingId { index: usize, id: EventId, earlier: Earlier },
+    #[error("a key pack named {:?} already exists (created by {earlier})", keypack.as_str())]
+    KeypackExists { index: usize, keypack: Name, earlier: Earlier },
+}
+
+impl AppendError {
+    /// The position in the batch of the event that was refused, if one was.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            AppendError::Store(_) => None,
+            AppendError::ConflictingId { index, .. } | AppendError::KeypackExists { index, .. } => {
+                Some(*index)
+            }
+        }
+    }
+
+    /// The earlier event it clashes with, if any.
+    pub fn earlier(&self) -> Option<&Earlier> {
+        match self {
+            AppendError::Store(_) => None,
+            AppendError::ConflictingId { earlier, .. }
+            | AppendError::KeypackExists { earlier, .. } => Some(earlier),
+        }
+    }
+}

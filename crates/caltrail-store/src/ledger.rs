@@ -1,0 +1,412 @@
+//! The ledger file: opening it, its schema and format version, appending under one write lock,
+//! and reading entries back in order. The only code that knows SQLite.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use caltrail_events::{Entry, Event, EventId, Name, Timestamp};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{AppendError, Earlier, StoreError};
+use crate::hash::EntryHash;
+
+/// `PRAGMA application_id` of a ledger: "CALT" in ASCII.
+pub const APPLICATION_ID: i64 = 0x4341_4C54;
+/// `PRAGMA user_version`: the ledger format this code writes and reads.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// A second writer waits this long for the first to commit before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The schema of format 1. `verify` compares the triggers in the file with these.
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE entries (
+    seq         INTEGER PRIMARY KEY CHECK (seq >= 1),
+    id          TEXT    NOT NULL UNIQUE,
+    type        TEXT    NOT NULL,
+    at          INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    keypack     TEXT    UNIQUE,
+    body        BLOB    NOT NULL,
+    hash        BLOB    NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE INDEX entries_at ON entries (at);
+"#;
+
+/// The append-only guard rails. They stop mistakes, not an attacker: the chain is the evidence.
+pub(crate) const TRIGGERS: &[(&str, &str)] = &[
+    (
+        "entries_no_update",
+        "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries BEGIN SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END",
+    ),
+    (
+        "entries_no_delete",
+        "CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END",
+    ),
+    // INSERT OR REPLACE deletes the row it conflicts with without firing DELETE triggers, so an
+    // insert is allowed only as the next entry and only with an unused id and key pack name.
+    (
+        "entries_append_only",
+        "CREATE TRIGGER entries_append_only BEFORE INSERT ON entries WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM entries) OR EXISTS (SELECT 1 FROM entries WHERE id = NEW.id OR keypack = NEW.keypack) BEGIN SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END",
+    ),
+];
+
+/// The last entry of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Invariant: the number of entries, and the `seq` of the last one.
+    pub n_events: u64,
+    pub hash: EntryHash,
+    pub recorded_at: Option<Timestamp>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReport {
+    pub appended: u64,
+    pub duplicates: u64,
+    pub head: Head,
+}
+
+/// One stored entry, decoded, with the hash it is stored with.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub hash: EntryHash,
+    pub entry: Entry,
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens a ledger, creating the file when it does not exist.
+    pub fn open_or_create(path: &Path) -> Result<Ledger, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut ledger = Ledger::connect(path, flags)?;
+        ledger.initialise_if_new()?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger to read it; a missing file is an error, never a new ledger.
+    pub fn open_existing(path: &Path) -> Result<Ledger, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NoLedger { path: path.to_owned() });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = if is_writable(path) { flags } else { OpenFlags::SQLITE_OPEN_READ_ONLY };
+        let ledger = Ledger::connect(path, flags)?;
+        if ledger.head_is_missing()? {
+            return Err(ledger.not_a_ledger("an empty file"));
+        }
+        Ok(ledger)
+    }
+
+    /// Opens the file and checks that it is a ledger this code reads before changing anything:
+    /// a foreign database must be left exactly as it was.
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Ledger, StoreError> {
+        if path.is_dir() {
+            return Err(StoreError::NotALedger {
+                path: path.to_owned(),
+                reason: "it is a folder".to_owned(),
+            });
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| sqlite(path, e))?;
+        let ledger = Ledger { conn, path: path.to_owned() };
+        ledger.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| ledger.err(e))?;
+        ledger.check_format()?;
+        if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            // WAL lets readers work during an append; FULL makes a commit survive power loss.
+            ledger
+                .conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| ledger.classify(e))?;
+        }
+        ledger.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| ledger.err(e))?;
+        Ok(ledger)
+    }
+
+    fn initialise_if_new(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sqlite(&path, e))?;
+        // Checked again under the write lock: another process may have created it meanwhile.
+        let objects: i64 = tx
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+            .map_err(|e| sqlite(&path, e))?;
+        if objects == 0 {
+            tx.execute_batch(SCHEMA).map_err(|e| sqlite(&path, e))?;
+            for (_, sql) in TRIGGERS {
+                tx.execute_batch(sql).map_err(|e| sqlite(&path, e))?;
+            }
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| sqlite(&path, e))?;
+            tx.pragma_update(None, "user_version", FORMAT_VERSION).map_err(|e| sqlite(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite(&path, e))
+    }
+
+    /// Accepts a ledger of a format this code reads, or a file with nothing in it yet.
+    fn check_format(&self) -> Result<(), StoreError> {
+        // Reading the header is the first access to the file: a file that is not SQLite fails here.
+        let application_id: i64 = self
+            .conn
+            .pragma_query_value(None, "application_id", |row| row.get(0))
+            .map_err(|e| self.classify(e))?;
+        if application_id == 0 {
+            let objects: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
+                .map_err(|e| self.classify(e))?;
+            return if objects == 0 {
+                Ok(())
+            } else {
+                Err(self.not_a_ledger("a SQLite database without the caltrail mark"))
+            };
+        }
+        if application_id != APPLICATION_ID {
+            return Err(self.not_a_ledger("a SQLite database of another application"));
+        }
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| self.err(e))?;
+        if version > FORMAT_VERSION {
+            return Err(StoreError::NewerFormat {
+                path: self.path.clone(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if version < 1 {
+            return Err(self.not_a_ledger(&format!("format version {version}")));
+        }
+        Ok(())
+    }
+
+    fn head_is_missing(&self) -> Result<bool, StoreError> {
+        let objects: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'entries'", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| self.classify(e))?;
+        Ok(objects == 0)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+        sqlite(&self.path, source)
+    }
+
+    fn not_a_ledger(&self, reason: &str) -> StoreError {
+        StoreError::NotALedger { path: self.path.clone(), reason: reason.to_owned() }
+    }
+
+    /// SQLite's "not a database" and "malformed" codes mean the file is not a usable ledger.
+    pub(crate) fn classify(&self, source: rusqlite::Error) -> StoreError {
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase)
+            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => self.not_a_ledger(&source.to_string()),
+            _ => self.err(source),
+        }
+    }
+
+    /// The last entry, or the genesis hash and 0 events for an empty ledger.
+    pub fn head(&self) -> Result<Head, StoreError> {
+        head_of(&self.conn).map_err(|e| self.classify(e))
+    }
+
+    /// Appends a batch, all or nothing, under one write lock. Events whose `id` is already in the
+    /// ledger (or earlier in the batch) with the same content are skipped as duplicates.
+    /// `recorded_at` is raised to the last entry's when the clock went back, so that it never
+    /// decreases along the chain.
+    pub fn append(
+        &mut self,
+        events: &[Event],
+        recorded_at: Timestamp,
+    ) -> Result<AppendReport, AppendError> {
+        let path = self.path.clone();
+        let e = |source| sqlite(&path, source);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        let mut head = head_of(&tx).map_err(e)?;
+        let recorded_at = match head.recorded_at {
+            Some(last) if last > recorded_at => last,
+            _ => recorded_at,
+        };
+        let mut in_batch_ids: HashMap<&EventId, usize> = HashMap::new();
+        let mut in_batch_keypacks: HashMap<&Name, usize> = HashMap::new();
+        let mut duplicates = 0;
+        let mut appended = 0;
+        {
+            let mut find_id =
+                tx.prepare_cached("SELECT seq, body FROM entries WHERE id = ?1").map_err(e)?;
+            let mut find_keypack =
+                tx.prepare_cached("SELECT seq, id FROM entries WHERE keypack = ?1").map_err(e)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(e)?;
+            for (index, event) in events.iter().enumerate() {
+                if let Some(&earlier) = in_batch_ids.get(&event.id) {
+                    if events[earlier] == *event {
+                        duplicates += 1;
+                        continue;
+                    }
+                    return Err(AppendError::ConflictingId {
+                        index,
+                        id: event.id.clone(),
+                        earlier: Earlier::InBatch { index: earlier },
+                    });
+                }
+                let stored: Option<(i64, Vec<u8>)> = find_id
+                    .query_row([event.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+                    .map_err(e)?;
+                if let Some((seq, body)) = stored {
+                    let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
+                        path: path.clone(),
+                        seq: seq as u64,
+                        reason: err.to_string(),
+                    })?;
+                    if existing.event == *event {
+                        duplicates += 1;
+                        in_batch_ids.insert(&event.id, index);
+                        continue;
+                    }
+                    return Err(AppendError::ConflictingId {
+                        index,
+                        id: event.id.clone(),
+                        earlier: Earlier::Entry {
+                            seq: seq as u64,
+                            id: event.id.as_str().to_owned(),
+                        },
+                    });
+                }
+                in_batch_ids.insert(&event.id, index);
+                if let Some(keypack) = event.new_keypack() {
+                    if let Some(&earlier) = in_batch_keypacks.get(keypack) {
+                        return Err(AppendError::KeypackExists {
+                            index,
+                            keypack: keypack.clone(),
+                            earlier: Earlier::InBatch { index: earlier },
+                        });
+                    }
+                    let existing: Option<(i64, String)> = find_keypack
+                        .query_row([keypack.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                        .map_err(e)?;
+                    if let Some((seq, id)) = existing {
+                        return Err(AppendError::KeypackExists {
+                            index,
+                            keypack: keypack.clone(),
+                            earlier: Earlier::Entry { seq: seq as u64, id },
+                        });
+                    }
+                    in_batch_keypacks.insert(keypack, index);
+                }
+                let seq = head.n_events + 1;
+                let entry = Entry { seq, recorded_at, event: event.clone() };
+                let body = entry.encode();
+                let hash = EntryHash::chain(&head.hash, &body);
+                insert
+                    .execute(params![
+                        seq as i64,
+                        event.id.as_str(),
+                        event.event_type().as_str(),
+                        event.at.micros(),
+                        recorded_at.micros(),
+                        event.new_keypack().map(Name::as_str),
+                        body,
+                        &hash.0[..],
+                    ])
+                    .map_err(e)?;
+                head = Head { n_events: seq, hash, recorded_at: Some(recorded_at) };
+                appended += 1;
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok(AppendReport { appended, duplicates, head })
+    }
+
+    /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given.
+    /// An entry that does not decode stops the walk with `StoreError::Corrupt`; `verify` says more.
+    pub fn for_each_entry(
+        &self,
+        until_seq: Option<u64>,
+        mut visit: impl FnMut(StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut statement = self
+            .conn
+            .prepare("SELECT seq, body, hash FROM entries WHERE seq <= ?1 ORDER BY seq")
+            .map_err(|e| self.classify(e))?;
+        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
+            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let body: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
+            let hash: Vec<u8> = row.get(2).map_err(|e| self.err(e))?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                path: self.path.clone(),
+                seq: seq as u64,
+                reason,
+            };
+            let entry = Entry::decode(&body).map_err(|e| corrupt(e.to_string()))?;
+            if entry.seq != seq as u64 {
+                return Err(corrupt(format!("its bytes say it is entry {}", entry.seq)));
+            }
+            let hash = EntryHash::from_slice(&hash)
+                .ok_or_else(|| corrupt("hash is not 32 bytes".into()))?;
+            visit(StoredEntry { hash, entry })?;
+        }
+        Ok(())
+    }
+}
+
+fn head_of(conn: &Connection) -> Result<Head, rusqlite::Error> {
+    let last: Option<(i64, Vec<u8>, i64)> = conn
+        .query_row(
+            "SELECT seq, hash, recorded_at FROM entries ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        None => Head { n_events: 0, hash: EntryHash::GENESIS, recorded_at: None },
+        Some((seq, hash, recorded_at)) => Head {
+            n_events: seq as u64,
+            hash: EntryHash::from_slice(&hash).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Blob,
+                    "the last entry's hash is not 32 bytes: run caltrail verify".into(),
+                )
+            })?,
+            recorded_at: Timestamp::from_micros(recorded_at),
+        },
+    })
+}
+
+fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite { path: path.to_owned(), source }
+}
+
+fn is_writable(path: &Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
+}

@@ -1,0 +1,12 @@
+//! The ledger store: one SQLite file holding an append-only, hash-chained table of entries.
+//! The only crate that knows SQLite. It stores and verifies; it does not interpret events.
+
+mod error;
+mod hash;
+mod ledger;
+mod verify;
+
+pub use error::{AppendError, Earlier, StoreError};
+pub use hash::{EntryHash, HASH_CONTEXT};
+pub use ledger::{APPLICATION_ID, AppendReport, FORMAT_VERSION, Head, Ledger, StoredEntry};
+pub use verify::{Problem, ProblemKind, VerifyReport};

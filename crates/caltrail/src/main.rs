@@ -1,0 +1,112 @@
+//! The `caltrail` command line: parses arguments, runs one command, maps the outcome to an exit
+//! code. The glue between the library crates; it holds no ledger or licensing logic of its own.
+
+mod append;
+mod log;
+mod output;
+mod timearg;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A tamper-evident, event-sourced ledger of Remote Desktop Services CAL licensing.
+#[derive(Debug, Parser)]
+#[command(name = "caltrail", version, about, propagate_version = true)]
+#[command(
+    after_help = "Example:\n  caltrail --db estate.db append fixtures/migration-unreachable-source.jsonl\n  caltrail --db estate.db verify"
+)]
+struct Cli {
+    /// The ledger file.
+    #[arg(long, global = true, env = "CALTRAIL_DB", default_value = "caltrail.db")]
+    db: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Append(append::AppendArgs),
+    Verify(VerifyArgs),
+    Log(log::LogArgs),
+}
+
+/// Re-hash the whole chain and check the ledger file; exit 1 if anything is wrong.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  caltrail --db estate.db verify --head 3f1c...e09a")]
+struct VerifyArgs {
+    /// A head hash kept earlier (64 hex digits): it must still be in the chain.
+    #[arg(long, value_name = "HEX")]
+    head: Option<String>,
+}
+
+/// How a command ended, when it did not fail.
+pub enum Outcome {
+    /// Nothing to report: exit 0.
+    Clean,
+    /// A check found something: exit 1.
+    Found,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out).and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Found) => ExitCode::from(1),
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = out.flush();
+            eprintln!("caltrail: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Append(args) => append::run(&cli.db, &args, out),
+        Command::Verify(args) => verify(&cli.db, &args, out),
+        Command::Log(args) => log::run(&cli.db, &args, out),
+    }
+}
+
+fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let expected_head = args
+        .head
+        .as_deref()
+        .map(caltrail_store::EntryHash::parse_hex)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--head: {e}"))?;
+    let ledger = caltrail_store::Ledger::open_existing(db)?;
+    let report = ledger.verify(expected_head)?;
+    if report.is_ok() {
+        writeln!(out, "ok: {} events, head {}", report.n_verified, report.head)?;
+        return Ok(Outcome::Clean);
+    }
+    for problem in &report.problems {
+        writeln!(out, "{problem}")?;
+    }
+    let n = report.problems.len();
+    writeln!(
+        out,
+        "failed: {n} problem{}; {} entries verified before any break",
+        if n == 1 { "" } else { "s" },
+        report.n_verified
+    )?;
+    Ok(Outcome::Found)
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,192 @@
+//! Printing tabular results as an aligned table, CSV or JSON Lines. Knows nothing of what the
+//! rows mean.
+
+use std::io::{self, Write};
+
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// RFC 4180 CSV with a header line.
+    Csv,
+    /// JSON Lines: one object per row.
+    Json,
+}
+
+/// One value of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Text(s) => s.clone(),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Int(i) => serde_json::Value::from(*i),
+            Cell::Text(s) => serde_json::Value::String(s.clone()),
+        }
+    }
+
+    fn is_number(&self) -> bool {
+        matches!(self, Cell::Int(_))
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+}
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::Text(s)
+    }
+}
+impl From<i64> for Cell {
+    fn from(i: i64) -> Cell {
+        Cell::Int(i)
+    }
+}
+impl From<u64> for Cell {
+    fn from(i: u64) -> Cell {
+        Cell::Int(i64::try_from(i).unwrap_or(i64::MAX))
+    }
+}
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(value: Option<T>) -> Cell {
+        value.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// Rows under named columns.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    pub fn new(columns: &[&str]) -> Table {
+        Table { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows: Vec::new() }
+    }
+
+    pub fn write(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        match format {
+            Format::Table => self.write_table(out),
+            Format::Csv => self.write_csv(out),
+            Format::Json => self.write_json(out),
+        }
+    }
+
+    fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
+        let texts: Vec<Vec<String>> =
+            self.rows.iter().map(|row| row.iter().map(Cell::text).collect()).collect();
+        let widths: Vec<usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                texts.iter().map(|row| row[i].chars().count()).max().unwrap_or(0).max(name.len())
+            })
+            .collect();
+        let last = self.columns.len().saturating_sub(1);
+        let mut line = String::new();
+        for (i, name) in self.columns.iter().enumerate() {
+            pad(&mut line, name, widths[i], false, i == last);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+        for (row, cells) in texts.iter().zip(&self.rows) {
+            line.clear();
+            for (i, text) in row.iter().enumerate() {
+                pad(&mut line, text, widths[i], cells[i].is_number(), i == last);
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+
+    fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
+        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
+        writeln!(out, "{}", header.join(","))?;
+        for row in &self.rows {
+            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.text())).collect();
+            writeln!(out, "{}", fields.join(","))?;
+        }
+        Ok(())
+    }
+
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        for row in &self.rows {
+            let object: serde_json::Map<String, serde_json::Value> =
+                self.columns.iter().cloned().zip(row.iter().map(Cell::json)).collect();
+            writeln!(out, "{}", serde_json::Value::Object(object))?;
+        }
+        Ok(())
+    }
+}
+
+fn pad(line: &mut String, text: &str, width: usize, right: bool, last: bool) {
+    let fill = width.saturating_sub(text.chars().count());
+    if right {
+        line.extend(std::iter::repeat_n(' ', fill));
+        line.push_str(text);
+    } else {
+        line.push_str(text);
+        if !last {
+            line.extend(std::iter::repeat_n(' ', fill));
+        }
+    }
+    if !last {
+        line.push_str("  ");
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        let mut table = Table::new(&["seq", "name"]);
+        table.rows.push(vec![Cell::Int(1), Cell::from("a, \"b\"")]);
+        table.rows.push(vec![Cell::Int(10), Cell::Null]);
+        table
+    }
+
+    fn render(format: Format) -> String {
+        let mut out = Vec::new();
+        sample().write(format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(render(Format::Table), "seq  name\n  1  a, \"b\"\n 10\n");
+        assert_eq!(render(Format::Csv), "seq,name\n1,\"a, \"\"b\"\"\"\n10,\n");
+        assert_eq!(
+            render(Format::Json),
+            "{\"seq\":1,\"name\":\"a, \\\"b\\\"\"}\n{\"seq\":10,\"name\":null}\n"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! `caltrail append`: golden head hashes of the fixture stories, idempotency, atomicity, the
+//! malformed fixtures and concurrent appenders.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::{Sandbox, expect_file, fixtures, stories};
+
+#[test]
+fn every_story_appends_verifies_and_gives_its_golden_head() {
+    for story in stories() {
+        let sandbox = Sandbox::new();
+        let appended = sandbox.append_file(&story).ok();
+        let n_lines = std::fs::read_to_string(&story).unwrap().lines().count();
+        let head = appended.head_hash();
+        assert_eq!(
+            appended.stdout,
+            format!("appended {n_lines} events (0 duplicates skipped); head {n_lines} {head}\n")
+        );
+        expect_file(&story.with_extension("head"), &format!("{head}\n"));
+        let verified = sandbox.run(&["verify"]).ok();
+        assert_eq!(verified.stdout, format!("ok: {n_lines} events, head {head}\n"));
+    }
+}
+
+#[test]
+fn appending_the_same_file_again_is_a_no_op() {
+    let sandbox = Sandbox::new();
+    let story = fixtures().join("reactivation-telephone.jsonl");
+    let first = sandbox.append_file(&story).ok();
+    let before = crate::fingerprint(&sandbox.db());
+    let again = sandbox.append_file(&story).ok();
+    assert_eq!(
+        again.stdout,
+        format!("appended 0 events (8 duplicates skipped); head 8 {}\n", first.head_hash())
+    );
+    assert_eq!(crate::fingerprint(&sandbox.db()), before);
+}
+
+#[test]
+fn a_partly_new_file_appends_only_the_new_events() {
+    let sandbox = Sandbox::new();
+    let story = std::fs::read_to_string(fixtures().join("database-rebuilt.jsonl")).unwrap();
+    let lines: Vec<&str> = story.lines().collect();
+    let first_part = sandbox.dir.path().join("part.jsonl");
+    std::fs::write(&first_part, lines[..3].join("\n")).unwrap();
+    sandbox.append_file(&first_part).ok();
+    let whole = sandbox.append_file(&fixtures().join("database-rebuilt.jsonl")).ok();
+    let golden = std::fs::read_to_string(fixtures().join("database-rebuilt.head")).unwrap();
+    assert_eq!(
+        whole.stdout,
+        format!("appended 2 events (3 duplicates skipped); head 5 {}", golden)
+    );
+}
+
+#[test]
+fn inputs_that_mean_the_same_are_duplicates() {
+    let sandbox = Sandbox::new();
+    let a = r#"{"id":"a1","type":"server.activated","at":"2025-03-01T10:30:00+01:00","data":{"server":"LS01.Contoso.com","license_server_id":"abcde-12345-fghij-67890-klmno-12345-pqrst","os_version":"2022","method":"automatic"}}"#;
+    let b = r#"{"data":{"method":"automatic","os_version":"2022","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","server":"ls01.contoso.com"},"at":"2025-03-01T09:30:00Z","type":"server.activated","id":"a1","note":null}"#;
+    append_stdin(&sandbox, a).ok();
+    let again = append_stdin(&sandbox, b).ok();
+    assert!(
+        again.stdout.starts_with("appended 0 events (1 duplicate skipped); head 1 "),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn a_conflicting_id_is_refused_and_nothing_is_written() {
+    let sandbox = Sandbox::new();
+    sandbox.append_file(&fixtures().join("migration-unreachable-source.jsonl")).ok();
+    let before = crate::fingerprint(&sandbox.db());
+    let changed = std::fs::read_to_string(fixtures().join("migration-unreachable-source.jsonl"))
+        .unwrap()
+        .replace("\"quantity\":100,\"migration\"", "\"quantity\":99,\"migration\"");
+    let input = format!(
+        "{}\n{changed}",
+        r#"{"id":"new-1","type":"server.database_rebuilt","at":"2025-05-01T00:00:00Z","data":{"server":"ls02.contoso.com"}}"#
+    );
+    let run = append_stdin(&sandbox, &input);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "caltrail: <stdin>:11: id: \"mus-010\" is already used by entry 10, id \"mus-010\" with different content\nnothing was appended\n"
+    );
+    assert_eq!(crate::fingerprint(&sandbox.db()), before);
+    assert_eq!(
+        sandbox.run(&["verify"]).ok().stdout.lines().next().unwrap().split(',').next(),
+        Some("ok: 11 events")
+    );
+}
+
+#[test]
+fn a_batch_with_one_bad_line_leaves_the_ledger_byte_for_byte_unchanged() {
+    let sandbox = Sandbox::new();
+    sandbox.append_file(&fixtures().join("downgrade-2022-on-2019.jsonl")).ok();
+    let files = ["ledger.db", "ledger.db-wal"];
+    let before: Vec<Option<(usize, u64)>> =
+        files.iter().map(|f| crate::fingerprint(&sandbox.dir.path().join(f))).collect();
+    let mut input = std::fs::read_to_string(fixtures().join("database-rebuilt.jsonl")).unwrap();
+    input.push_str(r#"{"id":"late","type":"keypack.removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls09","keypack":"ls09/2","quantity":0}}"#);
+    let run = append_stdin(&sandbox, &input);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "caltrail: <stdin>:6: data.quantity: must be between 1 and 1000000, got 0\nnothing was appended: 1 invalid line\n"
+    );
+    let after: Vec<Option<(usize, u64)>> =
+        files.iter().map(|f| crate::fingerprint(&sandbox.dir.path().join(f))).collect();
+    assert_eq!(before, after);
+}
+
+/// Every malformed fixture gives exactly the error kept beside it, and creates no ledger.
+#[test]
+fn malformed_fixtures_give_their_errors() {
+    let dir = fixtures().join("malformed");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let sandbox = Sandbox::new();
+        let name = case.file_name().unwrap().to_str().unwrap();
+        std::fs::copy(&case, sandbox.dir.path().join(name)).unwrap();
+        let run = sandbox.run(&["append", name]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{name}");
+        expect_file(&case.with_extension("error"), &run.stderr);
+        assert!(!sandbox.db().exists(), "{name} left a ledger file behind");
+    }
+}
+
+#[test]
+fn blank_lines_crlf_and_a_byte_order_mark_are_accepted() {
+    let sandbox = Sandbox::new();
+    let story = std::fs::read_to_string(fixtures().join("restore-same-machine.jsonl")).unwrap();
+    let windows =
+        format!("\u{feff}\r\n{}\r\n\r\n", story.lines().collect::<Vec<_>>().join("\r\n\r\n"));
+    let run = append_stdin(&sandbox, &windows).ok();
+    let golden = std::fs::read_to_string(fixtures().join("restore-same-machine.head")).unwrap();
+    assert_eq!(run.stdout, format!("appended 6 events (0 duplicates skipped); head 6 {golden}"));
+}
+
+#[test]
+fn several_files_are_one_batch() {
+    let sandbox = Sandbox::new();
+    let a = fixtures().join("database-rebuilt.jsonl");
+    let b = fixtures().join("malformed/quantity-zero.jsonl");
+    let run = sandbox.run(&["append", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("quantity-zero.jsonl:1: data.quantity:"), "{}", run.stderr);
+    assert!(!sandbox.db().exists());
+    let c = fixtures().join("restore-same-machine.jsonl");
+    let run = sandbox.run(&["append", a.to_str().unwrap(), c.to_str().unwrap()]).ok();
+    assert!(run.stdout.starts_with("appended 11 events (0 duplicates skipped); head 11 "));
+}
+
+#[test]
+fn concurrent_appenders_both_succeed_and_the_chain_holds() {
+    let sandbox = Sandbox::new();
+    let batches: Vec<String> = (0..2)
+        .map(|writer| {
+            (0..300)
+                .map(|i| {
+                    format!(
+                        r#"{{"id":"w{writer}-{i}","type":"cal.issued","at":"2025-01-01T00:00:00Z","data":{{"server":"ls01","keypack":"p","holder":"user{i}"}}}}"#
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    let mut children = Vec::new();
+    for round in 0..5 {
+        for batch in &batches {
+            let path = sandbox.dir.path().join(format!("batch-{round}-{}.jsonl", children.len()));
+            std::fs::write(&path, batch).unwrap();
+            children.push(sandbox.caltrail(&["append", path.to_str().unwrap()]).spawn().unwrap());
+        }
+    }
+    for child in children {
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    let verified = sandbox.run(&["verify"]).ok();
+    assert!(verified.stdout.starts_with("ok: 600 events, head "), "{}", verified.stdout);
+}
+
+pub fn append_stdin(sandbox: &Sandbox, input: &str) -> crate::Run {
+    let mut child = sandbox
+        .caltrail(&["append"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    crate::Run::from(child.wait_with_output().unwrap())
+}

@@ -1,0 +1,161 @@
+//! Command-line conventions: `--db` and `CALTRAIL_DB`, exit codes, formats, help, a closed pipe,
+//! and `log` with its filters.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::{Sandbox, fixtures};
+
+fn estate() -> Sandbox {
+    let sandbox = Sandbox::new();
+    for story in ["migration-unreachable-source.jsonl", "reactivation-telephone.jsonl"] {
+        sandbox.append_file(&fixtures().join(story)).ok();
+    }
+    sandbox
+}
+
+#[test]
+fn log_lists_events_with_filters() {
+    let sandbox = estate();
+    let run = sandbox
+        .run(&[
+            "log",
+            "--server",
+            "LS01.contoso.com",
+            "--type",
+            "cals.migrated",
+            "--type",
+            "source.cals_removed",
+        ])
+        .ok();
+    assert_eq!(
+        run.stdout,
+        "seq  at                    type                 id       server                                summary\n  \
+           8  2025-03-01T15:30:00Z  cals.migrated        mus-008  ls01.contoso.com -> ls02.contoso.com  migrated 100 CALs from ls01/4 to ls02/2 (source_replaced), still on source\n \
+          10  2025-03-27T11:20:00Z  source.cals_removed  mus-010  ls01.contoso.com                      removed 100 migrated CALs from ls01/4 by hand (wmi)\n"
+    );
+    let run = sandbox
+        .run(&[
+            "log",
+            "--since",
+            "2025-05-12",
+            "--until",
+            "2025-05-14T11:00:00Z",
+            "--format",
+            "csv",
+        ])
+        .ok();
+    assert_eq!(
+        run.stdout,
+        "seq,at,type,id,server,summary\n\
+         17,2025-05-12T08:10:00Z,cal.issued,rt-006,ls06.woodgrove.com,issued CAL from ls06/3 to WG-KIOSK-02\n\
+         18,2025-05-14T11:00:00Z,server.reactivated,rt-007,ls06.woodgrove.com,\"reactivated (certificate_expired, telephone), new id VW56XYZ78ABC90DEF12GHI34JKL56MNO78P\"\n"
+    );
+    let run = sandbox.run(&["log", "--limit", "1", "--format", "json"]).ok();
+    assert_eq!(
+        run.stdout,
+        "{\"seq\":1,\"at\":\"2024-06-15T10:00:00Z\",\"type\":\"agreement.purchased\",\"id\":\"mus-001\",\"server\":\"\",\"summary\":\"EA-6543210 bought 100 2019 per_user CALs (enterprise_agreement)\"}\n"
+    );
+}
+
+#[test]
+fn the_ledger_comes_from_caltrail_db_when_no_db_is_given() {
+    let sandbox = estate();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_caltrail"))
+        .args(["log", "--limit", "1", "--format", "csv"])
+        .env("CALTRAIL_DB", sandbox.db())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(String::from_utf8(run.stdout).unwrap().contains("mus-001"));
+}
+
+#[test]
+fn usage_and_input_errors_exit_2() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["verify"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "caltrail: no ledger at {} (caltrail append creates one)\n",
+            sandbox.db().display()
+        )
+    );
+    assert_eq!(sandbox.run(&["frobnicate"]).code, 2);
+    assert_eq!(sandbox.run(&["log", "--since", "yesterday"]).code, 2);
+    let run = sandbox.run(&["append", "no-such-file.jsonl"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.starts_with("caltrail: cannot read no-such-file.jsonl: "), "{}", run.stderr);
+    std::fs::write(sandbox.db(), "not a database, just text that is long enough to be a header....................................................................").unwrap();
+    let run = sandbox.run(&["verify"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "caltrail: {} is not a valid caltrail ledger: file is not a database\n",
+            sandbox.db().display()
+        )
+    );
+}
+
+#[test]
+fn a_sqlite_file_of_another_application_is_refused() {
+    let sandbox = Sandbox::new();
+    let conn = rusqlite::Connection::open(sandbox.db()).unwrap();
+    conn.execute_batch("CREATE TABLE t (x)").unwrap();
+    drop(conn);
+    let before = crate::fingerprint(&sandbox.db());
+    let run = sandbox.append_file(&fixtures().join("database-rebuilt.jsonl"));
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "caltrail: {} is not a valid caltrail ledger: a SQLite database without the caltrail mark\n",
+            sandbox.db().display()
+        )
+    );
+    assert_eq!(crate::fingerprint(&sandbox.db()), before);
+}
+
+#[test]
+fn a_ledger_of_a_newer_format_is_refused() {
+    let sandbox = estate();
+    let conn = rusqlite::Connection::open(sandbox.db()).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let run = sandbox.run(&["verify"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "caltrail: {} is a ledger of format 2, newer than this caltrail reads (1): upgrade caltrail\n",
+            sandbox.db().display()
+        )
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let sandbox = Sandbox::new();
+    for command in ["append", "verify", "log"] {
+        let run = sandbox.run(&[command, "--help"]).ok();
+        assert!(run.stdout.contains("Example"), "{command} --help has no example");
+    }
+    let run = sandbox.run(&["--version"]).ok();
+    assert_eq!(run.stdout, format!("caltrail {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let sandbox = estate();
+    let mut child =
+        sandbox.caltrail(&["log"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output);
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+}
