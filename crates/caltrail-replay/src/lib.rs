@@ -1,1 +1,9 @@
-//! placeholder
+//! Replaying a ledger's events into the state they describe, as plain rows: the facts the SQL
+//! rules judge. Folding an event cannot fail and makes no licensing judgement; an event that
+//! breaks a rule is data for the rules. No storage, no Arrow, no SQL, no printing.
+
+mod fold;
+mod rows;
+
+pub use fold::{AsOf, Replay};
+pub use rows::*;

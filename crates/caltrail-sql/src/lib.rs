@@ -1,1 +1,14 @@
-//! placeholder
+//! SQL over the replayed state: the state as Arrow tables, the compliance rules of `queries/`,
+//! the user's own read-only SQL and the Parquet export. The only crate that knows DataFusion.
+//! It judges nothing in Rust: every finding comes from a rule's SQL.
+
+mod engine;
+mod error;
+mod rules;
+mod tables;
+
+pub use datafusion::arrow;
+pub use engine::{Engine, QueryResult};
+pub use error::SqlError;
+pub use rules::{FINDING_COLUMNS, RULES, Rule, TRUE_UP, find as find_rule};
+pub use tables::TABLE_NAMES;

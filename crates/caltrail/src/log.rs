@@ -8,7 +8,7 @@ use caltrail_store::Ledger;
 
 use crate::Outcome;
 use crate::output::{Cell, Format, Table};
-use crate::timearg::parse_time;
+use crate::timearg::{parse_time, parse_time_end_of_day};
 
 /// List recorded events in ledger order.
 #[derive(Debug, clap::Args)]
@@ -25,8 +25,8 @@ pub struct LogArgs {
     /// Only events whose `at` is at or after this time (RFC 3339 or YYYY-MM-DD).
     #[arg(long, value_parser = parse_time)]
     since: Option<Timestamp>,
-    /// Only events whose `at` is at or before this time (RFC 3339 or YYYY-MM-DD).
-    #[arg(long, value_parser = parse_time)]
+    /// Only events whose `at` is at or before this time (RFC 3339, or YYYY-MM-DD: its end).
+    #[arg(long, value_parser = parse_time_end_of_day)]
     until: Option<Timestamp>,
     /// At most this many events (the first ones in ledger order).
     #[arg(long)]

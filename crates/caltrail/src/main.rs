@@ -2,8 +2,10 @@
 //! code. The glue between the library crates; it holds no ledger or licensing logic of its own.
 
 mod append;
+mod arrow_table;
 mod log;
 mod output;
+mod report;
 mod timearg;
 
 use std::io::{self, Write};
@@ -32,6 +34,11 @@ enum Command {
     Append(append::AppendArgs),
     Verify(VerifyArgs),
     Log(log::LogArgs),
+    State(report::StateArgs),
+    Check(report::CheckArgs),
+    Sql(report::SqlArgs),
+    TrueUp(report::TrueUpArgs),
+    Export(report::ExportArgs),
 }
 
 /// Re-hash the whole chain and check the ledger file; exit 1 if anything is wrong.
@@ -76,6 +83,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Append(args) => append::run(&cli.db, &args, out),
         Command::Verify(args) => verify(&cli.db, &args, out),
         Command::Log(args) => log::run(&cli.db, &args, out),
+        Command::State(args) => report::state(&cli.db, &args, out),
+        Command::Check(args) => report::check(&cli.db, &args, out),
+        Command::Sql(args) => report::sql(&cli.db, &args, out),
+        Command::TrueUp(args) => report::true_up(&cli.db, &args, out),
+        Command::Export(args) => report::export(&cli.db, &args, out),
     }
 }
 

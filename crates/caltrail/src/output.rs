@@ -20,7 +20,9 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Null,
+    Bool(bool),
     Int(i64),
+    Float(f64),
     Text(String),
 }
 
@@ -28,7 +30,9 @@ impl Cell {
     fn text(&self) -> String {
         match self {
             Cell::Null => String::new(),
+            Cell::Bool(b) => b.to_string(),
             Cell::Int(i) => i.to_string(),
+            Cell::Float(f) => f.to_string(),
             Cell::Text(s) => s.clone(),
         }
     }
@@ -36,13 +40,15 @@ impl Cell {
     fn json(&self) -> serde_json::Value {
         match self {
             Cell::Null => serde_json::Value::Null,
+            Cell::Bool(b) => serde_json::Value::Bool(*b),
             Cell::Int(i) => serde_json::Value::from(*i),
+            Cell::Float(f) => serde_json::Value::from(*f),
             Cell::Text(s) => serde_json::Value::String(s.clone()),
         }
     }
 
     fn is_number(&self) -> bool {
-        matches!(self, Cell::Int(_))
+        matches!(self, Cell::Int(_) | Cell::Float(_))
     }
 }
 

@@ -1,12 +1,23 @@
-//! Reading times given on the command line: RFC 3339, or a bare date meaning its start in UTC.
+//! Reading times given on the command line: RFC 3339, or a bare date in UTC.
 
 use caltrail_events::Timestamp;
 
+/// A date means its start: for `--since`.
 pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    parse(text, false)
+}
+
+/// A date means its last microsecond: for `--until` and `--as-of`, so that the day is included.
+pub fn parse_time_end_of_day(text: &str) -> Result<Timestamp, String> {
+    parse(text, true)
+}
+
+fn parse(text: &str, end_of_day: bool) -> Result<Timestamp, String> {
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let start = date.and_hms_opt(0, 0, 0).expect("invariant: midnight exists every day");
-        return Timestamp::from_micros(start.and_utc().timestamp_micros())
-            .ok_or_else(|| format!("{text:?} is out of range"));
+        let micros =
+            start.and_utc().timestamp_micros() + if end_of_day { 86_400_000_000 - 1 } else { 0 };
+        return Timestamp::from_micros(micros).ok_or_else(|| format!("{text:?} is out of range"));
     }
     Timestamp::parse(text).map_err(|_| {
         format!(

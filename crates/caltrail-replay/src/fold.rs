@@ -1,0 +1,647 @@
+//! Folding events into state, in ledger order, up to an as-of point.
+
+use std::collections::{BTreeMap, HashMap};
+
+use caltrail_events::{
+    CalType, Event, EventData, KeypackInstalled, ProductVersion, ServerName, Timestamp,
+};
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+
+use crate::rows::*;
+
+/// How long a temporary per-device CAL lasts when its event gives no `expires_at`.
+const TEMPORARY_CAL_DAYS: i64 = 90;
+
+/// Which events count (EVENTS.md, "Ordering").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Every event; "active" is judged at the current time.
+    Latest,
+    /// The first N events; "active" is judged at the `at` of event N.
+    Seq(u64),
+    /// The events whose `at` is at or before T, in ledger order; "active" is judged at T.
+    Time(Timestamp),
+}
+
+/// The state the events describe, as rows. Built by `apply` in ledger order, then `finish`.
+#[derive(Debug)]
+pub struct Replay {
+    as_of: AsOf,
+    /// When "active" is judged.
+    pub active_at: Timestamp,
+    /// The last entry applied, 0 when none.
+    pub last_seq: u64,
+    pub n_applied: u64,
+    /// Whether `events` rows are kept (the table is large and only some queries read it).
+    keep_events: bool,
+    pub events: Vec<EventRow>,
+    pub servers: BTreeMap<ServerName, ServerRow>,
+    pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
+    pub purchases: Vec<PurchaseRow>,
+    pub keypacks: Vec<KeypackRow>,
+    keypack_index: HashMap<String, usize>,
+    /// Per pack (same index): `(at, quantity after)` of every change, for restores.
+    timelines: Vec<Vec<(Timestamp, u64)>>,
+    pub cals: Vec<CalRow>,
+    cal_index: HashMap<(String, String), usize>,
+    pub migrations: Vec<MigrationRow>,
+    migration_index: HashMap<String, usize>,
+    pub status_changes: Vec<StatusChangeRow>,
+    pub issues: Vec<IssueRow>,
+    pub revocations: Vec<RevocationRow>,
+    pub restores: Vec<RestoreRow>,
+    pub quantity_changes: Vec<QuantityChangeRow>,
+    pub true_up_periods: Vec<TrueUpPeriodRow>,
+}
+
+impl Replay {
+    /// An empty state. `now` is when "active" is judged for `AsOf::Latest`.
+    pub fn new(as_of: AsOf, now: Timestamp, keep_events: bool) -> Replay {
+        let active_at = match as_of {
+            AsOf::Time(t) => t,
+            _ => now,
+        };
+        Replay {
+            as_of,
+            active_at,
+            last_seq: 0,
+            n_applied: 0,
+            keep_events,
+            events: Vec::new(),
+            servers: BTreeMap::new(),
+            agreements: BTreeMap::new(),
+            purchases: Vec::new(),
+            keypacks: Vec::new(),
+            keypack_index: HashMap::new(),
+            timelines: Vec::new(),
+            cals: Vec::new(),
+            cal_index: HashMap::new(),
+            migrations: Vec::new(),
+            migration_index: HashMap::new(),
+            status_changes: Vec::new(),
+            issues: Vec::new(),
+            revocations: Vec::new(),
+            restores: Vec::new(),
+            quantity_changes: Vec::new(),
+            true_up_periods: Vec::new(),
+        }
+    }
+
+    /// The last `seq` worth reading for this as-of point, if there is one.
+    pub fn until_seq(&self) -> Option<u64> {
+        match self.as_of {
+            AsOf::Seq(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Applies one entry if the as-of point includes it.
+    pub fn apply(&mut self, seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) {
+        match self.as_of {
+            AsOf::Seq(n) if seq > n => return,
+            AsOf::Seq(n) if seq == n => self.active_at = event.at,
+            AsOf::Time(t) if event.at > t => return,
+            _ => {}
+        }
+        self.last_seq = seq;
+        self.n_applied += 1;
+        if self.keep_events {
+            self.events.push(event_row(seq, recorded_at, hash, event));
+        }
+        for server in event.servers() {
+            self.server(server);
+        }
+        let at = event.at;
+        match &event.data {
+            EventData::AgreementPurchased(e) => {
+                let key = (e.agreement.as_str().to_owned(), e.product_version, e.cal_type);
+                let quantity = u64::from(e.quantity.get());
+                let row = self.agreements.entry(key).or_insert_with(|| AgreementRow {
+                    agreement: e.agreement.as_str().to_owned(),
+                    program: e.program.as_str(),
+                    number: None,
+                    product_version: e.product_version,
+                    cal_type: e.cal_type,
+                    purchased: 0,
+                    n_purchases: 0,
+                    anniversary: None,
+                    first_purchased_at: at,
+                    last_purchased_at: at,
+                });
+                row.program = e.program.as_str();
+                row.purchased += quantity;
+                row.n_purchases += 1;
+                row.first_purchased_at = row.first_purchased_at.min(at);
+                row.last_purchased_at = row.last_purchased_at.max(at);
+                if let Some(number) = &e.number {
+                    row.number = Some(number.clone());
+                }
+                if let Some(anniversary) = e.anniversary {
+                    row.anniversary = Some(anniversary.to_string());
+                }
+                self.purchases.push(PurchaseRow {
+                    seq,
+                    at,
+                    agreement: e.agreement.as_str().to_owned(),
+                    program: e.program.as_str(),
+                    product_version: e.product_version,
+                    cal_type: e.cal_type,
+                    quantity,
+                });
+            }
+            EventData::ServerActivated(e) => {
+                let row = self.server(&e.server);
+                row.status = ServerStatus::Activated;
+                row.license_server_id = Some(e.license_server_id.as_str().to_owned());
+                row.os_version = Some(e.os_version);
+                row.activated_at = Some(at);
+                self.status_changed(seq, at, &e.server);
+            }
+            EventData::ServerReactivated(e) => {
+                let row = self.server(&e.server);
+                row.status = ServerStatus::Activated;
+                row.license_server_id = Some(e.license_server_id.as_str().to_owned());
+                if let Some(os) = e.os_version {
+                    row.os_version = Some(os);
+                }
+                row.reactivated_at = Some(at);
+                self.status_changed(seq, at, &e.server);
+            }
+            EventData::ServerDeactivated(e) => {
+                let row = self.server(&e.server);
+                row.status = ServerStatus::Deactivated;
+                row.deactivated_at = Some(at);
+                self.status_changed(seq, at, &e.server);
+            }
+            EventData::KeypackInstalled(e) => self.install(seq, at, e),
+            EventData::KeypackRemoved(e) => {
+                if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
+                    let current = self.keypacks[index].current_quantity;
+                    let wanted = e.quantity.map_or(current, |q| u64::from(q.get()));
+                    self.take_out(seq, at, index, wanted);
+                }
+            }
+            EventData::CalsMigrated(e) => {
+                let quantity = u64::from(e.quantity.get());
+                let source = self.keypack_index.get(e.from_keypack.as_str()).copied();
+                if let Some(source) = source {
+                    let from = self.keypacks[source].clone();
+                    if e.source_removed {
+                        self.take_out(seq, at, source, quantity);
+                    }
+                    self.add_pack(
+                        seq,
+                        KeypackRow {
+                            keypack: e.keypack.as_str().to_owned(),
+                            server: e.target.clone(),
+                            agreement: from.agreement,
+                            product_version: from.product_version,
+                            cal_type: from.cal_type,
+                            downgraded_from: from.downgraded_from,
+                            wmi_keypack_id: None,
+                            origin: Origin::Migrated,
+                            migration: Some(event.id.as_str().to_owned()),
+                            from_keypack: Some(e.from_keypack.as_str().to_owned()),
+                            installed_seq: seq,
+                            installed_at: at,
+                            installed: quantity,
+                            removed: 0,
+                            restored: 0,
+                            lost: 0,
+                            current_quantity: quantity,
+                            resurrected: 0,
+                            active_issued: 0,
+                            available: 0,
+                        },
+                    );
+                }
+                self.migration_index.insert(event.id.as_str().to_owned(), self.migrations.len());
+                self.migrations.push(MigrationRow {
+                    migration: event.id.as_str().to_owned(),
+                    seq,
+                    at,
+                    source: e.source.clone(),
+                    target: e.target.clone(),
+                    reason: e.reason.as_str(),
+                    source_reachable: e.source_reachable,
+                    from_keypack: e.from_keypack.as_str().to_owned(),
+                    keypack: e.keypack.as_str().to_owned(),
+                    quantity,
+                    source_removed: e.source_removed,
+                    removed_by_hand: 0,
+                    removed_at: None,
+                    not_removed: if e.source_removed { 0 } else { quantity },
+                });
+            }
+            EventData::SourceCalsRemoved(e) => {
+                let quantity = u64::from(e.quantity.get());
+                if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
+                    self.take_out(seq, at, index, quantity);
+                }
+                // The named migration is covered first, then the other migrations of the pack
+                // in ledger order.
+                let named =
+                    e.migration.as_ref().and_then(|id| self.migration_index.get(id.as_str()));
+                let mut order: Vec<usize> = named.copied().into_iter().collect();
+                order.extend(
+                    (0..self.migrations.len())
+                        .filter(|i| self.migrations[*i].from_keypack == e.keypack.as_str()),
+                );
+                let mut left = quantity;
+                for index in order {
+                    let migration = &mut self.migrations[index];
+                    let covered = left.min(migration.not_removed);
+                    if covered > 0 {
+                        migration.not_removed -= covered;
+                        migration.removed_by_hand += covered;
+                        migration.removed_at = Some(at);
+                        left -= covered;
+                    }
+                }
+            }
+            EventData::CalIssued(e) => {
+                let pack = self.keypack_index.get(e.keypack.as_str()).map(|i| &self.keypacks[*i]);
+                let cal_type = pack.map(|p| p.cal_type);
+                let product_version = pack.map(|p| p.product_version);
+                let expires_at =
+                    e.expires_at.or_else(|| e.temporary.then(|| add_days(at, TEMPORARY_CAL_DAYS)));
+                let key = (e.keypack.as_str().to_owned(), e.holder.as_str().to_lowercase());
+                let renewal = self.cal_index.contains_key(&key);
+                let server_status =
+                    self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
+                self.issues.push(IssueRow {
+                    seq,
+                    at,
+                    server: e.server.clone(),
+                    keypack: e.keypack.as_str().to_owned(),
+                    holder: e.holder.as_str().to_owned(),
+                    cal_type,
+                    product_version,
+                    temporary: e.temporary,
+                    renewal,
+                    session_host: e.session_host.clone(),
+                    session_host_version: e.session_host_version,
+                    server_status,
+                });
+                match self.cal_index.get(&key) {
+                    Some(&index) => {
+                        let cal = &mut self.cals[index];
+                        cal.server = e.server.clone();
+                        cal.n_issues += 1;
+                        cal.renewed_at = Some(at);
+                        cal.expires_at = expires_at;
+                        cal.temporary = e.temporary;
+                        cal.revoked_at = None;
+                        cal.cleared_at = None;
+                        if e.hardware_id.is_some() {
+                            cal.hardware_id = e.hardware_id.clone();
+                        }
+                        if e.session_host.is_some() {
+                            cal.session_host = e.session_host.clone();
+                            cal.session_host_version = e.session_host_version;
+                        }
+                    }
+                    None => {
+                        self.cal_index.insert(key, self.cals.len());
+                        self.cals.push(CalRow {
+                            server: e.server.clone(),
+                            keypack: e.keypack.as_str().to_owned(),
+                            holder: e.holder.as_str().to_owned(),
+                            cal_type,
+                            product_version,
+                            hardware_id: e.hardware_id.clone(),
+                            temporary: e.temporary,
+                            issued_at: at,
+                            renewed_at: None,
+                            n_issues: 1,
+                            expires_at,
+                            revoked_at: None,
+                            cleared_at: None,
+                            session_host: e.session_host.clone(),
+                            session_host_version: e.session_host_version,
+                            active: false,
+                        });
+                    }
+                }
+            }
+            EventData::CalRevoked(e) => {
+                let key = (e.keypack.as_str().to_owned(), e.holder.as_str().to_lowercase());
+                if let Some(&index) = self.cal_index.get(&key) {
+                    self.cals[index].revoked_at = Some(at);
+                }
+                let pack = self.keypack_index.get(e.keypack.as_str()).map(|i| &self.keypacks[*i]);
+                let cal_type = pack.map(|p| p.cal_type);
+                let product_version = pack.map(|p| p.product_version);
+                let installed_on_server = self
+                    .keypacks
+                    .iter()
+                    .filter(|p| {
+                        p.server == e.server
+                            && p.cal_type == CalType::PerDevice
+                            && Some(p.product_version) == product_version
+                    })
+                    .map(|p| p.current_quantity)
+                    .sum();
+                self.revocations.push(RevocationRow {
+                    seq,
+                    at,
+                    server: e.server.clone(),
+                    keypack: e.keypack.as_str().to_owned(),
+                    holder: e.holder.as_str().to_owned(),
+                    cal_type,
+                    product_version,
+                    installed_on_server,
+                });
+            }
+            EventData::ServerRestored(e) => self.restore(seq, at, e),
+            EventData::ServerDatabaseRebuilt(e) => {
+                let packs: Vec<usize> = (0..self.keypacks.len())
+                    .filter(|i| self.keypacks[*i].server == e.server)
+                    .collect();
+                for index in packs {
+                    let current = self.keypacks[index].current_quantity;
+                    self.set_quantity(seq, at, index, 0);
+                    self.keypacks[index].lost += current;
+                    self.keypacks[index].resurrected = 0;
+                }
+                for cal in self.cals.iter_mut().filter(|c| c.server == e.server) {
+                    cal.cleared_at.get_or_insert(at);
+                }
+                self.server(&e.server).last_rebuilt_at = Some(at);
+            }
+        }
+    }
+
+    /// Judges what is active at `active_at` and derives the per-pack counts and true-up years.
+    pub fn finish(mut self) -> Replay {
+        let active_at = self.active_at;
+        let mut active_per_pack: HashMap<&str, u64> = HashMap::new();
+        for cal in &mut self.cals {
+            cal.active = cal.revoked_at.is_none()
+                && cal.cleared_at.is_none()
+                && cal.issued_at <= active_at
+                && cal.expires_at.is_none_or(|t| t > active_at);
+            if cal.active {
+                *active_per_pack.entry(cal.keypack.as_str()).or_default() += 1;
+            }
+        }
+        for pack in &mut self.keypacks {
+            pack.active_issued = active_per_pack.get(pack.keypack.as_str()).copied().unwrap_or(0);
+            pack.available = pack.current_quantity.saturating_sub(pack.active_issued);
+        }
+        self.true_up_periods = true_up_periods(&self.agreements, active_at);
+        self
+    }
+
+    fn server(&mut self, server: &ServerName) -> &mut ServerRow {
+        self.servers.entry(server.clone()).or_insert_with(|| ServerRow {
+            server: server.clone(),
+            status: ServerStatus::NeverActivated,
+            license_server_id: None,
+            os_version: None,
+            activated_at: None,
+            deactivated_at: None,
+            reactivated_at: None,
+            last_restored_at: None,
+            last_backup_taken_at: None,
+            last_rebuilt_at: None,
+        })
+    }
+
+    fn status_changed(&mut self, seq: u64, at: Timestamp, server: &ServerName) {
+        let row = &self.servers[server];
+        self.status_changes.push(StatusChangeRow {
+            seq,
+            at,
+            server: server.clone(),
+            status: row.status,
+            license_server_id: row.license_server_id.clone(),
+            os_version: row.os_version,
+        });
+    }
+
+    fn install(&mut self, seq: u64, at: Timestamp, e: &KeypackInstalled) {
+        let quantity = u64::from(e.quantity.get());
+        self.add_pack(
+            seq,
+            KeypackRow {
+                keypack: e.keypack.as_str().to_owned(),
+                server: e.server.clone(),
+                agreement: e.agreement.as_str().to_owned(),
+                product_version: e.product_version,
+                cal_type: e.cal_type,
+                downgraded_from: e.downgraded_from,
+                wmi_keypack_id: e.wmi_keypack_id,
+                origin: Origin::Installed,
+                migration: None,
+                from_keypack: None,
+                installed_seq: seq,
+                installed_at: at,
+                installed: quantity,
+                removed: 0,
+                restored: 0,
+                lost: 0,
+                current_quantity: quantity,
+                resurrected: 0,
+                active_issued: 0,
+                available: 0,
+            },
+        );
+    }
+
+    fn add_pack(&mut self, seq: u64, pack: KeypackRow) {
+        let index = self.keypacks.len();
+        self.quantity_changes.push(QuantityChangeRow {
+            seq,
+            at: pack.installed_at,
+            keypack: pack.keypack.clone(),
+            server: pack.server.clone(),
+            agreement: pack.agreement.clone(),
+            entitlement_version: pack.entitlement_version(),
+            cal_type: pack.cal_type,
+            delta: pack.current_quantity as i64,
+        });
+        self.timelines.push(vec![(pack.installed_at, pack.current_quantity)]);
+        self.keypack_index.insert(pack.keypack.clone(), index);
+        self.keypacks.push(pack);
+    }
+
+    /// Takes up to `wanted` CALs out of a pack; a pack never goes below zero.
+    fn take_out(&mut self, seq: u64, at: Timestamp, index: usize, wanted: u64) {
+        let pack = &self.keypacks[index];
+        let taken = wanted.min(pack.current_quantity);
+        let after = pack.current_quantity - taken;
+        self.set_quantity(seq, at, index, after);
+        let pack = &mut self.keypacks[index];
+        pack.removed += taken;
+        pack.resurrected = pack.resurrected.saturating_sub(taken);
+    }
+
+    fn set_quantity(&mut self, seq: u64, at: Timestamp, index: usize, after: u64) {
+        let pack = &mut self.keypacks[index];
+        let delta = after as i64 - pack.current_quantity as i64;
+        pack.current_quantity = after;
+        self.timelines[index].push((at, after));
+        if delta != 0 {
+            self.quantity_changes.push(QuantityChangeRow {
+                seq,
+                at,
+                keypack: pack.keypack.clone(),
+                server: pack.server.clone(),
+                agreement: pack.agreement.clone(),
+                entitlement_version: pack.entitlement_version(),
+                cal_type: pack.cal_type,
+                delta,
+            });
+        }
+    }
+
+    /// The server holds again what it held at the backup (DOMAIN.md, "Backup/restore"); on
+    /// another machine or a reinstalled OS only the issued CALs of those packs come back.
+    fn restore(&mut self, seq: u64, at: Timestamp, e: &caltrail_events::ServerRestored) {
+        let backup = e.backup_taken_at;
+        let keeps_unissued = e.same_machine && !e.os_replaced;
+        for index in 0..self.keypacks.len() {
+            if self.keypacks[index].server != e.server {
+                continue;
+            }
+            let quantity_at_backup = self.timelines[index]
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= backup)
+                .map_or(0, |(_, q)| *q);
+            let quantity_before = self.keypacks[index].current_quantity;
+            if quantity_at_backup == 0 && quantity_before == 0 {
+                continue;
+            }
+            let keypack = self.keypacks[index].keypack.clone();
+            let issued_at_backup = (self
+                .cals
+                .iter()
+                .filter(|c| {
+                    c.keypack == keypack
+                        && c.issued_at <= backup
+                        && c.revoked_at.is_none_or(|t| t > backup)
+                        && c.cleared_at.is_none_or(|t| t > backup)
+                        && c.expires_at.is_none_or(|t| t > backup)
+                })
+                .count() as u64)
+                .min(quantity_at_backup);
+            let quantity_after = if keeps_unissued { quantity_at_backup } else { issued_at_backup };
+            let unissued_lost = quantity_at_backup - quantity_after;
+            let came_back = quantity_after.saturating_sub(quantity_before);
+            self.set_quantity(seq, at, index, quantity_after);
+            let pack = &mut self.keypacks[index];
+            if quantity_after >= quantity_before {
+                pack.restored += came_back;
+            } else {
+                pack.lost += quantity_before - quantity_after;
+            }
+            pack.resurrected = came_back;
+            self.restores.push(RestoreRow {
+                seq,
+                at,
+                server: e.server.clone(),
+                backup_taken_at: backup,
+                same_machine: e.same_machine,
+                os_replaced: e.os_replaced,
+                keypack,
+                agreement: pack.agreement.clone(),
+                product_version: pack.product_version,
+                cal_type: pack.cal_type,
+                entitlement_version: pack.entitlement_version(),
+                quantity_at_backup,
+                issued_at_backup,
+                quantity_before,
+                quantity_after,
+                came_back,
+                unissued_lost,
+            });
+        }
+        // CALs issued after the backup are not in the restored database.
+        for cal in self.cals.iter_mut().filter(|c| c.server == e.server && c.issued_at > backup) {
+            cal.cleared_at.get_or_insert(at);
+        }
+        let row = self.server(&e.server);
+        row.last_restored_at = Some(at);
+        row.last_backup_taken_at = Some(backup);
+    }
+}
+
+fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> EventRow {
+    let servers = event.servers();
+    let (server, target_server) = match &event.data {
+        EventData::CalsMigrated(e) => (Some(e.source.as_str()), Some(e.target.as_str())),
+        _ => (servers.first().map(|s| s.as_str()), None),
+    };
+    EventRow {
+        seq,
+        id: event.id.as_str().to_owned(),
+        event_type: event.event_type().as_str(),
+        at: event.at,
+        recorded_at,
+        actor: event.actor.clone(),
+        note: event.note.clone(),
+        server: server.map(str::to_owned),
+        target_server: target_server.map(str::to_owned),
+        data: event.data.to_value().to_json().to_string(),
+        hash: hash.to_owned(),
+    }
+}
+
+fn add_days(t: Timestamp, days: i64) -> Timestamp {
+    Timestamp::from_micros(t.micros().saturating_add(days * 86_400_000_000)).unwrap_or(t)
+}
+
+/// The anniversary date in a year; 29 February falls on the 28th in other years.
+fn anniversary_in(year: i32, month: u32, day: u32) -> Option<Timestamp> {
+    let date = NaiveDate::from_ymd_opt(year, month, day)
+        .or_else(|| NaiveDate::from_ymd_opt(year, month, day - 1))?;
+    let midnight = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?);
+    Timestamp::from_micros(midnight.timestamp_micros())
+}
+
+/// True-up years from the one holding the first purchase to the one holding `until`. The
+/// anniversary is the agreement's, or else the first purchase's month and day.
+fn true_up_periods(
+    agreements: &BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
+    until: Timestamp,
+) -> Vec<TrueUpPeriodRow> {
+    let mut periods = Vec::new();
+    for row in agreements.values() {
+        let first = row.first_purchased_at.datetime();
+        let (month, day) = match &row.anniversary {
+            Some(text) => {
+                let (m, d) = text.split_once('-').unwrap_or(("1", "1"));
+                (m.parse().unwrap_or(1), d.parse().unwrap_or(1))
+            }
+            None => (first.month(), first.day()),
+        };
+        let mut year = first.year();
+        if anniversary_in(year, month, day).is_some_and(|start| start > row.first_purchased_at) {
+            year -= 1;
+        }
+        let end_at = until.max(row.first_purchased_at);
+        // A ledger spans years, not centuries: the bound keeps a bad clock from looping long.
+        for _ in 0..200 {
+            let (Some(start), Some(end)) =
+                (anniversary_in(year, month, day), anniversary_in(year + 1, month, day))
+            else {
+                break;
+            };
+            if start > end_at {
+                break;
+            }
+            periods.push(TrueUpPeriodRow {
+                agreement: row.agreement.clone(),
+                product_version: row.product_version,
+                cal_type: row.cal_type,
+                anniversary: format!("{month:02}-{day:02}"),
+                period_start: start,
+                period_end: end,
+            });
+            year += 1;
+        }
+    }
+    periods
+}

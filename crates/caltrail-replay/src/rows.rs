@@ -1,0 +1,264 @@
+//! The rows of the projected tables. Each struct is one table of README's "Tables" section; the
+//! SQL crate turns them into Arrow columns of the same names.
+
+use caltrail_events::{CalType, ProductVersion, ServerName, Timestamp};
+
+/// One entry of the ledger, as the `events` table shows it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: u64,
+    pub id: String,
+    pub event_type: &'static str,
+    pub at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: Option<String>,
+    pub note: Option<String>,
+    /// The server the event concerns (the source, for a migration).
+    pub server: Option<String>,
+    /// The target server of a migration.
+    pub target_server: Option<String>,
+    /// The event's `data` as canonical JSON text.
+    pub data: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStatus {
+    NeverActivated,
+    Activated,
+    Deactivated,
+}
+
+impl ServerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerStatus::NeverActivated => "never_activated",
+            ServerStatus::Activated => "activated",
+            ServerStatus::Deactivated => "deactivated",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerRow {
+    pub server: ServerName,
+    pub status: ServerStatus,
+    pub license_server_id: Option<String>,
+    pub os_version: Option<ProductVersion>,
+    pub activated_at: Option<Timestamp>,
+    pub deactivated_at: Option<Timestamp>,
+    pub reactivated_at: Option<Timestamp>,
+    pub last_restored_at: Option<Timestamp>,
+    pub last_backup_taken_at: Option<Timestamp>,
+    pub last_rebuilt_at: Option<Timestamp>,
+}
+
+/// What was bought, per agreement, version and CAL type.
+#[derive(Debug, Clone)]
+pub struct AgreementRow {
+    pub agreement: String,
+    pub program: &'static str,
+    pub number: Option<String>,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub purchased: u64,
+    pub n_purchases: u64,
+    pub anniversary: Option<String>,
+    pub first_purchased_at: Timestamp,
+    pub last_purchased_at: Timestamp,
+}
+
+/// One `agreement.purchased` event.
+#[derive(Debug, Clone)]
+pub struct PurchaseRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub agreement: String,
+    pub program: &'static str,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub quantity: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Installed,
+    Migrated,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Installed => "installed",
+            Origin::Migrated => "migrated",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeypackRow {
+    pub keypack: String,
+    pub server: ServerName,
+    pub agreement: String,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub downgraded_from: Option<ProductVersion>,
+    pub wmi_keypack_id: Option<u32>,
+    pub origin: Origin,
+    /// The `cals.migrated` event that created it, for a migrated pack.
+    pub migration: Option<String>,
+    pub from_keypack: Option<String>,
+    /// The entry that created it.
+    pub installed_seq: u64,
+    pub installed_at: Timestamp,
+    pub installed: u64,
+    /// Taken out: `keypack.removed`, `source.cals_removed`, migrations with `source_removed`.
+    pub removed: u64,
+    /// Brought back by restores.
+    pub restored: u64,
+    /// Lost to restores and database rebuilds.
+    pub lost: u64,
+    /// Invariant: `installed - removed + restored - lost`, never negative.
+    pub current_quantity: u64,
+    /// CALs the last restore brought back that are still there.
+    pub resurrected: u64,
+    pub active_issued: u64,
+    pub available: u64,
+}
+
+impl KeypackRow {
+    /// The version purchases are counted against: the purchased version of a downgrade.
+    pub fn entitlement_version(&self) -> ProductVersion {
+        self.downgraded_from.unwrap_or(self.product_version)
+    }
+}
+
+/// One CAL: a holder of a pack. Issuing again to the same holder from the same pack renews it.
+#[derive(Debug, Clone)]
+pub struct CalRow {
+    pub server: ServerName,
+    pub keypack: String,
+    pub holder: String,
+    /// From the pack; unknown when the pack is not in the ledger.
+    pub cal_type: Option<CalType>,
+    pub product_version: Option<ProductVersion>,
+    pub hardware_id: Option<String>,
+    pub temporary: bool,
+    pub issued_at: Timestamp,
+    pub renewed_at: Option<Timestamp>,
+    pub n_issues: u64,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    /// When a database rebuild or a restore took the CAL out of the server's database.
+    pub cleared_at: Option<Timestamp>,
+    pub session_host: Option<String>,
+    pub session_host_version: Option<ProductVersion>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrationRow {
+    pub migration: String,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub source: ServerName,
+    pub target: ServerName,
+    pub reason: &'static str,
+    pub source_reachable: bool,
+    pub from_keypack: String,
+    pub keypack: String,
+    pub quantity: u64,
+    pub source_removed: bool,
+    /// Removed from the source by hand afterwards (`source.cals_removed`).
+    pub removed_by_hand: u64,
+    pub removed_at: Option<Timestamp>,
+    /// Invariant: `quantity - removed_by_hand` when not `source_removed`, else 0.
+    pub not_removed: u64,
+}
+
+/// A change of a license server's activation status.
+#[derive(Debug, Clone)]
+pub struct StatusChangeRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub server: ServerName,
+    pub status: ServerStatus,
+    pub license_server_id: Option<String>,
+    pub os_version: Option<ProductVersion>,
+}
+
+/// One `cal.issued` event, with what was true at that moment.
+#[derive(Debug, Clone)]
+pub struct IssueRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub server: ServerName,
+    pub keypack: String,
+    pub holder: String,
+    pub cal_type: Option<CalType>,
+    pub product_version: Option<ProductVersion>,
+    pub temporary: bool,
+    pub renewal: bool,
+    pub session_host: Option<String>,
+    pub session_host_version: Option<ProductVersion>,
+    pub server_status: ServerStatus,
+}
+
+/// One `cal.revoked` event, with the per-device CALs of that version installed on the server.
+#[derive(Debug, Clone)]
+pub struct RevocationRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub server: ServerName,
+    pub keypack: String,
+    pub holder: String,
+    pub cal_type: Option<CalType>,
+    pub product_version: Option<ProductVersion>,
+    pub installed_on_server: u64,
+}
+
+/// What one restore did to one pack of the restored server.
+#[derive(Debug, Clone)]
+pub struct RestoreRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub server: ServerName,
+    pub backup_taken_at: Timestamp,
+    pub same_machine: bool,
+    pub os_replaced: bool,
+    pub keypack: String,
+    pub agreement: String,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub entitlement_version: ProductVersion,
+    pub quantity_at_backup: u64,
+    pub issued_at_backup: u64,
+    pub quantity_before: u64,
+    pub quantity_after: u64,
+    pub came_back: u64,
+    pub unissued_lost: u64,
+}
+
+/// A change of a pack's current quantity, for peaks over time.
+#[derive(Debug, Clone)]
+pub struct QuantityChangeRow {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub keypack: String,
+    pub server: ServerName,
+    pub agreement: String,
+    pub entitlement_version: ProductVersion,
+    pub cal_type: CalType,
+    pub delta: i64,
+}
+
+/// One true-up year of an agreement, version and type: from an anniversary to the next.
+#[derive(Debug, Clone)]
+pub struct TrueUpPeriodRow {
+    pub agreement: String,
+    pub product_version: ProductVersion,
+    pub cal_type: CalType,
+    pub anniversary: String,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+}

@@ -1,0 +1,39 @@
+//! The compliance rules of RULES.md: one SQL file each in `queries/`, compiled into the binary so
+//! that it judges exactly the SQL that was reviewed.
+
+/// One rule: its name (the file's name) and its SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! rule {
+    ($name:literal) => {
+        Rule { name: $name, sql: include_str!(concat!("../../../queries/", $name, ".sql")) }
+    };
+}
+
+/// Every rule, in the order `check` runs them.
+pub const RULES: &[Rule] = &[
+    rule!("over_entitlement"),
+    rule!("not_entitled"),
+    rule!("over_issued"),
+    rule!("cals_left_on_source"),
+    rule!("version_above_server"),
+    rule!("resurrected_by_restore"),
+    rule!("unissued_lost_on_restore"),
+    rule!("issued_while_inactive"),
+    rule!("cal_older_than_host"),
+    rule!("revocation_limit"),
+];
+
+/// The true-up report: not a rule, a table.
+pub const TRUE_UP: Rule = rule!("true_up");
+
+/// The columns every finding has, in this order.
+pub const FINDING_COLUMNS: &[&str] = &["rule", "severity", "subject", "message", "quantity"];
+
+pub fn find(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}

@@ -1,0 +1,279 @@
+//! The replayed state as Arrow record batches, one per table of README's "Tables" section.
+//! Column types are chosen so that other engines read the Parquet export as it is: text,
+//! `Int64` (never unsigned), booleans and `Timestamp(Microsecond, "UTC")`.
+
+use std::sync::Arc;
+
+use caltrail_events::{CalType, ProductVersion, Timestamp};
+use caltrail_replay::Replay;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+/// The names of the tables, in the order `export` writes them.
+pub const TABLE_NAMES: &[&str] = &[
+    "events",
+    "servers",
+    "agreements",
+    "purchases",
+    "keypacks",
+    "cals",
+    "migrations",
+    "server_status",
+    "issues",
+    "revocations",
+    "restores",
+    "quantity_changes",
+    "true_up_periods",
+];
+
+/// Builds one table column by column from a slice of rows.
+struct TableBuilder<'a, R> {
+    rows: &'a [R],
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+}
+
+impl<'a, R> TableBuilder<'a, R> {
+    fn new(rows: &'a [R]) -> Self {
+        TableBuilder { rows, fields: Vec::new(), columns: Vec::new() }
+    }
+
+    fn text<S: AsRef<str>>(mut self, name: &str, value: impl Fn(&'a R) -> Option<S>) -> Self {
+        let array: StringArray = self.rows.iter().map(value).collect();
+        self.fields.push(Field::new(name, DataType::Utf8, true));
+        self.columns.push(Arc::new(array));
+        self
+    }
+
+    fn int(mut self, name: &str, value: impl Fn(&R) -> Option<i64>) -> Self {
+        let array: Int64Array = self.rows.iter().map(value).collect();
+        self.fields.push(Field::new(name, DataType::Int64, true));
+        self.columns.push(Arc::new(array));
+        self
+    }
+
+    fn count(self, name: &str, value: impl Fn(&R) -> u64) -> Self {
+        self.int(name, move |r| Some(i64::try_from(value(r)).unwrap_or(i64::MAX)))
+    }
+
+    fn boolean(mut self, name: &str, value: impl Fn(&R) -> Option<bool>) -> Self {
+        let array: BooleanArray = self.rows.iter().map(value).collect();
+        self.fields.push(Field::new(name, DataType::Boolean, true));
+        self.columns.push(Arc::new(array));
+        self
+    }
+
+    fn time(mut self, name: &str, value: impl Fn(&R) -> Option<Timestamp>) -> Self {
+        let array: TimestampMicrosecondArray =
+            self.rows.iter().map(|r| value(r).map(Timestamp::micros)).collect();
+        let array = array.with_timezone("UTC");
+        self.fields.push(Field::new(
+            name,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        self.columns.push(Arc::new(array));
+        self
+    }
+
+    fn finish(self) -> RecordBatch {
+        let schema = Arc::new(Schema::new(self.fields));
+        RecordBatch::try_new(schema, self.columns)
+            .expect("invariant: every column has one value per row")
+    }
+}
+
+fn version(v: ProductVersion) -> Option<&'static str> {
+    Some(v.as_str())
+}
+
+fn cal_type(t: CalType) -> Option<&'static str> {
+    Some(t.as_str())
+}
+
+/// Builds the named table from the replayed state.
+pub fn build(replay: &Replay, name: &str) -> Option<RecordBatch> {
+    Some(match name {
+        "events" => TableBuilder::new(&replay.events)
+            .count("seq", |r| r.seq)
+            .text("id", |r| Some(&r.id))
+            .text("type", |r| Some(r.event_type))
+            .time("at", |r| Some(r.at))
+            .time("recorded_at", |r| Some(r.recorded_at))
+            .text("actor", |r| r.actor.as_ref())
+            .text("note", |r| r.note.as_ref())
+            .text("server", |r| r.server.as_ref())
+            .text("target_server", |r| r.target_server.as_ref())
+            .text("data", |r| Some(&r.data))
+            .text("hash", |r| Some(&r.hash))
+            .finish(),
+        "servers" => {
+            let rows: Vec<_> = replay.servers.values().collect();
+            TableBuilder::new(&rows)
+                .text("server", |r| Some(r.server.as_str()))
+                .text("status", |r| Some(r.status.as_str()))
+                .text("license_server_id", |r| r.license_server_id.as_ref())
+                .text("os_version", |r| r.os_version.map(|v| v.as_str()))
+                .time("activated_at", |r| r.activated_at)
+                .time("deactivated_at", |r| r.deactivated_at)
+                .time("reactivated_at", |r| r.reactivated_at)
+                .time("last_restored_at", |r| r.last_restored_at)
+                .time("last_backup_taken_at", |r| r.last_backup_taken_at)
+                .time("last_rebuilt_at", |r| r.last_rebuilt_at)
+                .finish()
+        }
+        "agreements" => {
+            let rows: Vec<_> = replay.agreements.values().collect();
+            TableBuilder::new(&rows)
+                .text("agreement", |r| Some(&r.agreement))
+                .text("program", |r| Some(r.program))
+                .text("number", |r| r.number.as_ref())
+                .text("product_version", |r| version(r.product_version))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .count("purchased", |r| r.purchased)
+                .count("n_purchases", |r| r.n_purchases)
+                .text("anniversary", |r| r.anniversary.as_ref())
+                .time("first_purchased_at", |r| Some(r.first_purchased_at))
+                .time("last_purchased_at", |r| Some(r.last_purchased_at))
+                .finish()
+        }
+        "purchases" => TableBuilder::new(&replay.purchases)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("program", |r| Some(r.program))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .count("quantity", |r| r.quantity)
+            .finish(),
+        "keypacks" => TableBuilder::new(&replay.keypacks)
+            .text("keypack", |r| Some(&r.keypack))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
+            .text("entitlement_version", |r| version(r.entitlement_version()))
+            .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
+            .text("origin", |r| Some(r.origin.as_str()))
+            .text("migration", |r| r.migration.as_ref())
+            .text("from_keypack", |r| r.from_keypack.as_ref())
+            .count("installed_seq", |r| r.installed_seq)
+            .time("installed_at", |r| Some(r.installed_at))
+            .count("installed", |r| r.installed)
+            .count("removed", |r| r.removed)
+            .count("restored", |r| r.restored)
+            .count("lost", |r| r.lost)
+            .count("current_quantity", |r| r.current_quantity)
+            .count("resurrected", |r| r.resurrected)
+            .count("active_issued", |r| r.active_issued)
+            .count("available", |r| r.available)
+            .finish(),
+        "cals" => TableBuilder::new(&replay.cals)
+            .text("server", |r| Some(r.server.as_str()))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("holder", |r| Some(&r.holder))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .text("hardware_id", |r| r.hardware_id.as_ref())
+            .boolean("temporary", |r| Some(r.temporary))
+            .time("issued_at", |r| Some(r.issued_at))
+            .time("renewed_at", |r| r.renewed_at)
+            .count("n_issues", |r| r.n_issues)
+            .time("expires_at", |r| r.expires_at)
+            .time("revoked_at", |r| r.revoked_at)
+            .time("cleared_at", |r| r.cleared_at)
+            .text("session_host", |r| r.session_host.as_ref())
+            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+            .boolean("active", |r| Some(r.active))
+            .finish(),
+        "migrations" => TableBuilder::new(&replay.migrations)
+            .text("migration", |r| Some(&r.migration))
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("source", |r| Some(r.source.as_str()))
+            .text("target", |r| Some(r.target.as_str()))
+            .text("reason", |r| Some(r.reason))
+            .boolean("source_reachable", |r| Some(r.source_reachable))
+            .text("from_keypack", |r| Some(&r.from_keypack))
+            .text("keypack", |r| Some(&r.keypack))
+            .count("quantity", |r| r.quantity)
+            .boolean("source_removed", |r| Some(r.source_removed))
+            .count("removed_by_hand", |r| r.removed_by_hand)
+            .time("removed_at", |r| r.removed_at)
+            .count("not_removed", |r| r.not_removed)
+            .finish(),
+        "server_status" => TableBuilder::new(&replay.status_changes)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("status", |r| Some(r.status.as_str()))
+            .text("license_server_id", |r| r.license_server_id.as_ref())
+            .text("os_version", |r| r.os_version.map(|v| v.as_str()))
+            .finish(),
+        "issues" => TableBuilder::new(&replay.issues)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("holder", |r| Some(&r.holder))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .boolean("temporary", |r| Some(r.temporary))
+            .boolean("renewal", |r| Some(r.renewal))
+            .text("session_host", |r| r.session_host.as_ref())
+            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+            .text("server_status", |r| Some(r.server_status.as_str()))
+            .finish(),
+        "revocations" => TableBuilder::new(&replay.revocations)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("holder", |r| Some(&r.holder))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .count("installed_on_server", |r| r.installed_on_server)
+            .finish(),
+        "restores" => TableBuilder::new(&replay.restores)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .time("backup_taken_at", |r| Some(r.backup_taken_at))
+            .boolean("same_machine", |r| Some(r.same_machine))
+            .boolean("os_replaced", |r| Some(r.os_replaced))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("entitlement_version", |r| version(r.entitlement_version))
+            .count("quantity_at_backup", |r| r.quantity_at_backup)
+            .count("issued_at_backup", |r| r.issued_at_backup)
+            .count("quantity_before", |r| r.quantity_before)
+            .count("quantity_after", |r| r.quantity_after)
+            .count("came_back", |r| r.came_back)
+            .count("unissued_lost", |r| r.unissued_lost)
+            .finish(),
+        "quantity_changes" => TableBuilder::new(&replay.quantity_changes)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("entitlement_version", |r| version(r.entitlement_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .int("delta", |r| Some(r.delta))
+            .finish(),
+        "true_up_periods" => TableBuilder::new(&replay.true_up_periods)
+            .text("agreement", |r| Some(&r.agreement))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("anniversary", |r| Some(&r.anniversary))
+            .time("period_start", |r| Some(r.period_start))
+            .time("period_end", |r| Some(r.period_end))
+            .finish(),
+        _ => return None,
+    })
+}

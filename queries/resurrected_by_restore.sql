@@ -1,0 +1,24 @@
+-- resurrected_by_restore: a license server was restored from a backup taken before CALs were
+-- migrated away or removed from it, and the restored database holds them again. quantity is how
+-- many came back and are still there.
+-- Why it matters: the same CALs are now on two servers (or back after being given up), and the
+-- restored server can issue them: they must be removed again.
+SELECT
+    'resurrected_by_restore' AS rule,
+    'error' AS severity,
+    k.server AS subject,
+    concat(k.server, ' was restored on ', to_char(MAX(s.last_restored_at), '%Y-%m-%d'),
+           ' from a backup of ', to_char(MAX(s.last_backup_taken_at), '%Y-%m-%d'),
+           ' and holds again ', SUM(k.resurrected),
+           ' CALs that were migrated away or removed after the backup (',
+           string_agg(concat(k.keypack, ': ', k.resurrected), ', ' ORDER BY k.keypack),
+           '): remove them again') AS message,
+    SUM(k.resurrected) AS quantity,
+    string_agg(k.keypack, ', ' ORDER BY k.keypack) AS keypacks,
+    MAX(s.last_restored_at) AS restored_at,
+    MAX(s.last_backup_taken_at) AS backup_taken_at
+FROM keypacks k
+JOIN servers s ON s.server = k.server
+WHERE k.resurrected > 0 AND k.current_quantity > 0
+GROUP BY k.server
+ORDER BY subject
