@@ -159,3 +159,33 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(output.status.success(), "{:?}", output);
     assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
 }
+
+#[test]
+fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
+    use caltrail_sql::arrow::datatypes::{DataType, TimeUnit};
+    use caltrail_sql::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let sandbox = estate();
+    let out = sandbox.dir.path().join("parquet");
+    let run = sandbox.run(&["export", "--parquet", out.to_str().unwrap()]).ok();
+    assert_eq!(run.stdout.lines().count(), caltrail_sql::TABLE_NAMES.len());
+    assert!(run.stdout.contains(&format!("{}: 19 rows", out.join("events.parquet").display())));
+    let file = std::fs::File::open(out.join("keypacks.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let schema = batches[0].schema();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    assert_eq!(
+        schema.field_with_name("installed_at").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    assert_eq!(schema.field_with_name("current_quantity").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(schema.field_with_name("keypack").unwrap().data_type(), &DataType::Utf8);
+    let keypacks = batches[0].column_by_name("keypack").unwrap();
+    let keypacks =
+        keypacks.as_any().downcast_ref::<caltrail_sql::arrow::array::StringArray>().unwrap();
+    assert_eq!(
+        keypacks.iter().collect::<Vec<_>>(),
+        [Some("ls01/4"), Some("ls02/2"), Some("ls06/3")]
+    );
+}

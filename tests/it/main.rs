@@ -2,6 +2,7 @@
 //! in a fresh temporary folder. Expected outputs kept in files are rewritten with `UPDATE_EXPECT=1`.
 
 mod append;
+mod cases;
 mod cli;
 mod schemas;
 mod tamper;

@@ -99,7 +99,7 @@ impl Engine {
                 if read_only && e.to_string().contains("not supported") {
                     SqlError::NotReadOnly(e.to_string())
                 } else {
-                    SqlError::DataFusion(e)
+                    SqlError::from(e)
                 }
             })?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());

@@ -2,10 +2,9 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
+    /// DataFusion's message; its error chain repeats the message, so only the text is kept.
     #[error("{0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
-    #[error("{0}")]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    DataFusion(String),
     #[error("only queries that read may run here (SELECT, WITH, EXPLAIN): {0}")]
     NotReadOnly(String),
     #[error("unknown rule {name:?} (the rules are: {known})")]
@@ -22,4 +21,10 @@ pub enum SqlError {
     },
     #[error("cannot start the query runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<datafusion::error::DataFusionError> for SqlError {
+    fn from(error: datafusion::error::DataFusionError) -> SqlError {
+        SqlError::DataFusion(error.to_string())
+    }
 }

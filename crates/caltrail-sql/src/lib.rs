@@ -8,6 +8,7 @@ mod rules;
 mod tables;
 
 pub use datafusion::arrow;
+pub use datafusion::parquet;
 pub use engine::{Engine, QueryResult};
 pub use error::SqlError;
 pub use rules::{FINDING_COLUMNS, RULES, Rule, TRUE_UP, find as find_rule};
