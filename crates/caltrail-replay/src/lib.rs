@@ -7,3 +7,6 @@ mod rows;
 
 pub use fold::{AsOf, Replay};
 pub use rows::*;
+
+#[cfg(test)]
+mod tests;

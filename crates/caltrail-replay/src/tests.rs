@@ -1,0 +1,150 @@
+//! Given these events, when replayed to this point, then the state holds these facts.
+
+use caltrail_events::{Event, Timestamp};
+use serde_json::json;
+
+use crate::{AsOf, Replay};
+
+fn event(id: &str, event_type: &str, at: &str, data: serde_json::Value) -> Event {
+    let line = json!({"id": id, "type": event_type, "at": at, "data": data}).to_string();
+    Event::from_json(&line).unwrap()
+}
+
+fn replay(events: &[Event], as_of: AsOf) -> Replay {
+    let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+    let mut replay = Replay::new(as_of, now, true);
+    for (i, e) in events.iter().enumerate() {
+        replay.apply(i as u64 + 1, now, "", e);
+    }
+    replay.finish()
+}
+
+fn install(id: &str, at: &str, server: &str, keypack: &str, quantity: u32) -> Event {
+    event(
+        id,
+        "keypack.installed",
+        at,
+        json!({"server": server, "keypack": keypack, "agreement": "EA-1",
+               "product_version": "2022", "cal_type": "per_user", "quantity": quantity}),
+    )
+}
+
+fn issue(id: &str, at: &str, keypack: &str, holder: &str) -> Event {
+    event(id, "cal.issued", at, json!({"server": "ls01", "keypack": keypack, "holder": holder}))
+}
+
+#[test]
+fn a_renewal_is_not_a_second_cal() {
+    let state = replay(
+        &[
+            install("k", "2025-01-01T00:00:00Z", "ls01", "p", 5),
+            issue("c1", "2025-01-02T00:00:00Z", "p", "CONTOSO\\Ann"),
+            issue("c2", "2025-02-02T00:00:00Z", "p", "contoso\\ann"),
+        ],
+        AsOf::Latest,
+    );
+    assert_eq!(state.cals.len(), 1);
+    assert_eq!(state.cals[0].n_issues, 2);
+    assert_eq!(state.issues.iter().map(|i| i.renewal).collect::<Vec<_>>(), [false, true]);
+    assert_eq!(state.keypacks[0].active_issued, 1);
+    assert_eq!(state.keypacks[0].available, 4);
+}
+
+#[test]
+fn removing_more_than_a_pack_holds_leaves_zero() {
+    let state = replay(
+        &[
+            install("k", "2025-01-01T00:00:00Z", "ls01", "p", 5),
+            event(
+                "r",
+                "keypack.removed",
+                "2025-01-02T00:00:00Z",
+                json!({"server": "ls01", "keypack": "p", "quantity": 9}),
+            ),
+            event(
+                "r2",
+                "keypack.removed",
+                "2025-01-03T00:00:00Z",
+                json!({"server": "ls01", "keypack": "unknown"}),
+            ),
+        ],
+        AsOf::Latest,
+    );
+    let pack = &state.keypacks[0];
+    assert_eq!((pack.installed, pack.removed, pack.current_quantity), (5, 5, 0));
+    assert_eq!(state.quantity_changes.iter().map(|c| c.delta).collect::<Vec<_>>(), [5, -5]);
+}
+
+#[test]
+fn as_of_a_sequence_number_judges_activity_at_that_event() {
+    let events = [
+        install("k", "2025-01-01T00:00:00Z", "ls01", "p", 5),
+        event(
+            "c",
+            "cal.issued",
+            "2025-01-02T00:00:00Z",
+            json!({"server": "ls01", "keypack": "p", "holder": "a", "expires_at": "2025-02-01T00:00:00Z"}),
+        ),
+        install("k2", "2025-03-01T00:00:00Z", "ls01", "p2", 5),
+    ];
+    let at_two = replay(&events, AsOf::Seq(2));
+    assert_eq!(at_two.active_at, Timestamp::parse("2025-01-02T00:00:00Z").unwrap());
+    assert_eq!((at_two.n_applied, at_two.keypacks.len()), (2, 1));
+    assert!(at_two.cals[0].active);
+    let at_three = replay(&events, AsOf::Seq(3));
+    assert!(!at_three.cals[0].active);
+    let by_time = replay(&events, AsOf::Time(Timestamp::parse("2025-01-15T00:00:00Z").unwrap()));
+    assert_eq!(by_time.last_seq, 2);
+    assert!(by_time.cals[0].active);
+}
+
+#[test]
+fn a_restore_brings_back_what_was_migrated_after_the_backup() {
+    let state = replay(
+        &[
+            install("k", "2025-01-01T00:00:00Z", "ls01", "p", 10),
+            event(
+                "m",
+                "cals.migrated",
+                "2025-03-01T00:00:00Z",
+                json!({"source": "ls01", "target": "ls02", "reason": "source_replaced",
+                         "source_reachable": true, "from_keypack": "p", "keypack": "q",
+                         "quantity": 6, "source_removed": true}),
+            ),
+            event(
+                "b",
+                "server.restored",
+                "2025-04-01T00:00:00Z",
+                json!({"server": "ls01", "backup_taken_at": "2025-02-01T00:00:00Z",
+                         "same_machine": true, "os_replaced": false}),
+            ),
+        ],
+        AsOf::Latest,
+    );
+    let p = &state.keypacks[0];
+    assert_eq!((p.current_quantity, p.restored, p.resurrected), (10, 6, 6));
+    assert_eq!(state.keypacks[1].current_quantity, 6);
+    let r = &state.restores[0];
+    assert_eq!(
+        (r.quantity_at_backup, r.quantity_before, r.came_back, r.unissued_lost),
+        (10, 4, 6, 0)
+    );
+}
+
+#[test]
+fn true_up_years_start_on_the_anniversary_before_the_first_purchase() {
+    let state = replay(
+        &[event(
+            "p",
+            "agreement.purchased",
+            "2024-03-15T00:00:00Z",
+            json!({"agreement": "EA-1", "program": "enterprise_agreement",
+                       "product_version": "2022", "cal_type": "per_user", "quantity": 1,
+                       "anniversary": "07-01"}),
+        )],
+        AsOf::Time(Timestamp::parse("2025-08-01T00:00:00Z").unwrap()),
+    );
+    let starts: Vec<String> =
+        state.true_up_periods.iter().map(|p| p.period_start.to_rfc3339()).collect();
+    assert_eq!(starts, ["2023-07-01T00:00:00Z", "2024-07-01T00:00:00Z", "2025-07-01T00:00:00Z"]);
+}
