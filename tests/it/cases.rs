@@ -5,7 +5,8 @@
 //! The format, line by line:
 //! - `# ...` a comment saying what the case pins;
 //! - `{...}` an event; events are appended (as one batch) before the next command;
-//! - `$ <args>` a command: `caltrail --db <case ledger> <args>`;
+//! - `$ <args>` a command: `caltrail --db <case ledger> <args>`, where `{fixtures}` stands for
+//!   the `fixtures/` folder;
 //! - `> ...` a line the command must print on stdout (blank outputs print none);
 //! - `? exit N` the exit code the command must end with.
 
@@ -66,7 +67,8 @@ fn execute(sandbox: &Sandbox, command: &Command) -> String {
         let run = crate::append::append_stdin(sandbox, &input);
         assert_eq!(run.code, 0, "append failed: {}", run.stderr);
     }
-    let args = split_args(&command.args);
+    let fixtures = crate::fixtures();
+    let args = split_args(&command.args.replace("{fixtures}", fixtures.to_str().unwrap()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = sandbox.run(&args);
     let mut out = String::new();
@@ -74,6 +76,7 @@ fn execute(sandbox: &Sandbox, command: &Command) -> String {
         writeln!(out, "> {line}").unwrap();
     }
     for line in run.stderr.lines() {
+        let line = line.replace(fixtures.to_str().unwrap(), "{fixtures}");
         writeln!(out, "> stderr: {line}").unwrap();
     }
     writeln!(out, "? exit {}", run.code).unwrap();

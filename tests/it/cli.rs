@@ -189,3 +189,118 @@ fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
         [Some("ls01/4"), Some("ls02/2"), Some("ls06/3")]
     );
 }
+
+/// The first day with caltrail: an export of a server the ledger has never seen, imported,
+/// appended and reconciled; importing it again writes nothing.
+#[test]
+fn import_then_append_then_reconcile_matches() {
+    let sandbox = Sandbox::new();
+    let wmi = fixtures().join("wmi");
+    let keypacks = wmi.join("ls30-keypacks-wmi.csv");
+    let issued = wmi.join("ls30-issued.json");
+    let import_args = [
+        "import",
+        "--server",
+        "LS30.contoso.com",
+        "--keypacks",
+        keypacks.to_str().unwrap(),
+        "--issued",
+        issued.to_str().unwrap(),
+        "--agreement",
+        "EA-1",
+        "--at",
+        "2025-06-01T00:00:00Z",
+    ];
+    let imported = sandbox.run(&import_args).ok();
+    assert_eq!(
+        imported.stdout,
+        concat!(
+            r#"{"id":"import:ls30.contoso.com:keypack:4","type":"keypack.installed","at":"2025-06-01T00:00:00Z","note":"imported from a Win32_TSLicenseKeyPack export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/4","agreement":"EA-1","product_version":"2012","cal_type":"per_user","quantity":20,"wmi_keypack_id":4}}"#,
+            "\n",
+            r#"{"id":"import:ls30.contoso.com:keypack:5","type":"keypack.installed","at":"2025-06-01T00:00:00Z","note":"imported from a Win32_TSLicenseKeyPack export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/5","agreement":"EA-1","product_version":"2022","cal_type":"per_device","quantity":5,"wmi_keypack_id":5}}"#,
+            "\n",
+            r#"{"id":"import:ls30.contoso.com:license:1:20250720T081000Z","type":"cal.issued","at":"2025-05-12T08:10:00Z","note":"imported from a Win32_TSIssuedLicense export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/5","holder":"PC-A","hardware_id":"a1","temporary":false,"expires_at":"2025-07-20T08:10:00Z"}}"#,
+            "\n",
+            r#"{"id":"import:ls30.contoso.com:license:2:20250720T081000Z","type":"cal.issued","at":"2025-05-12T08:15:00Z","note":"imported from a Win32_TSIssuedLicense export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/5","holder":"PC-B","hardware_id":"b2","temporary":false,"expires_at":"2025-07-20T08:10:00Z"}}"#,
+            "\n",
+        )
+    );
+    assert!(!sandbox.db().exists(), "import writes nothing to the ledger");
+    let file = sandbox.dir.path().join("import.jsonl");
+    std::fs::write(&file, &imported.stdout).unwrap();
+    let appended = sandbox.append_file(&file).ok();
+    assert!(appended.stdout.starts_with("appended 4 events (0 duplicates skipped)"));
+    assert_eq!(sandbox.run(&import_args).ok().stdout, "");
+    let reconciled = sandbox.run(&[
+        "reconcile",
+        "--server",
+        "ls30.contoso.com",
+        "--keypacks",
+        keypacks.to_str().unwrap(),
+        "--issued",
+        issued.to_str().unwrap(),
+        "--as-of",
+        "2025-06-01",
+        "--format",
+        "csv",
+    ]);
+    // Per-user CALs are not in Win32_TSIssuedLicense: the 11 the server counts stay unknown.
+    assert_eq!(
+        reconciled.stdout,
+        "kind,keypack,wmi_keypack_id,holder,product_version,cal_type,matched_by,expected_total,observed_total,expected_issued,observed_issued,expected_available,observed_available,verdict,note\n\
+         keypack,ls30.contoso.com/4,4,,2012,per_user,wmi_keypack_id,20,20,0,11,20,9,issued_differs,\n\
+         keypack,ls30.contoso.com/5,5,,2022,per_device,wmi_keypack_id,5,5,2,2,3,3,match,\n"
+    );
+    assert_eq!(reconciled.code, 1);
+}
+
+#[test]
+fn an_agreement_map_names_the_agreement_per_pack() {
+    let sandbox = Sandbox::new();
+    let map = sandbox.dir.path().join("agreements.txt");
+    std::fs::write(
+        &map,
+        "# per KeyPackId, then per version and type\n5=RETAIL-1\n2012/per_user=EA-2\n",
+    )
+    .unwrap();
+    let keypacks = fixtures().join("wmi/ls30-keypacks-wmi.csv");
+    let run = sandbox
+        .run(&[
+            "import",
+            "--server",
+            "ls30",
+            "--keypacks",
+            keypacks.to_str().unwrap(),
+            "--agreement-map",
+            map.to_str().unwrap(),
+            "--at",
+            "2025-06-01T00:00:00Z",
+        ])
+        .ok();
+    let agreements: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["agreement"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(agreements, ["EA-2", "RETAIL-1"]);
+    std::fs::write(&map, "5=RETAIL-1\n").unwrap();
+    let run = sandbox.run(&[
+        "import",
+        "--server",
+        "ls30",
+        "--keypacks",
+        keypacks.to_str().unwrap(),
+        "--agreement-map",
+        map.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "caltrail: row 1 (line 3): no agreement for KeyPackId 4 (2012 per_user) in the agreement map\n"
+    );
+}

@@ -7,6 +7,7 @@ mod log;
 mod output;
 mod report;
 mod timearg;
+mod wmi;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     Sql(report::SqlArgs),
     TrueUp(report::TrueUpArgs),
     Export(report::ExportArgs),
+    Reconcile(wmi::ReconcileArgs),
+    Import(wmi::ImportArgs),
 }
 
 /// Re-hash the whole chain and check the ledger file; exit 1 if anything is wrong.
@@ -88,6 +91,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Sql(args) => report::sql(&cli.db, &args, out),
         Command::TrueUp(args) => report::true_up(&cli.db, &args, out),
         Command::Export(args) => report::export(&cli.db, &args, out),
+        Command::Reconcile(args) => wmi::reconcile(&cli.db, &args, out),
+        Command::Import(args) => wmi::import(&cli.db, &args, out),
     }
 }
 

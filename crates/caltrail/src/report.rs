@@ -39,6 +39,13 @@ pub struct AsOfArgs {
     as_of: Option<AsOf>,
 }
 
+impl AsOfArgs {
+    /// Every event.
+    pub fn latest() -> AsOfArgs {
+        AsOfArgs { as_of: None }
+    }
+}
+
 /// Replays the ledger up to the as-of point.
 pub fn replay(db: &Path, as_of: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
     let ledger = Ledger::open_existing(db)?;

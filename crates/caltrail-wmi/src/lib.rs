@@ -1,0 +1,21 @@
+//! Reading what a license server says about itself (PowerShell exports of the RD Licensing WMI
+//! classes) and setting it beside the ledger: the reconcile report and the events an import
+//! would append. It reads bytes it is given; it opens no file and writes nothing.
+
+mod dates;
+mod error;
+mod observed;
+mod reconcile;
+mod records;
+
+pub use dates::parse_date;
+pub use error::{ExportError, RowError};
+pub use observed::{
+    BUILT_IN_QUANTITY, KeypackExport, LicenseStatus, ObservedKeypack, ObservedLicense,
+    read_keypacks, read_licenses,
+};
+pub use reconcile::{AgreementSource, Comparison, Verdict, import_events, reconcile};
+pub use records::{ExportFormat, decode_text};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! Reading the rows of an export, whatever PowerShell wrote: `Export-Csv` (with or without the
+//! `#TYPE` line, any column order, WMI or CIM system columns) or `ConvertTo-Json` (an array, or
+//! one object), in UTF-8 or UTF-16 with a byte order mark. Knows nothing of what a column means.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::error::{ExportError, RowError};
+
+/// Which PowerShell output a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        }
+    }
+}
+
+/// One value as the export holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Text(String),
+    Json(serde_json::Value),
+}
+
+/// One object of the export: its position and its columns by lower-case name.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// 1 for the first object.
+    pub row: usize,
+    /// The file line it starts on, for CSV.
+    pub line: Option<usize>,
+    fields: HashMap<String, Field>,
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "row {} (line {line})", self.row),
+            None => write!(f, "object {}", self.row),
+        }
+    }
+}
+
+impl Record {
+    pub fn error(&self, column: &str, message: impl Into<String>) -> RowError {
+        RowError { place: self.to_string(), column: column.to_owned(), message: message.into() }
+    }
+
+    /// The value's text, `None` when the column is absent, empty or null.
+    pub fn text(&self, column: &str) -> Option<String> {
+        match self.fields.get(&column.to_ascii_lowercase())? {
+            Field::Text(s) if s.is_empty() => None,
+            Field::Text(s) => Some(s.clone()),
+            Field::Json(serde_json::Value::Null) => None,
+            Field::Json(serde_json::Value::String(s)) if s.is_empty() => None,
+            Field::Json(serde_json::Value::String(s)) => Some(s.clone()),
+            Field::Json(other) => Some(other.to_string()),
+        }
+    }
+
+    pub fn has_column(&self, column: &str) -> bool {
+        self.fields.contains_key(&column.to_ascii_lowercase())
+    }
+
+    /// A whole number, from a JSON number or a text of digits.
+    pub fn integer(&self, column: &str) -> Result<Option<i64>, RowError> {
+        let Some(text) = self.text(column) else { return Ok(None) };
+        text.trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| self.error(column, format!("must be a whole number, got {text:?}")))
+    }
+
+    pub fn required_integer(&self, column: &str) -> Result<i64, RowError> {
+        if !self.has_column(column) {
+            return Err(self.error(column, "the column is missing"));
+        }
+        self.integer(column)?.ok_or_else(|| self.error(column, "is empty"))
+    }
+}
+
+/// Decodes the bytes of an export file to text: UTF-8 (with or without a byte order mark) or
+/// UTF-16 with one, as Windows PowerShell's `Out-File` writes by default.
+pub fn decode_text(bytes: &[u8]) -> Result<String, ExportError> {
+    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
+        return utf16(rest, u16::from_le_bytes);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
+        return utf16(rest, u16::from_be_bytes);
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.contains(&0) {
+        return Err(ExportError::NotText {
+            detail: "it holds NUL bytes: UTF-16 without a byte order mark? Save it as UTF-8".into(),
+        });
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|e| ExportError::NotText {
+        detail: format!("not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, ExportError> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err(ExportError::NotText { detail: "UTF-16 with an odd number of bytes".into() });
+    }
+    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+    String::from_utf16(&units).map_err(|_| ExportError::NotText { detail: "invalid UTF-16".into() })
+}
+
+/// Reads every object of an export.
+pub fn read_records(bytes: &[u8]) -> Result<(ExportFormat, Vec<Record>), ExportError> {
+    let text = decode_text(bytes)?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        return Ok((ExportFormat::Json, read_json(trimmed)?));
+    }
+    Ok((ExportFormat::Csv, read_csv(&text)?))
+}
+
+fn read_json(text: &str) -> Result<Vec<Record>, ExportError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ExportError::Json { detail: e.to_string() })?;
+    let objects = match value {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => unreachable!("the text starts with [ or {{"),
+    };
+    objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, object)| match object {
+            serde_json::Value::Object(map) => Ok(Record {
+                row: i + 1,
+                line: None,
+                fields: map
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), Field::Json(v)))
+                    .collect(),
+            }),
+            other => Err(ExportError::Json {
+                detail: format!("object {} is not an object but {other}", i + 1),
+            }),
+        })
+        .collect()
+}
+
+fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
+    // `Export-Csv` in Windows PowerShell writes `#TYPE <class>` first unless -NoTypeInformation.
+    let (skipped_lines, body) = match text.strip_prefix("#TYPE") {
+        Some(_) => match text.find('\n') {
+            Some(end) => (1, &text[end + 1..]),
+            None => (1, ""),
+        },
+        None => (0, text),
+    };
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ExportError::Csv { detail: e.to_string() })?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err(ExportError::Csv { detail: "no header line".into() });
+    }
+    let mut records = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| ExportError::Csv { detail: e.to_string() })?;
+        // The reader counts lines from the header (line 1 of what it was given) and reports a
+        // record's start one line early; the file's `#TYPE` line comes before both.
+        let line = row.position().map(|p| p.line() as usize + 1 + skipped_lines);
+        let fields =
+            headers.iter().cloned().zip(row.iter().map(|v| Field::Text(v.to_owned()))).collect();
+        records.push(Record { row: i + 1, line, fields });
+    }
+    Ok(records)
+}

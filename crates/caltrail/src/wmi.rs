@@ -1,0 +1,191 @@
+//! `caltrail reconcile` and `caltrail import`: reading a license server's PowerShell exports and
+//! setting them beside the ledger. File reading and printing only; the comparison is in
+//! `caltrail-wmi`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use caltrail_events::{ServerName, Timestamp};
+use caltrail_wmi::{AgreementSource, Comparison, ObservedLicense, Verdict};
+
+use crate::Outcome;
+use crate::output::{Cell, Format, Table};
+use crate::report::{AsOfArgs, replay};
+use crate::timearg::parse_time;
+
+#[derive(Debug, clap::Args)]
+pub struct ExportFiles {
+    /// The license server the export comes from.
+    #[arg(long, value_parser = |s: &str| ServerName::parse(s))]
+    server: ServerName,
+    /// Win32_TSLicenseKeyPack exported with Export-Csv or ConvertTo-Json.
+    #[arg(long, value_name = "FILE")]
+    keypacks: PathBuf,
+    /// Win32_TSIssuedLicense exported the same way.
+    #[arg(long, value_name = "FILE")]
+    issued: Option<PathBuf>,
+    /// The chrono format of culture-formatted dates when they cannot be told apart, such as
+    /// "%d/%m/%Y %H:%M:%S" for en-GB.
+    #[arg(long, value_name = "FORMAT")]
+    date_format: Option<String>,
+}
+
+struct Exports {
+    keypacks: Vec<caltrail_wmi::ObservedKeypack>,
+    licenses: Option<Vec<ObservedLicense>>,
+}
+
+fn read_exports(files: &ExportFiles) -> anyhow::Result<Exports> {
+    let format = files.date_format.as_deref();
+    let bytes = std::fs::read(&files.keypacks)
+        .with_context(|| format!("cannot read {}", files.keypacks.display()))?;
+    let keypacks = caltrail_wmi::read_keypacks(&bytes, format)
+        .with_context(|| files.keypacks.display().to_string())?;
+    let licenses = match &files.issued {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (_, licenses) = caltrail_wmi::read_licenses(&bytes, format)
+                .with_context(|| path.display().to_string())?;
+            Some(licenses)
+        }
+        None => None,
+    };
+    Ok(Exports { keypacks: keypacks.keypacks, licenses })
+}
+
+/// Compare a license server's export with the ledger; exit 1 unless everything matches.
+///
+/// Per pack: what the ledger expects (total, issued, available), what the export shows, and a
+/// verdict: match, missing_on_server, not_in_ledger, quantity_differs or issued_differs. With
+/// --issued, holders of per-device CALs found on one side only. After a restore, the note says
+/// which packs are back although migrated or removed, and what the Clearinghouse must re-issue.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  caltrail reconcile --server ls07.litware.com --keypacks keypacks.csv --as-of 2025-02-01T01:00:00Z\n  caltrail reconcile --server ls07.litware.com --keypacks keypacks.csv --issued issued.csv"
+)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    files: ExportFiles,
+    #[command(flatten)]
+    as_of: AsOfArgs,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn reconcile(db: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let exports = read_exports(&args.files)?;
+    let state = replay(db, &args.as_of, false)?;
+    let report = caltrail_wmi::reconcile(
+        &state,
+        &args.files.server,
+        &exports.keypacks,
+        exports.licenses.as_deref(),
+    );
+    let clean = report.iter().all(|c| c.verdict == Verdict::Match);
+    comparison_table(&report).write(args.format, out)?;
+    Ok(if clean { Outcome::Clean } else { Outcome::Found })
+}
+
+fn comparison_table(report: &[Comparison]) -> Table {
+    let mut table = Table::new(&[
+        "kind",
+        "keypack",
+        "wmi_keypack_id",
+        "holder",
+        "product_version",
+        "cal_type",
+        "matched_by",
+        "expected_total",
+        "observed_total",
+        "expected_issued",
+        "observed_issued",
+        "expected_available",
+        "observed_available",
+        "verdict",
+        "note",
+    ]);
+    for c in report {
+        table.rows.push(vec![
+            Cell::from(c.kind),
+            Cell::from(c.keypack.clone()),
+            Cell::from(c.wmi_keypack_id.map(u64::from)),
+            Cell::from(c.holder.clone()),
+            Cell::from(c.product_version.map(|v| v.as_str())),
+            Cell::from(c.cal_type.map(|t| t.as_str())),
+            Cell::from(c.matched_by),
+            Cell::from(c.expected_total),
+            Cell::from(c.observed_total),
+            Cell::from(c.expected_issued),
+            Cell::from(c.observed_issued),
+            Cell::from(c.expected_available),
+            Cell::from(c.observed_available),
+            Cell::from(c.verdict.as_str()),
+            Cell::from(c.note.clone()),
+        ]);
+    }
+    table
+}
+
+/// Write, as JSON Lines for `caltrail append`, the events that bring the ledger's view of a
+/// server to what its export shows.
+///
+/// Packs the ledger lacks become keypack.installed (the agreement from --agreement or
+/// --agreement-map), issued licenses it does not know become cal.issued, revoked ones it holds
+/// as active become cal.revoked. Event ids come from the server and the WMI ids, so importing
+/// the same export again writes nothing the ledger does not already have. Review, then append.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Agreement map lines: KEYPACKID=AGREEMENT or VERSION/CAL_TYPE=AGREEMENT, such as\n  4=EA-6543210\n  2019/per_user=EA-6543210\n\nExample:\n  caltrail import --server ls01.contoso.com --keypacks keypacks.csv --issued issued.csv --agreement EA-6543210 > import.jsonl\n  caltrail append import.jsonl"
+)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    files: ExportFiles,
+    /// The agreement every imported pack was bought under.
+    #[arg(long, conflicts_with = "agreement_map", required_unless_present = "agreement_map")]
+    agreement: Option<String>,
+    /// A file naming the agreement per KeyPackId or per version and CAL type.
+    #[arg(long, value_name = "FILE")]
+    agreement_map: Option<PathBuf>,
+    /// The time recorded for imported packs and revocations, which the export does not carry
+    /// (default: now). CALs keep their IssueDate.
+    #[arg(long, value_parser = parse_time)]
+    at: Option<Timestamp>,
+}
+
+pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let agreements = match (&args.agreement, &args.agreement_map) {
+        (Some(name), _) => AgreementSource::One(
+            caltrail_events::Name::parse(name).map_err(|m| anyhow::anyhow!("--agreement {m}"))?,
+        ),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            AgreementSource::parse_map(&text)
+                .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?
+        }
+        (None, None) => anyhow::bail!("give --agreement or --agreement-map"),
+    };
+    let exports = read_exports(&args.files)?;
+    // A first import may come before anything was recorded: no ledger means an empty one.
+    let state = if db.exists() {
+        replay(db, &AsOfArgs::latest(), false)?
+    } else {
+        caltrail_replay::Replay::new(caltrail_replay::AsOf::Latest, Timestamp::now(), false)
+            .finish()
+    };
+    let events = caltrail_wmi::import_events(
+        &state,
+        &args.files.server,
+        &exports.keypacks,
+        exports.licenses.as_deref().unwrap_or(&[]),
+        &agreements,
+        args.at.unwrap_or_else(Timestamp::now),
+    )
+    .map_err(anyhow::Error::msg)?;
+    for event in &events {
+        writeln!(out, "{}", event.to_value().to_json())?;
+    }
+    Ok(Outcome::Clean)
+}
