@@ -6,6 +6,7 @@ mod cases;
 mod cli;
 mod schemas;
 mod tamper;
+mod tamper_campaign;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
