@@ -4,6 +4,7 @@
 mod append;
 mod cases;
 mod cli;
+mod reliability;
 mod schemas;
 mod tamper;
 mod tamper_campaign;

@@ -111,17 +111,15 @@ impl Engine {
     /// Writes every table to `dir/<table>.parquet`; returns each table's name and row count.
     pub fn export_parquet(&self, dir: &Path) -> Result<Vec<(&'static str, usize)>, SqlError> {
         std::fs::create_dir_all(dir)
-            .map_err(|source| SqlError::Write { path: dir.display().to_string(), source })?;
+            .map_err(|error| SqlError::Write { path: dir.display().to_string(), error })?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let mut written = Vec::new();
         for (name, batch) in &self.tables {
             let path = dir.join(format!("{name}.parquet"));
-            let write_error = |source: std::io::Error| SqlError::Write {
-                path: path.display().to_string(),
-                source,
-            };
+            let write_error =
+                |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
             let file = std::fs::File::create(&path).map_err(write_error)?;
             let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties.clone()))
                 .map_err(|e| write_error(std::io::Error::other(e)))?;

@@ -13,12 +13,8 @@ pub enum SqlError {
     UnknownTable { name: String, known: String },
     #[error("rule {rule} does not return the column {column}: this is a bug of the rule")]
     RuleShape { rule: String, column: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: std::io::Error },
     #[error("cannot start the query runtime: {0}")]
     Runtime(std::io::Error),
 }

@@ -14,14 +14,14 @@ pub enum StoreError {
         "{path} is a ledger of format {found}, newer than this caltrail reads ({supported}): upgrade caltrail"
     )]
     NewerFormat { path: PathBuf, found: i64, supported: i64 },
+    #[error("{path}: cannot write to the ledger, the file or its folder is read-only ({detail})")]
+    NotWritable { path: PathBuf, detail: String },
     #[error("{path}: entry {seq} is damaged ({reason}): run caltrail verify")]
     Corrupt { path: PathBuf, seq: u64, reason: String },
-    #[error("{path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    /// SQLite's message is in the text; it is not also given as the source, which would print
+    /// it twice.
+    #[error("{path}: {error}")]
+    Sqlite { path: PathBuf, error: rusqlite::Error },
 }
 
 /// Where the earlier event an appended one clashes with is.

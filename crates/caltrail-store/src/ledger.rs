@@ -88,8 +88,19 @@ impl Ledger {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut ledger = Ledger::connect(path, flags)?;
-        ledger.initialise_if_new()?;
+        let not_writable = |error: StoreError| match error {
+            StoreError::Sqlite { error, .. }
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
+            {
+                StoreError::NotWritable { path: path.to_owned(), detail: error.to_string() }
+            }
+            other => other,
+        };
+        let mut ledger = Ledger::connect(path, flags).map_err(not_writable)?;
+        ledger.initialise_if_new().map_err(not_writable)?;
         Ok(ledger)
     }
 
@@ -99,8 +110,11 @@ impl Ledger {
             return Err(StoreError::NoLedger { path: path.to_owned() });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let flags = if is_writable(path) { flags } else { OpenFlags::SQLITE_OPEN_READ_ONLY };
-        let ledger = Ledger::connect(path, flags)?;
+        let ledger = if is_writable(path) {
+            Ledger::connect(path, flags)?
+        } else {
+            Ledger::connect_read_only(path)?
+        };
         if ledger.head_is_missing()? {
             return Err(ledger.not_a_ledger("an empty file"));
         }
@@ -129,6 +143,27 @@ impl Ledger {
         }
         ledger.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| ledger.err(e))?;
         Ok(ledger)
+    }
+
+    /// A ledger on read-only media: SQLite cannot create the WAL index beside it, so the file is
+    /// opened as immutable, which it is while the media stays read-only.
+    fn connect_read_only(path: &Path) -> Result<Ledger, StoreError> {
+        match Ledger::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            Err(StoreError::Sqlite { error, .. })
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) =>
+            {
+                let uri = format!("file:{}?immutable=1", path.display());
+                let conn = Connection::open_with_flags(
+                    uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| sqlite(path, e))?;
+                let ledger = Ledger { conn, path: path.to_owned() };
+                ledger.check_format()?;
+                Ok(ledger)
+            }
+            other => other,
+        }
     }
 
     fn initialise_if_new(&mut self) -> Result<(), StoreError> {
@@ -403,8 +438,8 @@ fn head_of(conn: &Connection) -> Result<Head, rusqlite::Error> {
     })
 }
 
-fn sqlite(path: &Path, source: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite { path: path.to_owned(), source }
+fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite { path: path.to_owned(), error }
 }
 
 fn is_writable(path: &Path) -> bool {

@@ -25,6 +25,10 @@ pub struct AppendArgs {
     files: Vec<PathBuf>,
 }
 
+/// The longest line read as an event. A real event is well under a kilobyte; a line of
+/// megabytes is a wrong file, and refusing it early keeps memory bounded per line.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// The most parse errors printed for one append; the rest are counted.
 const MAX_ERRORS_SHOWN: usize = 20;
 
@@ -146,6 +150,13 @@ fn parse_lines(
     for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = index + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > MAX_LINE_BYTES {
+            errors.push(format!(
+                "{label}:{line}: the line is {} bytes long, more than an event can be (1 MiB)",
+                raw.len()
+            ));
+            continue;
+        }
         let text = match std::str::from_utf8(raw) {
             Ok(text) => text,
             Err(e) => {
