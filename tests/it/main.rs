@@ -4,6 +4,7 @@
 mod append;
 mod cases;
 mod cli;
+mod fuzz_smoke;
 mod reliability;
 mod schemas;
 mod tamper;
