@@ -5,8 +5,6 @@ use rusqlite::Connection;
 
 use crate::{Sandbox, fixtures};
 
-const TRIGGERS: [&str; 3] = ["entries_no_update", "entries_no_delete", "entries_append_only"];
-
 /// A ledger of the 11-event migration story.
 fn ledger() -> Sandbox {
     let sandbox = Sandbox::new();
@@ -17,21 +15,7 @@ fn ledger() -> Sandbox {
 /// Runs `sql` on the ledger with the guard-rail triggers dropped, then puts them back as a
 /// careful forger would, so that only the chain can tell.
 fn tamper(sandbox: &Sandbox, sql: &str) {
-    let conn = Connection::open(sandbox.db()).unwrap();
-    let saved: Vec<String> = TRIGGERS
-        .iter()
-        .map(|name| {
-            conn.query_row("SELECT sql FROM sqlite_schema WHERE name = ?1", [name], |r| r.get(0))
-                .unwrap()
-        })
-        .collect();
-    for name in TRIGGERS {
-        conn.execute_batch(&format!("DROP TRIGGER {name}")).unwrap();
-    }
-    conn.execute_batch(sql).unwrap();
-    for sql in saved {
-        conn.execute_batch(&sql).unwrap();
-    }
+    crate::tamper_campaign::with_sql(&sandbox.db(), |conn| conn.execute_batch(sql).unwrap());
 }
 
 #[track_caller]

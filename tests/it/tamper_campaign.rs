@@ -45,7 +45,7 @@ enum Expect {
 }
 
 /// Runs SQL on the file with the guard rails dropped, then puts them back as a forger would.
-fn with_sql(path: &Path, sql: impl FnOnce(&Connection)) {
+pub fn with_sql(path: &Path, sql: impl FnOnce(&Connection)) {
     let conn = Connection::open(path).unwrap();
     let saved: Vec<String> = TRIGGERS
         .iter()

@@ -185,35 +185,20 @@ impl Replay {
                 let quantity = u64::from(e.quantity.get());
                 let source = self.keypack_index.get(e.from_keypack.as_str()).copied();
                 if let Some(source) = source {
-                    let from = self.keypacks[source].clone();
+                    // The new pack inherits agreement, version, type and downgrade from the
+                    // source pack (EVENTS.md), and starts its own history.
+                    let mut pack = self.keypacks[source].clone();
                     if e.source_removed {
                         self.take_out(seq, at, source, quantity);
                     }
-                    self.add_pack(
-                        seq,
-                        KeypackRow {
-                            keypack: e.keypack.as_str().to_owned(),
-                            server: e.target.clone(),
-                            agreement: from.agreement,
-                            product_version: from.product_version,
-                            cal_type: from.cal_type,
-                            downgraded_from: from.downgraded_from,
-                            wmi_keypack_id: None,
-                            origin: Origin::Migrated,
-                            migration: Some(event.id.as_str().to_owned()),
-                            from_keypack: Some(e.from_keypack.as_str().to_owned()),
-                            installed_seq: seq,
-                            installed_at: at,
-                            installed: quantity,
-                            removed: 0,
-                            restored: 0,
-                            lost: 0,
-                            current_quantity: quantity,
-                            resurrected: 0,
-                            active_issued: 0,
-                            available: 0,
-                        },
-                    );
+                    pack.keypack = e.keypack.as_str().to_owned();
+                    pack.server = e.target.clone();
+                    pack.wmi_keypack_id = None;
+                    pack.origin = Origin::Migrated;
+                    pack.migration = Some(event.id.as_str().to_owned());
+                    pack.from_keypack = Some(e.from_keypack.as_str().to_owned());
+                    pack.start_history(seq, at, quantity);
+                    self.add_pack(seq, pack);
                 }
                 self.migration_index.insert(event.id.as_str().to_owned(), self.migrations.len());
                 self.migrations.push(MigrationRow {
