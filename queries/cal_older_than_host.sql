@@ -8,7 +8,7 @@ SELECT
     'error' AS severity,
     COALESCE(i.session_host, i.holder) AS subject,
     concat(i.holder, ' got a ', i.product_version, ' CAL from ', i.keypack, ' on ',
-           to_char(i.at, '%Y-%m-%d'), ' for ',
+           CAST(CAST(i.at AS DATE) AS VARCHAR), ' for ',
            COALESCE(i.session_host, 'a session host'), ', which runs Windows Server ',
            i.session_host_version, ' and needs ', i.session_host_version,
            ' CALs or newer') AS message,

@@ -8,7 +8,7 @@ SELECT
     'error' AS severity,
     i.server AS subject,
     concat(i.server, ' issued a permanent CAL from ', i.keypack, ' to ', i.holder, ' on ',
-           to_char(i.at, '%Y-%m-%d'), ' while it was ',
+           CAST(CAST(i.at AS DATE) AS VARCHAR), ' while it was ',
            replace(i.server_status, '_', ' ')) AS message,
     1 AS quantity,
     i.seq,

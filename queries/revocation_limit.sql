@@ -34,7 +34,7 @@ SELECT
     'warning' AS severity,
     server AS subject,
     concat(server, ' revoked ', revoked_in_90_days, ' ', product_version,
-           ' per-device CALs in the 90 days to ', to_char(at, '%Y-%m-%d'), '; the limit is ',
+           ' per-device CALs in the 90 days to ', CAST(CAST(at AS DATE) AS VARCHAR), '; the limit is ',
            revocation_limit, ' (', installed_on_server, ' installed)') AS message,
     revoked_in_90_days - revocation_limit AS quantity,
     revoked_in_90_days,

@@ -13,7 +13,7 @@ SELECT
     'unissued_lost_on_restore' AS rule,
     'warning' AS severity,
     l.server AS subject,
-    concat(l.server, ' was restored on ', to_char(l.at, '%Y-%m-%d'),
+    concat(l.server, ' was restored on ', CAST(CAST(l.at AS DATE) AS VARCHAR),
            CASE WHEN NOT l.same_machine THEN ' onto another machine' ELSE ' onto a reinstalled OS' END,
            ': ', l.unissued_lost, ' unissued ', l.entitlement_version, ' ',
            replace(l.cal_type, '_', '-'), ' CALs of ', l.agreement,

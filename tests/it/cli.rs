@@ -304,3 +304,45 @@ fn an_agreement_map_names_the_agreement_per_pack() {
         "caltrail: row 1 (line 3): no agreement for KeyPackId 4 (2012 per_user) in the agreement map\n"
     );
 }
+
+/// A generated estate gives exactly the findings its planted servers plant, and the same sizes
+/// and seed give the same bytes.
+#[test]
+fn a_generated_estate_checks_to_exactly_its_planted_findings() {
+    let sandbox = Sandbox::new();
+    let args = [
+        "generate",
+        "--servers",
+        "3",
+        "--devices",
+        "300",
+        "--users",
+        "90",
+        "--years",
+        "2",
+        "--seed",
+        "5",
+    ];
+    let first = sandbox.run(&args).ok();
+    assert_eq!(sandbox.run(&args).ok().stdout, first.stdout);
+    let lines = first.stdout.lines().count();
+    assert!(lines > 4_000, "{lines}");
+    assert!(
+        first
+            .stderr
+            .starts_with(&format!("caltrail: generated {lines} events; planted findings: "))
+    );
+    let file = sandbox.dir.path().join("estate.jsonl");
+    std::fs::write(&file, &first.stdout).unwrap();
+    sandbox.append_file(&file).ok();
+    sandbox.run(&["verify"]).ok();
+    let run = sandbox.run(&["check", "--format", "csv"]);
+    assert_eq!(run.code, 1);
+    let rules: Vec<&str> =
+        run.stdout.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    let planted: Vec<&str> = caltrail_generate::PLANTED
+        .iter()
+        .flat_map(|(rule, n)| std::iter::repeat_n(*rule, *n as usize))
+        .collect();
+    assert_eq!(rules, planted);
+}

@@ -3,6 +3,7 @@
 
 mod append;
 mod arrow_table;
+mod generate;
 mod log;
 mod output;
 mod report;
@@ -42,6 +43,7 @@ enum Command {
     Export(report::ExportArgs),
     Reconcile(wmi::ReconcileArgs),
     Import(wmi::ImportArgs),
+    Generate(generate::GenerateArgs),
 }
 
 /// Re-hash the whole chain and check the ledger file; exit 1 if anything is wrong.
@@ -93,6 +95,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Export(args) => report::export(&cli.db, &args, out),
         Command::Reconcile(args) => wmi::reconcile(&cli.db, &args, out),
         Command::Import(args) => wmi::import(&cli.db, &args, out),
+        Command::Generate(args) => generate::run(&args, out),
     }
 }
 
