@@ -11,7 +11,7 @@ SELECT
     concat(CASE WHEN k.keypack IS NULL THEN m.not_removed
                 ELSE LEAST(m.not_removed, k.current_quantity) END,
            ' CALs of ', m.from_keypack, ' migrated to ', m.target, ' on ',
-           CAST(CAST(m.at AS DATE) AS VARCHAR), ' are still on ', m.source,
+           CAST(CAST(m."at" AS DATE) AS VARCHAR), ' are still on ', m.source,
            CASE WHEN s.status = 'activated' THEN ', which is still activated'
                 ELSE ', which is deactivated' END,
            ': remove them from the source') AS message,

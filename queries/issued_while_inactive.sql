@@ -8,11 +8,11 @@ SELECT
     'error' AS severity,
     i.server AS subject,
     concat(i.server, ' issued a permanent CAL from ', i.keypack, ' to ', i.holder, ' on ',
-           CAST(CAST(i.at AS DATE) AS VARCHAR), ' while it was ',
+           CAST(CAST(i."at" AS DATE) AS VARCHAR), ' while it was ',
            replace(i.server_status, '_', ' ')) AS message,
     1 AS quantity,
     i.seq,
-    i.at,
+    i."at",
     i.keypack,
     i.holder,
     i.server_status

@@ -4,20 +4,20 @@
 -- Why it matters: revocation is limited so that per-device CALs are not shuffled between
 -- devices; revoking beyond the limit uses CALs that are not free yet.
 WITH revoked AS (
-    SELECT seq, at, server, product_version, installed_on_server
+    SELECT seq, "at", server, product_version, installed_on_server
     FROM revocations
     WHERE cal_type = 'per_device' AND product_version IS NOT NULL
 ),
 windows AS (
-    SELECT r.seq, r.at, r.server, r.product_version, r.installed_on_server,
+    SELECT r.seq, r."at", r.server, r.product_version, r.installed_on_server,
            COUNT(*) AS revoked_in_90_days
     FROM revoked r
     JOIN revoked p
       ON p.server = r.server
      AND p.product_version = r.product_version
-     AND p.at > r.at - INTERVAL '90 days'
-     AND p.at <= r.at
-    GROUP BY r.seq, r.at, r.server, r.product_version, r.installed_on_server
+     AND p."at" > r."at" - INTERVAL '90 days'
+     AND p."at" <= r."at"
+    GROUP BY r.seq, r."at", r.server, r.product_version, r.installed_on_server
 ),
 over_limit AS (
     SELECT *,
@@ -34,14 +34,14 @@ SELECT
     'warning' AS severity,
     server AS subject,
     concat(server, ' revoked ', revoked_in_90_days, ' ', product_version,
-           ' per-device CALs in the 90 days to ', CAST(CAST(at AS DATE) AS VARCHAR), '; the limit is ',
+           ' per-device CALs in the 90 days to ', CAST(CAST("at" AS DATE) AS VARCHAR), '; the limit is ',
            revocation_limit, ' (', installed_on_server, ' installed)') AS message,
     revoked_in_90_days - revocation_limit AS quantity,
     revoked_in_90_days,
     revocation_limit,
     installed_on_server,
     product_version,
-    at
+    "at"
 FROM over_limit
 WHERE worst = 1
 ORDER BY subject, product_version

@@ -5,16 +5,16 @@
 -- not for the number in use on the day. The shortfall is the larger peak (installed or active
 -- issued) minus what was purchased by the year's end, never below zero.
 WITH installed_levels AS (
-    SELECT agreement, entitlement_version AS product_version, cal_type, at, delta,
+    SELECT agreement, entitlement_version AS product_version, cal_type, "at", delta,
            SUM(delta) OVER (
                PARTITION BY agreement, entitlement_version, cal_type
-               ORDER BY at, seq
+               ORDER BY "at", seq
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
     FROM quantity_changes
 ),
 cal_edges AS (
     SELECT k.agreement, k.entitlement_version AS product_version, k.cal_type,
-           c.issued_at AS at, 1 AS delta
+           c.issued_at AS "at", 1 AS delta
     FROM cals c JOIN keypacks k ON k.keypack = c.keypack
     UNION ALL
     SELECT k.agreement, k.entitlement_version, k.cal_type,
@@ -23,18 +23,18 @@ cal_edges AS (
     WHERE COALESCE(c.expires_at, c.revoked_at, c.cleared_at) IS NOT NULL
 ),
 active_levels AS (
-    SELECT agreement, product_version, cal_type, at, delta,
+    SELECT agreement, product_version, cal_type, "at", delta,
            SUM(delta) OVER (
                PARTITION BY agreement, product_version, cal_type
-               ORDER BY at, delta
+               ORDER BY "at", delta
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
     FROM cal_edges
 ),
 peak_installed AS (
     SELECT p.agreement, p.product_version, p.cal_type, p.period_start,
            GREATEST(
-               COALESCE(SUM(CASE WHEN l.at < p.period_start THEN l.delta END), 0),
-               COALESCE(MAX(CASE WHEN l.at >= p.period_start AND l.at < p.period_end
+               COALESCE(SUM(CASE WHEN l."at" < p.period_start THEN l.delta END), 0),
+               COALESCE(MAX(CASE WHEN l."at" >= p.period_start AND l."at" < p.period_end
                                  THEN l.level END), 0)) AS peak_installed
     FROM true_up_periods p
     LEFT JOIN installed_levels l
@@ -45,8 +45,8 @@ peak_installed AS (
 peak_active AS (
     SELECT p.agreement, p.product_version, p.cal_type, p.period_start,
            GREATEST(
-               COALESCE(SUM(CASE WHEN l.at < p.period_start THEN l.delta END), 0),
-               COALESCE(MAX(CASE WHEN l.at >= p.period_start AND l.at < p.period_end
+               COALESCE(SUM(CASE WHEN l."at" < p.period_start THEN l.delta END), 0),
+               COALESCE(MAX(CASE WHEN l."at" >= p.period_start AND l."at" < p.period_end
                                  THEN l.level END), 0)) AS peak_active_issued
     FROM true_up_periods p
     LEFT JOIN active_levels l
@@ -60,7 +60,7 @@ purchased AS (
     FROM true_up_periods p
     JOIN purchases pu
       ON pu.agreement = p.agreement AND pu.product_version = p.product_version
-     AND pu.cal_type = p.cal_type AND pu.at < p.period_end
+     AND pu.cal_type = p.cal_type AND pu."at" < p.period_end
     GROUP BY p.agreement, p.product_version, p.cal_type, p.period_start
 )
 SELECT

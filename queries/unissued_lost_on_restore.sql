@@ -3,17 +3,17 @@
 -- installed on the server since. One finding per restore, server, agreement, version and type.
 -- Why it matters: the lost CALs were bought; the Microsoft Clearinghouse must re-issue them.
 WITH lost AS (
-    SELECT seq, at, server, same_machine, os_replaced, agreement, entitlement_version, cal_type,
+    SELECT seq, "at", server, same_machine, os_replaced, agreement, entitlement_version, cal_type,
            SUM(unissued_lost) AS unissued_lost
     FROM restores
     WHERE unissued_lost > 0
-    GROUP BY seq, at, server, same_machine, os_replaced, agreement, entitlement_version, cal_type
+    GROUP BY seq, "at", server, same_machine, os_replaced, agreement, entitlement_version, cal_type
 )
 SELECT
     'unissued_lost_on_restore' AS rule,
     'warning' AS severity,
     l.server AS subject,
-    concat(l.server, ' was restored on ', CAST(CAST(l.at AS DATE) AS VARCHAR),
+    concat(l.server, ' was restored on ', CAST(CAST(l."at" AS DATE) AS VARCHAR),
            CASE WHEN NOT l.same_machine THEN ' onto another machine' ELSE ' onto a reinstalled OS' END,
            ': ', l.unissued_lost, ' unissued ', l.entitlement_version, ' ',
            replace(l.cal_type, '_', '-'), ' CALs of ', l.agreement,
@@ -22,7 +22,7 @@ SELECT
     l.agreement,
     l.entitlement_version AS product_version,
     l.cal_type,
-    l.at AS restored_at
+    l."at" AS restored_at
 FROM lost l
 WHERE NOT EXISTS (
     SELECT 1 FROM keypacks k
