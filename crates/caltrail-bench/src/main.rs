@@ -1,0 +1,55 @@
+//! `caltrail-bench`: the measurements `bench/run` takes beside caltrail's own commands. Each
+//! prints one line, `<name> <rows> <seconds>`. Not for users: the figures only mean something
+//! next to the ones of `caltrail` on the same rows.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use caltrail_events::Timestamp;
+use caltrail_replay::{AsOf, Replay};
+use caltrail_store::{Ledger, baseline};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | decode LEDGER | replay LEDGER)")
+    };
+    match args.first().map(String::as_str) {
+        Some("insert") => {
+            let rows = baseline::read_rows(arg(1)?)?;
+            let took = baseline::plain_insert(arg(2)?, &rows)?;
+            println!("plain_insert {} {:.3}", rows.len(), took.as_secs_f64());
+        }
+        Some("scan") => {
+            let (n, took) = baseline::plain_scan(arg(1)?)?;
+            println!("plain_scan {n} {:.3}", took.as_secs_f64());
+        }
+        Some("decode") => {
+            let ledger = Ledger::open_existing(arg(1)?)?;
+            let started = Instant::now();
+            let mut n = 0u64;
+            ledger.for_each_entry(None, |e| {
+                n += 1;
+                std::hint::black_box(e);
+                Ok(())
+            })?;
+            println!("decode {n} {:.3}", started.elapsed().as_secs_f64());
+        }
+        Some("replay") => {
+            let ledger = Ledger::open_existing(arg(1)?)?;
+            let started = Instant::now();
+            let mut replay = Replay::new(AsOf::Latest, Timestamp::now(), false);
+            ledger.for_each_entry(None, |e| {
+                replay.apply(e.entry.seq, e.entry.recorded_at, "", &e.entry.event);
+                Ok(())
+            })?;
+            let replay = replay.finish();
+            println!("replay {} {:.3}", replay.n_applied, started.elapsed().as_secs_f64());
+        }
+        _ => bail!(
+            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | decode LEDGER | replay LEDGER)"
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! What SQLite alone does with a ledger's rows, to measure caltrail beside: the same rows
+//! inserted with no parsing, encoding, hashing or guard rails, and read back with no decoding or
+//! hashing. For benchmarks only; nothing here is part of the ledger.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::error::StoreError;
+use crate::ledger::SCHEMA;
+
+/// One stored row, as the `entries` table holds it.
+pub struct RawRow {
+    seq: i64,
+    id: String,
+    event_type: String,
+    at: i64,
+    recorded_at: i64,
+    keypack: Option<String>,
+    body: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite { path: path.to_owned(), error }
+}
+
+/// Reads every row of a ledger into memory.
+pub fn read_rows(ledger: &Path) -> Result<Vec<RawRow>, StoreError> {
+    let e = |error| sqlite(ledger, error);
+    let conn = Connection::open(ledger).map_err(e)?;
+    let mut statement = conn
+        .prepare(
+            "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
+        )
+        .map_err(e)?;
+    let rows = statement
+        .query_map([], |r| {
+            Ok(RawRow {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                event_type: r.get(2)?,
+                at: r.get(3)?,
+                recorded_at: r.get(4)?,
+                keypack: r.get(5)?,
+                body: r.get(6)?,
+                hash: r.get(7)?,
+            })
+        })
+        .map_err(e)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(e)?;
+    Ok(rows)
+}
+
+/// Inserts `rows` into a new database at `path` with the ledger's table and indexes, WAL and
+/// `synchronous=FULL`, in one transaction as `append` does; returns the time taken.
+pub fn plain_insert(path: &Path, rows: &[RawRow]) -> Result<Duration, StoreError> {
+    let e = |error| sqlite(path, error);
+    let mut conn = Connection::open(path).map_err(e)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+    conn.execute_batch(SCHEMA).map_err(e)?;
+    let started = Instant::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(e)?;
+        for r in rows {
+            insert
+                .execute(params![
+                    r.seq,
+                    r.id,
+                    r.event_type,
+                    r.at,
+                    r.recorded_at,
+                    r.keypack,
+                    r.body,
+                    r.hash
+                ])
+                .map_err(e)?;
+        }
+    }
+    tx.commit().map_err(e)?;
+    Ok(started.elapsed())
+}
+
+/// Reads every row's bytes and hash in order and touches them; returns the rows and the time.
+pub fn plain_scan(ledger: &Path) -> Result<(u64, Duration), StoreError> {
+    let e = |error| sqlite(ledger, error);
+    let conn = Connection::open(ledger).map_err(e)?;
+    let started = Instant::now();
+    let mut statement = conn.prepare("SELECT body, hash FROM entries ORDER BY seq").map_err(e)?;
+    let mut rows = statement.query([]).map_err(e)?;
+    let (mut n, mut checksum) = (0u64, 0u64);
+    while let Some(row) = rows.next().map_err(e)? {
+        let body = row.get_ref(0).map_err(e)?.as_blob().map_err(|x| e(x.into()))?;
+        let hash = row.get_ref(1).map_err(e)?.as_blob().map_err(|x| e(x.into()))?;
+        checksum = checksum.wrapping_add(body.len() as u64 + u64::from(hash[0]));
+        n += 1;
+    }
+    std::hint::black_box(checksum);
+    Ok((n, started.elapsed()))
+}
