@@ -7,6 +7,7 @@ use std::sync::Arc;
 use caltrail_replay::Replay;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -33,7 +34,7 @@ impl QueryResult {
 pub struct Engine {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
-    tables: Vec<(&'static str, RecordBatch)>,
+    tables: Vec<(&'static str, Vec<RecordBatch>)>,
 }
 
 impl Engine {
@@ -47,9 +48,12 @@ impl Engine {
         let ctx = SessionContext::new();
         let mut tables = Vec::new();
         for name in TABLE_NAMES {
-            let batch = build(replay, name).expect("invariant: TABLE_NAMES are all buildable");
-            ctx.register_batch(*name, batch.clone())?;
-            tables.push((*name, batch));
+            let batches = build(replay, name).expect("invariant: TABLE_NAMES are all buildable");
+            let schema = batches[0].schema();
+            // One partition per batch, so that DataFusion can scan them in parallel.
+            let partitions = batches.iter().map(|b| vec![b.clone()]).collect();
+            ctx.register_table(*name, Arc::new(MemTable::try_new(schema, partitions)?))?;
+            tables.push((*name, batches));
         }
         Ok(Engine { ctx, runtime, tables })
     }
@@ -116,16 +120,19 @@ impl Engine {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let mut written = Vec::new();
-        for (name, batch) in &self.tables {
+        for (name, batches) in &self.tables {
             let path = dir.join(format!("{name}.parquet"));
             let write_error =
                 |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
             let file = std::fs::File::create(&path).map_err(write_error)?;
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties.clone()))
-                .map_err(|e| write_error(std::io::Error::other(e)))?;
-            writer.write(batch).map_err(|e| write_error(std::io::Error::other(e)))?;
+            let mut writer =
+                ArrowWriter::try_new(file, batches[0].schema(), Some(properties.clone()))
+                    .map_err(|e| write_error(std::io::Error::other(e)))?;
+            for batch in batches {
+                writer.write(batch).map_err(|e| write_error(std::io::Error::other(e)))?;
+            }
             writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
-            written.push((*name, batch.num_rows()));
+            written.push((*name, batches.iter().map(RecordBatch::num_rows).sum()));
         }
         Ok(written)
     }

@@ -28,6 +28,19 @@ pub const TABLE_NAMES: &[&str] = &[
     "true_up_periods",
 ];
 
+/// Rows per record batch. Arrow's `Utf8` arrays address their bytes with 32-bit offsets, so one
+/// array holds at most 2 GiB of text: the `events` table of 10M entries holds more. Batches of
+/// this size stay far below that and let DataFusion work on several at once.
+const BATCH_ROWS: usize = 1 << 20;
+
+/// Builds a table in batches of `BATCH_ROWS` rows with `one`, which builds one batch.
+fn batches<R>(rows: &[R], one: impl Fn(&[R]) -> RecordBatch) -> Vec<RecordBatch> {
+    if rows.is_empty() {
+        return vec![one(rows)];
+    }
+    rows.chunks(BATCH_ROWS).map(one).collect()
+}
+
 /// Builds one table column by column from a slice of rows.
 struct TableBuilder<'a, R> {
     rows: &'a [R],
@@ -93,187 +106,251 @@ fn cal_type(t: CalType) -> Option<&'static str> {
     Some(t.as_str())
 }
 
-/// Builds the named table from the replayed state.
-pub fn build(replay: &Replay, name: &str) -> Option<RecordBatch> {
+/// Builds the named table from the replayed state, as one or more record batches.
+pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
     Some(match name {
-        "events" => TableBuilder::new(&replay.events)
-            .count("seq", |r| r.seq)
-            .text("id", |r| Some(&r.id))
-            .text("type", |r| Some(r.event_type))
-            .time("at", |r| Some(r.at))
-            .time("recorded_at", |r| Some(r.recorded_at))
-            .text("actor", |r| r.actor.as_ref())
-            .text("note", |r| r.note.as_ref())
-            .text("server", |r| r.server.as_ref())
-            .text("target_server", |r| r.target_server.as_ref())
-            .text("data", |r| Some(&r.data))
-            .text("hash", |r| Some(&r.hash))
-            .finish(),
+        "events" => batches(&replay.events, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .text("id", |r| Some(&r.id))
+                .text("type", |r| Some(r.event_type))
+                .time("at", |r| Some(r.at))
+                .time("recorded_at", |r| Some(r.recorded_at))
+                .text("actor", |r| r.actor.as_ref())
+                .text("note", |r| r.note.as_ref())
+                .text("server", |r| r.server.as_ref())
+                .text("target_server", |r| r.target_server.as_ref())
+                .text("data", |r| Some(&r.data))
+                .text("hash", |r| Some(&r.hash))
+                .finish()
+        }),
         "servers" => {
             let rows: Vec<_> = replay.servers.values().collect();
-            TableBuilder::new(&rows)
+            batches(&rows, |rows| {
+                TableBuilder::new(rows)
+                    .text("server", |r| Some(r.server.as_str()))
+                    .text("status", |r| Some(r.status.as_str()))
+                    .text("license_server_id", |r| r.license_server_id.as_ref())
+                    .text("os_version", |r| r.os_version.map(|v| v.as_str()))
+                    .time("activated_at", |r| r.activated_at)
+                    .time("deactivated_at", |r| r.deactivated_at)
+                    .time("reactivated_at", |r| r.reactivated_at)
+                    .time("last_restored_at", |r| r.last_restored_at)
+                    .time("last_backup_taken_at", |r| r.last_backup_taken_at)
+                    .time("last_rebuilt_at", |r| r.last_rebuilt_at)
+                    .finish()
+            })
+        }
+        "agreements" => {
+            let rows: Vec<_> = replay.agreements.values().collect();
+            batches(&rows, |rows| {
+                TableBuilder::new(rows)
+                    .text("agreement", |r| Some(&r.agreement))
+                    .text("program", |r| Some(r.program))
+                    .text("number", |r| r.number.as_ref())
+                    .text("product_version", |r| version(r.product_version))
+                    .text("cal_type", |r| cal_type(r.cal_type))
+                    .count("purchased", |r| r.purchased)
+                    .count("n_purchases", |r| r.n_purchases)
+                    .text("anniversary", |r| r.anniversary.as_ref())
+                    .time("first_purchased_at", |r| Some(r.first_purchased_at))
+                    .time("last_purchased_at", |r| Some(r.last_purchased_at))
+                    .finish()
+            })
+        }
+        "purchases" => batches(&replay.purchases, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("agreement", |r| Some(&r.agreement))
+                .text("program", |r| Some(r.program))
+                .text("product_version", |r| version(r.product_version))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .count("quantity", |r| r.quantity)
+                .finish()
+        }),
+        "keypacks" => batches(&replay.keypacks, |rows| {
+            TableBuilder::new(rows)
+                .text("keypack", |r| Some(&r.keypack))
+                .text("server", |r| Some(r.server.as_str()))
+                .text("agreement", |r| Some(&r.agreement))
+                .text("product_version", |r| version(r.product_version))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
+                .text("entitlement_version", |r| version(r.entitlement_version()))
+                .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
+                .text("origin", |r| Some(r.origin.as_str()))
+                .text("migration", |r| r.migration.as_ref())
+                .text("from_keypack", |r| r.from_keypack.as_ref())
+                .count("installed_seq", |r| r.installed_seq)
+                .time("installed_at", |r| Some(r.installed_at))
+                .count("installed", |r| r.installed)
+                .count("removed", |r| r.removed)
+                .count("restored", |r| r.restored)
+                .count("lost", |r| r.lost)
+                .count("current_quantity", |r| r.current_quantity)
+                .count("resurrected", |r| r.resurrected)
+                .count("active_issued", |r| r.active_issued)
+                .count("available", |r| r.available)
+                .finish()
+        }),
+        "cals" => batches(&replay.cals, |rows| {
+            TableBuilder::new(rows)
+                .text("server", |r| Some(r.server.as_str()))
+                .text("keypack", |r| Some(&r.keypack))
+                .text("holder", |r| Some(&r.holder))
+                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+                .text("hardware_id", |r| r.hardware_id.as_ref())
+                .boolean("temporary", |r| Some(r.temporary))
+                .time("issued_at", |r| Some(r.issued_at))
+                .time("renewed_at", |r| r.renewed_at)
+                .count("n_issues", |r| r.n_issues)
+                .time("expires_at", |r| r.expires_at)
+                .time("revoked_at", |r| r.revoked_at)
+                .time("cleared_at", |r| r.cleared_at)
+                .text("session_host", |r| r.session_host.as_ref())
+                .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+                .boolean("active", |r| Some(r.active))
+                .finish()
+        }),
+        "migrations" => batches(&replay.migrations, |rows| {
+            TableBuilder::new(rows)
+                .text("migration", |r| Some(&r.migration))
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("source", |r| Some(r.source.as_str()))
+                .text("target", |r| Some(r.target.as_str()))
+                .text("reason", |r| Some(r.reason))
+                .boolean("source_reachable", |r| Some(r.source_reachable))
+                .text("from_keypack", |r| Some(&r.from_keypack))
+                .text("keypack", |r| Some(&r.keypack))
+                .count("quantity", |r| r.quantity)
+                .boolean("source_removed", |r| Some(r.source_removed))
+                .count("removed_by_hand", |r| r.removed_by_hand)
+                .time("removed_at", |r| r.removed_at)
+                .count("not_removed", |r| r.not_removed)
+                .finish()
+        }),
+        "server_status" => batches(&replay.status_changes, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
                 .text("server", |r| Some(r.server.as_str()))
                 .text("status", |r| Some(r.status.as_str()))
                 .text("license_server_id", |r| r.license_server_id.as_ref())
                 .text("os_version", |r| r.os_version.map(|v| v.as_str()))
-                .time("activated_at", |r| r.activated_at)
-                .time("deactivated_at", |r| r.deactivated_at)
-                .time("reactivated_at", |r| r.reactivated_at)
-                .time("last_restored_at", |r| r.last_restored_at)
-                .time("last_backup_taken_at", |r| r.last_backup_taken_at)
-                .time("last_rebuilt_at", |r| r.last_rebuilt_at)
                 .finish()
-        }
-        "agreements" => {
-            let rows: Vec<_> = replay.agreements.values().collect();
-            TableBuilder::new(&rows)
+        }),
+        "issues" => batches(&replay.issues, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("server", |r| Some(r.server.as_str()))
+                .text("keypack", |r| Some(&r.keypack))
+                .text("holder", |r| Some(&r.holder))
+                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+                .boolean("temporary", |r| Some(r.temporary))
+                .boolean("renewal", |r| Some(r.renewal))
+                .text("session_host", |r| r.session_host.as_ref())
+                .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+                .text("server_status", |r| Some(r.server_status.as_str()))
+                .finish()
+        }),
+        "revocations" => batches(&replay.revocations, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("server", |r| Some(r.server.as_str()))
+                .text("keypack", |r| Some(&r.keypack))
+                .text("holder", |r| Some(&r.holder))
+                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+                .count("installed_on_server", |r| r.installed_on_server)
+                .finish()
+        }),
+        "restores" => batches(&replay.restores, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("server", |r| Some(r.server.as_str()))
+                .time("backup_taken_at", |r| Some(r.backup_taken_at))
+                .boolean("same_machine", |r| Some(r.same_machine))
+                .boolean("os_replaced", |r| Some(r.os_replaced))
+                .text("keypack", |r| Some(&r.keypack))
                 .text("agreement", |r| Some(&r.agreement))
-                .text("program", |r| Some(r.program))
-                .text("number", |r| r.number.as_ref())
                 .text("product_version", |r| version(r.product_version))
                 .text("cal_type", |r| cal_type(r.cal_type))
-                .count("purchased", |r| r.purchased)
-                .count("n_purchases", |r| r.n_purchases)
-                .text("anniversary", |r| r.anniversary.as_ref())
-                .time("first_purchased_at", |r| Some(r.first_purchased_at))
-                .time("last_purchased_at", |r| Some(r.last_purchased_at))
+                .text("entitlement_version", |r| version(r.entitlement_version))
+                .count("quantity_at_backup", |r| r.quantity_at_backup)
+                .count("issued_at_backup", |r| r.issued_at_backup)
+                .count("quantity_before", |r| r.quantity_before)
+                .count("quantity_after", |r| r.quantity_after)
+                .count("came_back", |r| r.came_back)
+                .count("unissued_lost", |r| r.unissued_lost)
                 .finish()
-        }
-        "purchases" => TableBuilder::new(&replay.purchases)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("agreement", |r| Some(&r.agreement))
-            .text("program", |r| Some(r.program))
-            .text("product_version", |r| version(r.product_version))
-            .text("cal_type", |r| cal_type(r.cal_type))
-            .count("quantity", |r| r.quantity)
-            .finish(),
-        "keypacks" => TableBuilder::new(&replay.keypacks)
-            .text("keypack", |r| Some(&r.keypack))
-            .text("server", |r| Some(r.server.as_str()))
-            .text("agreement", |r| Some(&r.agreement))
-            .text("product_version", |r| version(r.product_version))
-            .text("cal_type", |r| cal_type(r.cal_type))
-            .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
-            .text("entitlement_version", |r| version(r.entitlement_version()))
-            .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
-            .text("origin", |r| Some(r.origin.as_str()))
-            .text("migration", |r| r.migration.as_ref())
-            .text("from_keypack", |r| r.from_keypack.as_ref())
-            .count("installed_seq", |r| r.installed_seq)
-            .time("installed_at", |r| Some(r.installed_at))
-            .count("installed", |r| r.installed)
-            .count("removed", |r| r.removed)
-            .count("restored", |r| r.restored)
-            .count("lost", |r| r.lost)
-            .count("current_quantity", |r| r.current_quantity)
-            .count("resurrected", |r| r.resurrected)
-            .count("active_issued", |r| r.active_issued)
-            .count("available", |r| r.available)
-            .finish(),
-        "cals" => TableBuilder::new(&replay.cals)
-            .text("server", |r| Some(r.server.as_str()))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("holder", |r| Some(&r.holder))
-            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-            .text("hardware_id", |r| r.hardware_id.as_ref())
-            .boolean("temporary", |r| Some(r.temporary))
-            .time("issued_at", |r| Some(r.issued_at))
-            .time("renewed_at", |r| r.renewed_at)
-            .count("n_issues", |r| r.n_issues)
-            .time("expires_at", |r| r.expires_at)
-            .time("revoked_at", |r| r.revoked_at)
-            .time("cleared_at", |r| r.cleared_at)
-            .text("session_host", |r| r.session_host.as_ref())
-            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
-            .boolean("active", |r| Some(r.active))
-            .finish(),
-        "migrations" => TableBuilder::new(&replay.migrations)
-            .text("migration", |r| Some(&r.migration))
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("source", |r| Some(r.source.as_str()))
-            .text("target", |r| Some(r.target.as_str()))
-            .text("reason", |r| Some(r.reason))
-            .boolean("source_reachable", |r| Some(r.source_reachable))
-            .text("from_keypack", |r| Some(&r.from_keypack))
-            .text("keypack", |r| Some(&r.keypack))
-            .count("quantity", |r| r.quantity)
-            .boolean("source_removed", |r| Some(r.source_removed))
-            .count("removed_by_hand", |r| r.removed_by_hand)
-            .time("removed_at", |r| r.removed_at)
-            .count("not_removed", |r| r.not_removed)
-            .finish(),
-        "server_status" => TableBuilder::new(&replay.status_changes)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("server", |r| Some(r.server.as_str()))
-            .text("status", |r| Some(r.status.as_str()))
-            .text("license_server_id", |r| r.license_server_id.as_ref())
-            .text("os_version", |r| r.os_version.map(|v| v.as_str()))
-            .finish(),
-        "issues" => TableBuilder::new(&replay.issues)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("server", |r| Some(r.server.as_str()))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("holder", |r| Some(&r.holder))
-            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-            .boolean("temporary", |r| Some(r.temporary))
-            .boolean("renewal", |r| Some(r.renewal))
-            .text("session_host", |r| r.session_host.as_ref())
-            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
-            .text("server_status", |r| Some(r.server_status.as_str()))
-            .finish(),
-        "revocations" => TableBuilder::new(&replay.revocations)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("server", |r| Some(r.server.as_str()))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("holder", |r| Some(&r.holder))
-            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-            .count("installed_on_server", |r| r.installed_on_server)
-            .finish(),
-        "restores" => TableBuilder::new(&replay.restores)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("server", |r| Some(r.server.as_str()))
-            .time("backup_taken_at", |r| Some(r.backup_taken_at))
-            .boolean("same_machine", |r| Some(r.same_machine))
-            .boolean("os_replaced", |r| Some(r.os_replaced))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("agreement", |r| Some(&r.agreement))
-            .text("product_version", |r| version(r.product_version))
-            .text("cal_type", |r| cal_type(r.cal_type))
-            .text("entitlement_version", |r| version(r.entitlement_version))
-            .count("quantity_at_backup", |r| r.quantity_at_backup)
-            .count("issued_at_backup", |r| r.issued_at_backup)
-            .count("quantity_before", |r| r.quantity_before)
-            .count("quantity_after", |r| r.quantity_after)
-            .count("came_back", |r| r.came_back)
-            .count("unissued_lost", |r| r.unissued_lost)
-            .finish(),
-        "quantity_changes" => TableBuilder::new(&replay.quantity_changes)
-            .count("seq", |r| r.seq)
-            .time("at", |r| Some(r.at))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("server", |r| Some(r.server.as_str()))
-            .text("agreement", |r| Some(&r.agreement))
-            .text("entitlement_version", |r| version(r.entitlement_version))
-            .text("cal_type", |r| cal_type(r.cal_type))
-            .int("delta", |r| Some(r.delta))
-            .finish(),
-        "true_up_periods" => TableBuilder::new(&replay.true_up_periods)
-            .text("agreement", |r| Some(&r.agreement))
-            .text("product_version", |r| version(r.product_version))
-            .text("cal_type", |r| cal_type(r.cal_type))
-            .text("anniversary", |r| Some(&r.anniversary))
-            .time("period_start", |r| Some(r.period_start))
-            .time("period_end", |r| Some(r.period_end))
-            .finish(),
+        }),
+        "quantity_changes" => batches(&replay.quantity_changes, |rows| {
+            TableBuilder::new(rows)
+                .count("seq", |r| r.seq)
+                .time("at", |r| Some(r.at))
+                .text("keypack", |r| Some(&r.keypack))
+                .text("server", |r| Some(r.server.as_str()))
+                .text("agreement", |r| Some(&r.agreement))
+                .text("entitlement_version", |r| version(r.entitlement_version))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .int("delta", |r| Some(r.delta))
+                .finish()
+        }),
+        "true_up_periods" => batches(&replay.true_up_periods, |rows| {
+            TableBuilder::new(rows)
+                .text("agreement", |r| Some(&r.agreement))
+                .text("product_version", |r| version(r.product_version))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .text("anniversary", |r| Some(&r.anniversary))
+                .time("period_start", |r| Some(r.period_start))
+                .time("period_end", |r| Some(r.period_end))
+                .finish()
+        }),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use caltrail_events::{Event, Timestamp};
+    use caltrail_replay::{AsOf, Replay};
+
+    use super::{BATCH_ROWS, build};
+
+    /// Regression: `export` of a 10M-event ledger panicked with "byte array offset overflow"
+    /// when the `events` table's `data` column went past 2 GiB in one array. Tables are now
+    /// built in batches of `BATCH_ROWS` rows.
+    #[test]
+    fn large_tables_are_built_in_batches() {
+        let purchase = Event::from_json(
+            r#"{"id":"p","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2022","cal_type":"per_user","quantity":1}}"#,
+        )
+        .unwrap();
+        let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let mut replay = Replay::new(AsOf::Latest, now, false);
+        for seq in 1..=BATCH_ROWS as u64 + 1 {
+            replay.apply(seq, now, "", &purchase);
+        }
+        let replay = replay.finish();
+        let sizes: Vec<usize> =
+            build(&replay, "purchases").unwrap().iter().map(|b| b.num_rows()).collect();
+        assert_eq!(sizes, [BATCH_ROWS, 1]);
+        let engine = crate::Engine::new(&replay).unwrap();
+        let result =
+            engine.query("SELECT count(*) AS n, sum(quantity) AS q FROM purchases").unwrap();
+        let batch = &result.batches[0];
+        let n = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        assert_eq!(n.value(0), BATCH_ROWS as i64 + 1);
+    }
 }
