@@ -245,9 +245,7 @@ impl Replay {
                 }
             }
             EventData::CalIssued(e) => {
-                let pack = self.keypack_index.get(e.keypack.as_str()).map(|i| &self.keypacks[*i]);
-                let cal_type = pack.map(|p| p.cal_type);
-                let product_version = pack.map(|p| p.product_version);
+                let (cal_type, product_version) = self.pack_kind(e.keypack.as_str());
                 let expires_at =
                     e.expires_at.or_else(|| e.temporary.then(|| add_days(at, TEMPORARY_CAL_DAYS)));
                 let key = (e.keypack.as_str().to_owned(), e.holder.as_str().to_lowercase());
@@ -314,9 +312,7 @@ impl Replay {
                 if let Some(&index) = self.cal_index.get(&key) {
                     self.cals[index].revoked_at = Some(at);
                 }
-                let pack = self.keypack_index.get(e.keypack.as_str()).map(|i| &self.keypacks[*i]);
-                let cal_type = pack.map(|p| p.cal_type);
-                let product_version = pack.map(|p| p.product_version);
+                let (cal_type, product_version) = self.pack_kind(e.keypack.as_str());
                 let installed_on_server = self
                     .keypacks
                     .iter()
@@ -376,6 +372,12 @@ impl Replay {
         }
         self.true_up_periods = true_up_periods(&self.agreements, active_at);
         self
+    }
+
+    /// The CAL type and version of a pack, unknown when the ledger has no such pack.
+    fn pack_kind(&self, keypack: &str) -> (Option<CalType>, Option<ProductVersion>) {
+        let pack = self.keypack_index.get(keypack).map(|i| &self.keypacks[*i]);
+        (pack.map(|p| p.cal_type), pack.map(|p| p.product_version))
     }
 
     fn server(&mut self, server: &ServerName) -> &mut ServerRow {
