@@ -27,4 +27,4 @@ LEFT JOIN keypacks k ON k.keypack = m.from_keypack
 LEFT JOIN servers s ON s.server = m.source
 WHERE m.not_removed > 0
   AND (k.keypack IS NULL OR k.current_quantity > 0)
-ORDER BY m.seq
+ORDER BY m.seq, m.keypack

@@ -31,4 +31,4 @@ WHERE NOT EXISTS (
       AND k.entitlement_version = l.entitlement_version
       AND k.cal_type = l.cal_type
       AND k.installed_seq > l.seq)
-ORDER BY l.seq, l.agreement
+ORDER BY l.seq, l.agreement, l.entitlement_version, l.cal_type

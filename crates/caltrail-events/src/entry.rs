@@ -6,6 +6,7 @@
 //! `id`, `type`, `at`, `actor`?, `note`?, `data`). Absent optional fields are left out, so an
 //! optional field added to the contract later does not change the bytes of events without it.
 
+use crate::cbor::{self, CborError};
 use crate::event::Event;
 use crate::fields::FieldError;
 use crate::types::Timestamp;
@@ -38,23 +39,31 @@ pub enum DecodeError {
 impl Entry {
     /// The canonical bytes of the entry.
     pub fn encode(&self) -> Vec<u8> {
-        let value = Value::Object(vec![
-            ("format".to_owned(), Value::Integer(ENTRY_FORMAT)),
-            ("seq".to_owned(), Value::Integer(self.seq.into())),
-            ("recorded_at".to_owned(), Value::Text(self.recorded_at.to_rfc3339())),
-            ("event".to_owned(), self.event.to_value()),
-        ]);
-        let mut bytes = Vec::with_capacity(256);
-        ciborium::ser::into_writer(&value.to_cbor(), &mut bytes)
-            .expect("invariant: writing CBOR into a Vec cannot fail");
+        Entry::encode_parts(self.seq, self.recorded_at, &self.event.to_cbor())
+    }
+
+    /// The canonical bytes of an entry whose event is already encoded with `Event::to_cbor`:
+    /// the same bytes as `encode`, for callers that encode events ahead of knowing their `seq`.
+    pub fn encode_parts(seq: u64, recorded_at: Timestamp, event_cbor: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(event_cbor.len() + 64);
+        cbor::encode_head(5, 4, &mut bytes);
+        cbor::encode_text("format", &mut bytes);
+        cbor::encode_integer(ENTRY_FORMAT, &mut bytes);
+        cbor::encode_text("seq", &mut bytes);
+        cbor::encode_integer(seq.into(), &mut bytes);
+        cbor::encode_text("recorded_at", &mut bytes);
+        cbor::encode_text(&recorded_at.to_rfc3339(), &mut bytes);
+        cbor::encode_text("event", &mut bytes);
+        bytes.extend_from_slice(event_cbor);
         bytes
     }
 
     /// Decodes stored bytes, checking the event exactly as an input line is checked.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
-        let cbor: ciborium::Value =
-            ciborium::de::from_reader(bytes).map_err(|e| DecodeError::NotCbor(e.to_string()))?;
-        let value = Value::from_cbor(cbor).map_err(DecodeError::UnexpectedCbor)?;
+        let value = cbor::decode(bytes).map_err(|e| match e {
+            CborError::Malformed(m) => DecodeError::NotCbor(m),
+            CborError::Unexpected(m) => DecodeError::UnexpectedCbor(m),
+        })?;
         let Value::Object(fields) = &value else {
             return Err(DecodeError::UnexpectedCbor(format!("{} at the top", value.kind())));
         };

@@ -315,6 +315,13 @@ impl Event {
             .finish()
     }
 
+    /// The canonical CBOR of `to_value`, as it sits inside a stored entry.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(256);
+        crate::cbor::encode(&self.to_value(), &mut bytes);
+        bytes
+    }
+
     pub fn event_type(&self) -> EventType {
         self.data.event_type()
     }

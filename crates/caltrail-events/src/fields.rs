@@ -90,27 +90,27 @@ impl<'a> Object<'a> {
     }
 
     pub(crate) fn text(&self, name: &str) -> Result<&'a str, FieldError> {
-        as_text(self.required(name)?, &self.path(name))
+        as_text(self.required(name)?, || self.path(name))
     }
 
     pub(crate) fn optional_text(&self, name: &str) -> Result<Option<&'a str>, FieldError> {
-        self.optional(name).map(|v| as_text(v, &self.path(name))).transpose()
+        self.optional(name).map(|v| as_text(v, || self.path(name))).transpose()
     }
 
     pub(crate) fn boolean(&self, name: &str) -> Result<bool, FieldError> {
-        as_bool(self.required(name)?, &self.path(name))
+        as_bool(self.required(name)?, || self.path(name))
     }
 
     pub(crate) fn optional_boolean(&self, name: &str) -> Result<Option<bool>, FieldError> {
-        self.optional(name).map(|v| as_bool(v, &self.path(name))).transpose()
+        self.optional(name).map(|v| as_bool(v, || self.path(name))).transpose()
     }
 
     pub(crate) fn integer(&self, name: &str) -> Result<i128, FieldError> {
-        as_integer(self.required(name)?, &self.path(name))
+        as_integer(self.required(name)?, || self.path(name))
     }
 
     pub(crate) fn optional_integer(&self, name: &str) -> Result<Option<i128>, FieldError> {
-        self.optional(name).map(|v| as_integer(v, &self.path(name))).transpose()
+        self.optional(name).map(|v| as_integer(v, || self.path(name))).transpose()
     }
 
     /// Parses a required field with `parse`, which gets the field's text.
@@ -137,25 +137,28 @@ impl<'a> Object<'a> {
     }
 }
 
-fn as_text<'a>(value: &'a Value, path: &str) -> Result<&'a str, FieldError> {
+// The path is built only for an error: decoding every stored entry calls these for every field.
+fn as_text<'a>(value: &'a Value, path: impl FnOnce() -> String) -> Result<&'a str, FieldError> {
     match value {
         Value::Text(s) => Ok(s),
-        other => Err(FieldError::new(path, format!("must be a string, got {}", other.kind()))),
+        other => Err(FieldError::new(path(), format!("must be a string, got {}", other.kind()))),
     }
 }
 
-fn as_bool(value: &Value, path: &str) -> Result<bool, FieldError> {
+fn as_bool(value: &Value, path: impl FnOnce() -> String) -> Result<bool, FieldError> {
     match value {
         Value::Bool(b) => Ok(*b),
-        other => Err(FieldError::new(path, format!("must be true or false, got {}", other.kind()))),
+        other => {
+            Err(FieldError::new(path(), format!("must be true or false, got {}", other.kind())))
+        }
     }
 }
 
-fn as_integer(value: &Value, path: &str) -> Result<i128, FieldError> {
+fn as_integer(value: &Value, path: impl FnOnce() -> String) -> Result<i128, FieldError> {
     match value {
         Value::Integer(i) => Ok(*i),
-        Value::Float(f) => Err(FieldError::new(path, format!("must be a whole number, got {f}"))),
-        other => Err(FieldError::new(path, format!("must be a number, got {}", other.kind()))),
+        Value::Float(f) => Err(FieldError::new(path(), format!("must be a whole number, got {f}"))),
+        other => Err(FieldError::new(path(), format!("must be a number, got {}", other.kind()))),
     }
 }
 

@@ -4,19 +4,25 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use caltrail_replay::Replay;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::datasource::MemTable;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::error::SqlError;
 use crate::rules::{FINDING_COLUMNS, Rule};
-use crate::tables::{TABLE_NAMES, build};
+use crate::tables::{Part, TABLE_NAMES, build_part, n_batches};
 
 /// A query's result: its schema (also when no row came back) and its batches.
 pub struct QueryResult {
@@ -31,31 +37,41 @@ impl QueryResult {
 }
 
 /// The tables of one replayed state, registered in a DataFusion session.
+///
+/// A table's record batches are built when a query scans it and dropped once the query has
+/// used them: a table no query reads is never built, and the state is held once, as the
+/// replay's rows, however many tables and queries there are.
 pub struct Engine {
     ctx: SessionContext,
     runtime: tokio::runtime::Runtime,
-    tables: Vec<(&'static str, Vec<RecordBatch>)>,
+    replay: Arc<Replay>,
 }
 
 impl Engine {
     /// Registers every table of the state.
-    pub fn new(replay: &Replay) -> Result<Engine, SqlError> {
+    pub fn new(replay: Arc<Replay>) -> Result<Engine, SqlError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(SqlError::Runtime)?;
         let ctx = SessionContext::new();
-        let mut tables = Vec::new();
         for name in TABLE_NAMES {
-            let batches = build(replay, name).expect("invariant: TABLE_NAMES are all buildable");
-            let schema = batches[0].schema();
-            // One partition per batch, so that DataFusion can scan them in parallel.
-            let partitions = batches.iter().map(|b| vec![b.clone()]).collect();
-            ctx.register_table(*name, Arc::new(MemTable::try_new(schema, partitions)?))?;
-            tables.push((*name, batches));
+            let schema = table_schema(&replay, name);
+            // One partition per batch, so that DataFusion can build and scan them in parallel.
+            let partitions = (0..n_batches(&replay, name))
+                .map(|batch| {
+                    Arc::new(LazyBatch {
+                        replay: replay.clone(),
+                        table: name,
+                        batch,
+                        schema: schema.clone(),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect();
+            ctx.register_table(*name, Arc::new(StreamingTable::try_new(schema, partitions)?))?;
         }
-        Ok(Engine { ctx, runtime, tables })
+        Ok(Engine { ctx, runtime, replay })
     }
 
     /// Runs a rule and checks it returns the columns every finding has.
@@ -120,20 +136,59 @@ impl Engine {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let mut written = Vec::new();
-        for (name, batches) in &self.tables {
+        for name in TABLE_NAMES {
             let path = dir.join(format!("{name}.parquet"));
             let write_error =
                 |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
             let file = std::fs::File::create(&path).map_err(write_error)?;
-            let mut writer =
-                ArrowWriter::try_new(file, batches[0].schema(), Some(properties.clone()))
-                    .map_err(|e| write_error(std::io::Error::other(e)))?;
-            for batch in batches {
-                writer.write(batch).map_err(|e| write_error(std::io::Error::other(e)))?;
+            let mut writer = ArrowWriter::try_new(
+                file,
+                table_schema(&self.replay, name),
+                Some(properties.clone()),
+            )
+            .map_err(|e| write_error(std::io::Error::other(e)))?;
+            let mut n_rows = 0;
+            // One batch at a time, so that a table is never whole in memory.
+            for part in 0..n_batches(&self.replay, name) {
+                for batch in build_part(&self.replay, name, Part::Batch(part)).unwrap_or_default() {
+                    writer.write(&batch).map_err(|e| write_error(std::io::Error::other(e)))?;
+                    n_rows += batch.num_rows();
+                }
             }
             writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
-            written.push((*name, batches.iter().map(RecordBatch::num_rows).sum()));
+            written.push((*name, n_rows));
         }
         Ok(written)
+    }
+}
+
+/// The schema of a table, from an empty build of it.
+fn table_schema(replay: &Replay, name: &str) -> SchemaRef {
+    build_part(replay, name, Part::Empty)
+        .and_then(|batches| batches.first().map(RecordBatch::schema))
+        .expect("invariant: TABLE_NAMES are all buildable")
+}
+
+/// One batch of a table, built from the replayed rows when a query first polls it.
+#[derive(Debug)]
+struct LazyBatch {
+    replay: Arc<Replay>,
+    table: &'static str,
+    batch: usize,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for LazyBatch {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (replay, table, batch) = (self.replay.clone(), self.table, self.batch);
+        let built = futures::stream::once(async move {
+            build_part(&replay, table, Part::Batch(batch)).unwrap_or_default()
+        });
+        let batches = built.flat_map(|batches| futures::stream::iter(batches.into_iter().map(Ok)));
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
 }

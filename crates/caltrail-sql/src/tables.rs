@@ -33,12 +33,43 @@ pub const TABLE_NAMES: &[&str] = &[
 /// this size stay far below that and let DataFusion work on several at once.
 const BATCH_ROWS: usize = 1 << 20;
 
-/// Builds a table in batches of `BATCH_ROWS` rows with `one`, which builds one batch.
-fn batches<R>(rows: &[R], one: impl Fn(&[R]) -> RecordBatch) -> Vec<RecordBatch> {
-    if rows.is_empty() {
-        return vec![one(rows)];
+/// Which rows of a table to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// No rows: the table's schema.
+    Empty,
+    /// The `n`th batch of `BATCH_ROWS` rows.
+    Batch(usize),
+}
+
+/// Builds the `part` of a table with `one`, which builds one batch from a slice of rows.
+fn batches<R>(rows: &[R], part: Part, one: impl Fn(&[R]) -> RecordBatch) -> Vec<RecordBatch> {
+    match part {
+        Part::Empty => vec![one(&[])],
+        Part::Batch(n) => rows.chunks(BATCH_ROWS).nth(n).map(one).into_iter().collect(),
     }
-    rows.chunks(BATCH_ROWS).map(one).collect()
+}
+
+/// How many batches `Part::Batch` numbers for a table: at least one, so that an empty table
+/// still has a schema and a partition.
+pub fn n_batches(replay: &Replay, name: &str) -> usize {
+    let rows = match name {
+        "events" => replay.events.len(),
+        "servers" => replay.servers.len(),
+        "agreements" => replay.agreements.len(),
+        "purchases" => replay.purchases.len(),
+        "keypacks" => replay.keypacks.len(),
+        "cals" => replay.cals.len(),
+        "migrations" => replay.migrations.len(),
+        "server_status" => replay.status_changes.len(),
+        "issues" => replay.issues.len(),
+        "revocations" => replay.revocations.len(),
+        "restores" => replay.restores.len(),
+        "quantity_changes" => replay.quantity_changes.len(),
+        "true_up_periods" => replay.true_up_periods.len(),
+        _ => 0,
+    };
+    rows.div_ceil(BATCH_ROWS).max(1)
 }
 
 /// Builds one table column by column from a slice of rows.
@@ -106,10 +137,10 @@ fn cal_type(t: CalType) -> Option<&'static str> {
     Some(t.as_str())
 }
 
-/// Builds the named table from the replayed state, as one or more record batches.
-pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
+/// Builds a part of the named table; `None` for a name that is not a table.
+pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordBatch>> {
     Some(match name {
-        "events" => batches(&replay.events, |rows| {
+        "events" => batches(&replay.events, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| Some(&r.id))
@@ -126,7 +157,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
         }),
         "servers" => {
             let rows: Vec<_> = replay.servers.values().collect();
-            batches(&rows, |rows| {
+            batches(&rows, part, |rows| {
                 TableBuilder::new(rows)
                     .text("server", |r| Some(r.server.as_str()))
                     .text("status", |r| Some(r.status.as_str()))
@@ -143,7 +174,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
         }
         "agreements" => {
             let rows: Vec<_> = replay.agreements.values().collect();
-            batches(&rows, |rows| {
+            batches(&rows, part, |rows| {
                 TableBuilder::new(rows)
                     .text("agreement", |r| Some(&r.agreement))
                     .text("program", |r| Some(r.program))
@@ -158,7 +189,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                     .finish()
             })
         }
-        "purchases" => batches(&replay.purchases, |rows| {
+        "purchases" => batches(&replay.purchases, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -169,7 +200,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .count("quantity", |r| r.quantity)
                 .finish()
         }),
-        "keypacks" => batches(&replay.keypacks, |rows| {
+        "keypacks" => batches(&replay.keypacks, part, |rows| {
             TableBuilder::new(rows)
                 .text("keypack", |r| Some(&r.keypack))
                 .text("server", |r| Some(r.server.as_str()))
@@ -194,7 +225,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .count("available", |r| r.available)
                 .finish()
         }),
-        "cals" => batches(&replay.cals, |rows| {
+        "cals" => batches(&replay.cals, part, |rows| {
             TableBuilder::new(rows)
                 .text("server", |r| Some(r.server.as_str()))
                 .text("keypack", |r| Some(&r.keypack))
@@ -214,7 +245,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .boolean("active", |r| Some(r.active))
                 .finish()
         }),
-        "migrations" => batches(&replay.migrations, |rows| {
+        "migrations" => batches(&replay.migrations, part, |rows| {
             TableBuilder::new(rows)
                 .text("migration", |r| Some(&r.migration))
                 .count("seq", |r| r.seq)
@@ -232,7 +263,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .count("not_removed", |r| r.not_removed)
                 .finish()
         }),
-        "server_status" => batches(&replay.status_changes, |rows| {
+        "server_status" => batches(&replay.status_changes, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -242,7 +273,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .text("os_version", |r| r.os_version.map(|v| v.as_str()))
                 .finish()
         }),
-        "issues" => batches(&replay.issues, |rows| {
+        "issues" => batches(&replay.issues, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -258,7 +289,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .text("server_status", |r| Some(r.server_status.as_str()))
                 .finish()
         }),
-        "revocations" => batches(&replay.revocations, |rows| {
+        "revocations" => batches(&replay.revocations, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -270,7 +301,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .count("installed_on_server", |r| r.installed_on_server)
                 .finish()
         }),
-        "restores" => batches(&replay.restores, |rows| {
+        "restores" => batches(&replay.restores, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -291,7 +322,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .count("unissued_lost", |r| r.unissued_lost)
                 .finish()
         }),
-        "quantity_changes" => batches(&replay.quantity_changes, |rows| {
+        "quantity_changes" => batches(&replay.quantity_changes, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -303,7 +334,7 @@ pub fn build(replay: &Replay, name: &str) -> Option<Vec<RecordBatch>> {
                 .int("delta", |r| Some(r.delta))
                 .finish()
         }),
-        "true_up_periods" => batches(&replay.true_up_periods, |rows| {
+        "true_up_periods" => batches(&replay.true_up_periods, part, |rows| {
             TableBuilder::new(rows)
                 .text("agreement", |r| Some(&r.agreement))
                 .text("product_version", |r| version(r.product_version))
@@ -322,7 +353,7 @@ mod tests {
     use caltrail_events::{Event, Timestamp};
     use caltrail_replay::{AsOf, Replay};
 
-    use super::{BATCH_ROWS, build};
+    use super::{BATCH_ROWS, Part, build_part, n_batches};
 
     /// Regression: `export` of a 10M-event ledger panicked with "byte array offset overflow"
     /// when the `events` table's `data` column went past 2 GiB in one array. Tables are now
@@ -339,10 +370,13 @@ mod tests {
             replay.apply(seq, now, "", &purchase);
         }
         let replay = replay.finish();
-        let sizes: Vec<usize> =
-            build(&replay, "purchases").unwrap().iter().map(|b| b.num_rows()).collect();
+        assert_eq!(n_batches(&replay, "purchases"), 2);
+        let sizes: Vec<usize> = (0..3)
+            .flat_map(|n| build_part(&replay, "purchases", Part::Batch(n)).unwrap())
+            .map(|b| b.num_rows())
+            .collect();
         assert_eq!(sizes, [BATCH_ROWS, 1]);
-        let engine = crate::Engine::new(&replay).unwrap();
+        let engine = crate::Engine::new(std::sync::Arc::new(replay)).unwrap();
         let result =
             engine.query("SELECT count(*) AS n, sum(quantity) AS q FROM purchases").unwrap();
         let batch = &result.batches[0];

@@ -85,7 +85,7 @@ pub fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result
         bail!("unknown table {:?} (the tables are: {})", args.table, TABLE_NAMES.join(", "));
     }
     let replay = replay(db, &args.as_of, args.table == "events")?;
-    let engine = Engine::new(&replay)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&format!("SELECT * FROM {}", args.table))?;
     to_table(&result.schema, &result.batches)?.write(args.format, out)?;
     Ok(Outcome::Clean)
@@ -122,7 +122,7 @@ pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result
             .collect::<anyhow::Result<_>>()?
     };
     let replay = replay(db, &args.as_of, false)?;
-    let engine = Engine::new(&replay)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
     let mut findings = Table::new(FINDING_COLUMNS);
     let mut json_lines = Vec::new();
     for rule in rules {
@@ -174,7 +174,7 @@ pub fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Out
         (None, None) => bail!("give a query or --file"),
     };
     let replay = replay(db, &args.as_of, true)?;
-    let engine = Engine::new(&replay)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&query)?;
     to_table(&result.schema, &result.batches)?.write(args.format, out)?;
     Ok(Outcome::Clean)
@@ -196,7 +196,7 @@ pub struct TrueUpArgs {
 
 pub fn true_up(db: &Path, args: &TrueUpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, false)?;
-    let engine = Engine::new(&replay)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.run_report(&caltrail_sql::TRUE_UP)?;
     let mut table = to_table(&result.schema, &result.batches)?;
     if let Some(agreement) = &args.agreement {
@@ -222,7 +222,7 @@ pub struct ExportArgs {
 
 pub fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, true)?;
-    let engine = Engine::new(&replay)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
     for (name, rows) in engine.export_parquet(&args.parquet)? {
         writeln!(out, "{}: {rows} rows", args.parquet.join(format!("{name}.parquet")).display())?;
     }

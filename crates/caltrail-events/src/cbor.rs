@@ -1,0 +1,324 @@
+//! The CBOR the ledger writes, read and written directly to and from `Value`: definite lengths,
+//! shortest integers and lengths, text keys in the order given. Anything else in stored bytes is
+//! refused, since the ledger never writes it.
+//!
+//! This is the hot path of `append`, `verify` and every replay, so it avoids the generic
+//! `ciborium::Value` tree; the bytes are the same (a test encodes every fixture both ways).
+
+use crate::value::Value;
+
+/// How deep arrays and maps may nest. An event nests three levels; the limit keeps hostile
+/// bytes from exhausting the stack.
+const MAX_DEPTH: usize = 32;
+
+const UNSIGNED: u8 = 0;
+const NEGATIVE: u8 = 1;
+const BYTES: u8 = 2;
+const TEXT: u8 = 3;
+const ARRAY: u8 = 4;
+const MAP: u8 = 5;
+const TAG: u8 = 6;
+const SIMPLE: u8 = 7;
+
+/// Appends the canonical encoding of `value`.
+pub fn encode(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(0xf6),
+        Value::Bool(false) => out.push(0xf4),
+        Value::Bool(true) => out.push(0xf5),
+        Value::Integer(i) => encode_integer(*i, out),
+        Value::Float(f) => {
+            // Never part of an event (the validator refuses them); written as a double.
+            out.push(0xfb);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Text(text) => encode_text(text, out),
+        Value::Array(items) => {
+            encode_head(ARRAY, items.len() as u64, out);
+            for item in items {
+                encode(item, out);
+            }
+        }
+        Value::Object(fields) => {
+            encode_head(MAP, fields.len() as u64, out);
+            for (key, value) in fields {
+                encode_text(key, out);
+                encode(value, out);
+            }
+        }
+    }
+}
+
+pub(crate) fn encode_text(text: &str, out: &mut Vec<u8>) {
+    encode_head(TEXT, text.len() as u64, out);
+    out.extend_from_slice(text.as_bytes());
+}
+
+pub(crate) fn encode_integer(i: i128, out: &mut Vec<u8>) {
+    if i >= 0 {
+        let n = u64::try_from(i).expect("invariant: the validator only admits integers CBOR holds");
+        encode_head(UNSIGNED, n, out);
+    } else {
+        let n = u64::try_from(-1 - i)
+            .expect("invariant: the validator only admits integers CBOR holds");
+        encode_head(NEGATIVE, n, out);
+    }
+}
+
+pub(crate) fn encode_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let major = major << 5;
+    if n < 24 {
+        out.push(major | n as u8);
+    } else if n <= u64::from(u8::MAX) {
+        out.extend_from_slice(&[major | 24, n as u8]);
+    } else if n <= u64::from(u16::MAX) {
+        out.push(major | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= u64::from(u32::MAX) {
+        out.push(major | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(major | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Why bytes are not the CBOR the ledger writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CborError {
+    /// Not well-formed CBOR at all: cut short, or not UTF-8 where text must be.
+    Malformed(String),
+    /// Well-formed CBOR of a kind the ledger never writes.
+    Unexpected(String),
+}
+
+/// Decodes one item that must fill `bytes` exactly.
+pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let value = reader.value(0)?;
+    if reader.at != bytes.len() {
+        return Err(CborError::Unexpected(format!(
+            "{} bytes after the item",
+            bytes.len() - reader.at
+        )));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
+        let end =
+            self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
+                CborError::Malformed(format!("cut short at byte {}", self.bytes.len()))
+            })?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    /// The major type and argument of the next item, refusing indefinite lengths and arguments
+    /// not in their shortest form.
+    fn head(&mut self) -> Result<(u8, u8, u64), CborError> {
+        let offset = self.at;
+        let initial = self.take(1)?[0];
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let n = match info {
+            0..=23 => u64::from(info),
+            24 => u64::from(self.take(1)?[0]),
+            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().unwrap_or_default())),
+            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().unwrap_or_default())),
+            27 => u64::from_be_bytes(self.take(8)?.try_into().unwrap_or_default()),
+            31 => {
+                return Err(CborError::Unexpected(format!(
+                    "an indefinite length at byte {offset}"
+                )));
+            }
+            _ => {
+                return Err(CborError::Malformed(format!(
+                    "reserved additional information {info} at byte {offset}"
+                )));
+            }
+        };
+        let shortest = match info {
+            24 => n >= 24,
+            25 => n > u64::from(u8::MAX),
+            26 => n > u64::from(u16::MAX),
+            27 => n > u64::from(u32::MAX),
+            _ => true,
+        };
+        // Floats (major 7 with 25..27) carry bits, not a number, so have no shortest form here.
+        if !shortest && major != SIMPLE {
+            return Err(CborError::Unexpected(format!(
+                "a number not in its shortest form at byte {offset}"
+            )));
+        }
+        Ok((major, info, n))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, CborError> {
+        if depth > MAX_DEPTH {
+            return Err(CborError::Unexpected(format!("nesting deeper than {MAX_DEPTH}")));
+        }
+        let offset = self.at;
+        let (major, info, n) = self.head()?;
+        Ok(match major {
+            UNSIGNED => Value::Integer(i128::from(n)),
+            NEGATIVE => Value::Integer(-1 - i128::from(n)),
+            TEXT => Value::Text(self.text(n, offset)?.to_owned()),
+            ARRAY => {
+                let mut items = Vec::with_capacity(self.capacity(n));
+                for _ in 0..n {
+                    items.push(self.value(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            MAP => {
+                let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.capacity(n));
+                for _ in 0..n {
+                    let key_offset = self.at;
+                    let (key_major, _, key_len) = self.head()?;
+                    if key_major != TEXT {
+                        return Err(CborError::Unexpected(format!(
+                            "a map key that is not text at byte {key_offset}"
+                        )));
+                    }
+                    let key = self.text(key_len, key_offset)?;
+                    if fields.iter().any(|(k, _)| k == key) {
+                        return Err(CborError::Unexpected(format!("the map key {key:?} twice")));
+                    }
+                    let value = self.value(depth + 1)?;
+                    fields.push((key.to_owned(), value));
+                }
+                Value::Object(fields)
+            }
+            BYTES => {
+                return Err(CborError::Unexpected(format!("a byte string at byte {offset}")));
+            }
+            TAG => return Err(CborError::Unexpected(format!("the tag {n} at byte {offset}"))),
+            _ => match info {
+                20 => Value::Bool(false),
+                21 => Value::Bool(true),
+                22 => Value::Null,
+                25 => Value::Float(f64::from(half_to_f32(n as u16))),
+                26 => Value::Float(f64::from(f32::from_bits(n as u32))),
+                27 => Value::Float(f64::from_bits(n)),
+                _ => {
+                    return Err(CborError::Unexpected(format!(
+                        "the simple value {n} at byte {offset}"
+                    )));
+                }
+            },
+        })
+    }
+
+    fn text(&mut self, len: u64, offset: usize) -> Result<&'a str, CborError> {
+        let len = usize::try_from(len)
+            .map_err(|_| CborError::Malformed(format!("cut short at byte {}", self.bytes.len())))?;
+        std::str::from_utf8(self.take(len)?).map_err(|_| {
+            CborError::Malformed(format!("a text string that is not UTF-8 at byte {offset}"))
+        })
+    }
+
+    /// A count read from the bytes is not trusted for an allocation: each item takes a byte.
+    fn capacity(&self, n: u64) -> usize {
+        usize::try_from(n).unwrap_or(usize::MAX).min(self.bytes.len() - self.at)
+    }
+}
+
+/// IEEE 754 half precision to single, exactly.
+fn half_to_f32(bits: u16) -> f32 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f32::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f32.powi(-24),
+        31 if fraction == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        _ => (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ciborium_bytes(value: &Value) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        ciborium::ser::into_writer(&value.to_cbor(), &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn encodes_as_ciborium_does() {
+        let mut values = vec![Value::Null, Value::Bool(true), Value::Bool(false)];
+        for i in [0i128, 1, 23, 24, 255, 256, 65_535, 65_536, 4_294_967_295, 4_294_967_296] {
+            values.push(Value::Integer(i));
+            values.push(Value::Integer(-i - 1));
+        }
+        values.push(Value::Integer(u64::MAX.into()));
+        values.push(Value::Integer(-1 - i128::from(u64::MAX)));
+        for len in [0, 1, 23, 24, 255, 256, 70_000] {
+            values.push(Value::Text("é".repeat(len / 2) + &"x".repeat(len % 2)));
+            values.push(Value::Array(vec![Value::Integer(7); len]));
+        }
+        values.push(Value::Object(vec![
+            ("b".into(), Value::Integer(1)),
+            ("a".into(), Value::Array(vec![Value::Text("x".into()), Value::Null])),
+        ]));
+        for value in values {
+            let mut mine = Vec::new();
+            encode(&value, &mut mine);
+            assert_eq!(mine, ciborium_bytes(&value), "{value:?}");
+            assert_eq!(decode(&mine), Ok(value));
+        }
+    }
+
+    #[test]
+    fn decodes_floats_as_ciborium_does() {
+        for bytes in [
+            &[0xf9, 0x3c, 0x00][..],
+            &[0xf9, 0x80, 0x01],
+            &[0xf9, 0x7b, 0xff],
+            &[0xfa, 0x47, 0xc3, 0x50, 0x00],
+            &[0xfb, 0x3f, 0xf1, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a],
+        ] {
+            let theirs: ciborium::Value = ciborium::de::from_reader(bytes).unwrap();
+            assert_eq!(decode(bytes), Ok(Value::from_cbor(theirs).unwrap()), "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_ledger_never_writes() {
+        let cases: &[(&[u8], &str)] = &[
+            (&[], "Malformed(\"cut short at byte 0\")"),
+            (&[0x62, b'a'], "Malformed(\"cut short at byte 2\")"),
+            (&[0x18, 0x05], "Unexpected(\"a number not in its shortest form at byte 0\")"),
+            (&[0x9f, 0xff], "Unexpected(\"an indefinite length at byte 0\")"),
+            (&[0x41, 0x00], "Unexpected(\"a byte string at byte 0\")"),
+            (&[0xc1, 0x00], "Unexpected(\"the tag 1 at byte 0\")"),
+            (&[0xf7], "Unexpected(\"the simple value 23 at byte 0\")"),
+            (&[0xa1, 0x01, 0x02], "Unexpected(\"a map key that is not text at byte 1\")"),
+            (
+                &[0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02],
+                "Unexpected(\"the map key \\\"a\\\" twice\")",
+            ),
+            (&[0x61, 0xff], "Malformed(\"a text string that is not UTF-8 at byte 0\")"),
+            (&[0x01, 0x02], "Unexpected(\"1 bytes after the item\")"),
+            (&[0x1c], "Malformed(\"reserved additional information 28 at byte 0\")"),
+            (
+                &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                "Malformed(\"cut short at byte 9\")",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(format!("{:?}", decode(bytes).unwrap_err()), *expected, "{bytes:x?}");
+        }
+        let deep = [vec![0x81; 40], vec![0x00]].concat();
+        assert_eq!(decode(&deep), Err(CborError::Unexpected("nesting deeper than 32".into())));
+    }
+}
