@@ -138,7 +138,7 @@ impl<'a> Object<'a> {
 }
 
 // The path is built only for an error: decoding every stored entry calls these for every field.
-fn as_text<'a>(value: &'a Value, path: impl FnOnce() -> String) -> Result<&'a str, FieldError> {
+fn as_text(value: &Value, path: impl FnOnce() -> String) -> Result<&str, FieldError> {
     match value {
         Value::Text(s) => Ok(s),
         other => Err(FieldError::new(path(), format!("must be a string, got {}", other.kind()))),
