@@ -230,6 +230,61 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A walk over stored bytes that reads the items it is asked for and skips the rest, borrowing
+/// text: for checks that need a few fields of every entry, not the event.
+pub struct Cursor<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { reader: Reader { bytes, at: 0 } }
+    }
+
+    /// The number of fields of the map that comes next.
+    pub fn map(&mut self) -> Result<u64, CborError> {
+        self.expect(MAP, "a map")
+    }
+
+    pub fn text(&mut self) -> Result<&'a str, CborError> {
+        let offset = self.reader.at;
+        let len = self.expect(TEXT, "a text string")?;
+        self.reader.text(len, offset)
+    }
+
+    pub fn integer(&mut self) -> Result<i128, CborError> {
+        let offset = self.reader.at;
+        match self.reader.head()? {
+            (UNSIGNED, _, n) => Ok(i128::from(n)),
+            (NEGATIVE, _, n) => Ok(-1 - i128::from(n)),
+            _ => Err(CborError::Unexpected(format!("not an integer at byte {offset}"))),
+        }
+    }
+
+    /// Skips one item, checking it as `decode` would.
+    pub fn skip(&mut self) -> Result<(), CborError> {
+        self.reader.value(1).map(drop)
+    }
+
+    /// Checks that nothing follows.
+    pub fn end(&self) -> Result<(), CborError> {
+        let left = self.reader.bytes.len() - self.reader.at;
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(CborError::Unexpected(format!("{left} bytes after the item")))
+        }
+    }
+
+    fn expect(&mut self, major: u8, what: &str) -> Result<u64, CborError> {
+        let offset = self.reader.at;
+        match self.reader.head()? {
+            (found, _, n) if found == major => Ok(n),
+            _ => Err(CborError::Unexpected(format!("not {what} at byte {offset}"))),
+        }
+    }
+}
+
 /// IEEE 754 half precision to single, exactly.
 fn half_to_f32(bits: u16) -> f32 {
     let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };

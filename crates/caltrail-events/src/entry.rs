@@ -36,6 +36,79 @@ pub enum DecodeError {
     Invalid(FieldError),
 }
 
+/// What the ledger keeps beside an entry's bytes, read from the bytes without decoding the
+/// event: `verify` compares it with the columns of every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryColumns<'a> {
+    pub seq: u64,
+    pub recorded_at: &'a str,
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub at: &'a str,
+    /// The pack an event creates (`Event::new_keypack`).
+    pub keypack: Option<&'a str>,
+}
+
+impl<'a> EntryColumns<'a> {
+    /// Reads the columns of stored bytes. It checks the CBOR is what the ledger writes and the
+    /// fields are where an entry has them; it does not check the event as `Entry::decode` does.
+    pub fn read(bytes: &'a [u8]) -> Result<EntryColumns<'a>, DecodeError> {
+        let cbor = |e| match e {
+            CborError::Malformed(m) => DecodeError::NotCbor(m),
+            CborError::Unexpected(m) => DecodeError::UnexpectedCbor(m),
+        };
+        let invalid =
+            |path: &str, message: &str| DecodeError::Invalid(FieldError::new(path, message));
+        let mut c = cbor::Cursor::new(bytes);
+        if c.map().map_err(cbor)? != 4 {
+            return Err(invalid("", "an entry has 4 fields"));
+        }
+        let field = |c: &mut cbor::Cursor<'a>, name: &str| match c.text().map_err(cbor)? {
+            key if key == name => Ok(()),
+            _ => Err(invalid(name, "is not where an entry has it")),
+        };
+        field(&mut c, "format")?;
+        if c.integer().map_err(cbor)? != ENTRY_FORMAT {
+            return Err(invalid("format", "must be 1"));
+        }
+        field(&mut c, "seq")?;
+        let seq = u64::try_from(c.integer().map_err(cbor)?)
+            .map_err(|_| invalid("seq", "must be a positive integer"))?;
+        field(&mut c, "recorded_at")?;
+        let recorded_at = c.text().map_err(cbor)?;
+        field(&mut c, "event")?;
+        let (mut id, mut event_type, mut at, mut keypack) = (None, None, None, None);
+        for _ in 0..c.map().map_err(cbor)? {
+            match c.text().map_err(cbor)? {
+                "id" => id = Some(c.text().map_err(cbor)?),
+                "type" => event_type = Some(c.text().map_err(cbor)?),
+                "at" => at = Some(c.text().map_err(cbor)?),
+                "data" if matches!(event_type, Some("keypack.installed" | "cals.migrated")) => {
+                    for _ in 0..c.map().map_err(cbor)? {
+                        if c.text().map_err(cbor)? == "keypack" {
+                            keypack = Some(c.text().map_err(cbor)?);
+                        } else {
+                            c.skip().map_err(cbor)?;
+                        }
+                    }
+                }
+                _ => c.skip().map_err(cbor)?,
+            }
+        }
+        c.end().map_err(cbor)?;
+        let required =
+            |value: Option<&'a str>, path: &str| value.ok_or_else(|| invalid(path, "is required"));
+        Ok(EntryColumns {
+            seq,
+            recorded_at,
+            id: required(id, "event.id")?,
+            event_type: required(event_type, "event.type")?,
+            at: required(at, "event.at")?,
+            keypack,
+        })
+    }
+}
+
 impl Entry {
     /// The canonical bytes of the entry.
     pub fn encode(&self) -> Vec<u8> {

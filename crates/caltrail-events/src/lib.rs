@@ -8,7 +8,7 @@ mod fields;
 mod types;
 mod value;
 
-pub use entry::{DecodeError, ENTRY_FORMAT, Entry};
+pub use entry::{DecodeError, ENTRY_FORMAT, Entry, EntryColumns};
 pub use event::{
     AgreementPurchased, CalIssued, CalRevoked, CalsMigrated, Event, EventData, EventType,
     KeypackInstalled, KeypackRemoved, ServerActivated, ServerDatabaseRebuilt, ServerDeactivated,

@@ -1,6 +1,6 @@
 //! Unit tests of parsing, validation messages and the canonical entry bytes.
 
-use crate::{Entry, Event, EventType, Timestamp};
+use crate::{Entry, EntryColumns, Event, EventType, Timestamp};
 
 fn error_of(line: &str) -> String {
     Event::from_json(line).unwrap_err().to_string()
@@ -102,13 +102,28 @@ fn every_type_round_trips_through_the_stored_form() {
         r#"{"id":"c","type":"cal.issued","at":"2025-01-01T00:00:00Z","actor":"a","note":"n","data":{"server":"ls01","keypack":"p1","holder":"CONTOSO\\jdoe","hardware_id":"hw","temporary":true,"expires_at":"2025-04-01T00:00:00Z","session_host":"rdsh01","session_host_version":"2022"}}"#,
         r#"{"id":"v","type":"cal.revoked","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","holder":"pc-17"}}"#,
         r#"{"id":"b","type":"server.restored","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","backup_taken_at":"2024-12-01T00:00:00Z","same_machine":true,"os_replaced":false}}"#,
+        r#"{"id":"i","type":"keypack.installed","at":"2023-05-02T10:30:00+02:00","data":{"server":"ls09.adatum.com","keypack":"ls09/2","agreement":"RET-001","product_version":"2016","cal_type":"per_device","quantity":30,"wmi_keypack_id":2}}"#,
+        r#"{"id":"a","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09.adatum.com","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic"}}"#,
         r#"{"id":"x","type":"server.database_rebuilt","at":"2025-01-01T00:00:00Z","data":{"server":"ls01"}}"#,
     ];
     for line in lines {
         let event = Event::from_json(line).unwrap();
         let entry =
             Entry { seq: 3, recorded_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), event };
-        assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry, "{line}");
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry, "{line}");
+        let columns = EntryColumns::read(&bytes).unwrap();
+        assert_eq!(
+            (columns.seq, columns.recorded_at, columns.id, columns.event_type, columns.at),
+            (
+                3,
+                entry.recorded_at.to_rfc3339().as_str(),
+                entry.event.id.as_str(),
+                entry.event.event_type().as_str(),
+                entry.event.at.to_rfc3339().as_str()
+            )
+        );
+        assert_eq!(columns.keypack, entry.event.new_keypack().map(|k| k.as_str()), "{line}");
     }
     assert_eq!(EventType::ALL.len(), 12);
 }

@@ -8,6 +8,7 @@ use caltrail_events::{
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::rows::*;
+use crate::strings::{FastHash, Strings, Sym};
 
 /// How long a temporary per-device CAL lasts when its event gives no `expires_at`.
 const TEMPORARY_CAL_DAYS: i64 = 90;
@@ -39,11 +40,16 @@ pub struct Replay {
     pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
     pub purchases: Vec<PurchaseRow>,
     pub keypacks: Vec<KeypackRow>,
-    keypack_index: HashMap<String, usize>,
+    keypack_index: HashMap<String, usize, FastHash>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
     timelines: Vec<Vec<(Timestamp, u64)>>,
     pub cals: Vec<CalRow>,
-    cal_index: HashMap<(String, String), usize>,
+    /// By pack and lower-cased holder: a holder's name is not case-sensitive.
+    cal_index: HashMap<(Sym, Sym), usize, FastHash>,
+    /// The texts `issues` rows refer to.
+    pub strings: Strings,
+    /// Reused for lower-casing, once per CAL event.
+    scratch: String,
     pub migrations: Vec<MigrationRow>,
     migration_index: HashMap<String, usize>,
     pub status_changes: Vec<StatusChangeRow>,
@@ -72,10 +78,12 @@ impl Replay {
             agreements: BTreeMap::new(),
             purchases: Vec::new(),
             keypacks: Vec::new(),
-            keypack_index: HashMap::new(),
+            keypack_index: HashMap::default(),
             timelines: Vec::new(),
             cals: Vec::new(),
-            cal_index: HashMap::new(),
+            cal_index: HashMap::default(),
+            strings: Strings::default(),
+            scratch: String::new(),
             migrations: Vec::new(),
             migration_index: HashMap::new(),
             status_changes: Vec::new(),
@@ -248,21 +256,22 @@ impl Replay {
                 let (cal_type, product_version) = self.pack_kind(e.keypack.as_str());
                 let expires_at =
                     e.expires_at.or_else(|| e.temporary.then(|| add_days(at, TEMPORARY_CAL_DAYS)));
-                let key = (e.keypack.as_str().to_owned(), e.holder.as_str().to_lowercase());
+                let key = self.cal_key(e.keypack.as_str(), e.holder.as_str());
                 let renewal = self.cal_index.contains_key(&key);
                 let server_status =
                     self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
+                let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
                 self.issues.push(IssueRow {
                     seq,
                     at,
-                    server: e.server.clone(),
-                    keypack: e.keypack.as_str().to_owned(),
-                    holder: e.holder.as_str().to_owned(),
+                    server: self.strings.intern(e.server.as_str()),
+                    keypack: key.0,
+                    holder: self.strings.intern(e.holder.as_str()),
                     cal_type,
                     product_version,
                     temporary: e.temporary,
                     renewal,
-                    session_host: e.session_host.clone(),
+                    session_host,
                     session_host_version: e.session_host_version,
                     server_status,
                 });
@@ -308,7 +317,7 @@ impl Replay {
                 }
             }
             EventData::CalRevoked(e) => {
-                let key = (e.keypack.as_str().to_owned(), e.holder.as_str().to_lowercase());
+                let key = self.cal_key(e.keypack.as_str(), e.holder.as_str());
                 if let Some(&index) = self.cal_index.get(&key) {
                     self.cals[index].revoked_at = Some(at);
                 }
@@ -375,12 +384,30 @@ impl Replay {
     }
 
     /// The CAL type and version of a pack, unknown when the ledger has no such pack.
+    /// The key of a CAL in `cal_index`.
+    fn cal_key(&mut self, keypack: &str, holder: &str) -> (Sym, Sym) {
+        let keypack = self.strings.intern(keypack);
+        let holder = if holder.is_ascii() {
+            self.scratch.clear();
+            self.scratch.push_str(holder);
+            self.scratch.make_ascii_lowercase();
+            self.strings.intern(&self.scratch)
+        } else {
+            self.strings.intern(&holder.to_lowercase())
+        };
+        (keypack, holder)
+    }
+
     fn pack_kind(&self, keypack: &str) -> (Option<CalType>, Option<ProductVersion>) {
         let pack = self.keypack_index.get(keypack).map(|i| &self.keypacks[*i]);
         (pack.map(|p| p.cal_type), pack.map(|p| p.product_version))
     }
 
     fn server(&mut self, server: &ServerName) -> &mut ServerRow {
+        // Looked up first: `entry` would clone the name for every event of a known server.
+        if self.servers.contains_key(server) {
+            return self.servers.get_mut(server).expect("invariant: just found");
+        }
         self.servers.entry(server.clone()).or_insert_with(|| ServerRow {
             server: server.clone(),
             status: ServerStatus::NeverActivated,

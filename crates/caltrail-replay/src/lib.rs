@@ -4,9 +4,11 @@
 
 mod fold;
 mod rows;
+mod strings;
 
 pub use fold::{AsOf, Replay};
 pub use rows::*;
+pub use strings::{Strings, Sym};
 
 #[cfg(test)]
 mod tests;

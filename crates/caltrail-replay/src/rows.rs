@@ -3,6 +3,8 @@
 
 use caltrail_events::{CalType, ProductVersion, ServerName, Timestamp};
 
+use crate::strings::Sym;
+
 /// One entry of the ledger, as the `events` table shows it.
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -201,19 +203,20 @@ pub struct StatusChangeRow {
     pub os_version: Option<ProductVersion>,
 }
 
-/// One `cal.issued` event, with what was true at that moment.
+/// One `cal.issued` event, with what was true at that moment. The texts are in
+/// `Replay::strings`: this row exists once per issue, millions of times in a large estate.
 #[derive(Debug, Clone)]
 pub struct IssueRow {
     pub seq: u64,
     pub at: Timestamp,
-    pub server: ServerName,
-    pub keypack: String,
-    pub holder: String,
+    pub server: Sym,
+    pub keypack: Sym,
+    pub holder: Sym,
     pub cal_type: Option<CalType>,
     pub product_version: Option<ProductVersion>,
     pub temporary: bool,
     pub renewal: bool,
-    pub session_host: Option<String>,
+    pub session_host: Option<Sym>,
     pub session_host_version: Option<ProductVersion>,
     pub server_status: ServerStatus,
 }

@@ -17,7 +17,9 @@ impl EntryHash {
     /// `hash = BLAKE3-derive-key(HASH_CONTEXT, prev_hash || stored bytes)`. `prev_hash` has a
     /// fixed length, so the concatenation is unambiguous.
     pub fn chain(prev: &EntryHash, stored_bytes: &[u8]) -> EntryHash {
-        let mut hasher = blake3::Hasher::new_derive_key(HASH_CONTEXT);
+        // Deriving the context key is a hash of its own; done once, then the hasher is copied.
+        static KEYED: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
+        let mut hasher = KEYED.get_or_init(|| blake3::Hasher::new_derive_key(HASH_CONTEXT)).clone();
         hasher.update(&prev.0);
         hasher.update(stored_bytes);
         EntryHash(*hasher.finalize().as_bytes())

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::error::{AppendError, Earlier, StoreError};
 use crate::hash::EntryHash;
+use crate::pipeline::{self, CHUNK_ROWS};
 
 /// `PRAGMA application_id` of a ledger: "CALT" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4341_4C54;
@@ -385,6 +386,9 @@ impl Ledger {
 
     /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given.
     /// An entry that does not decode stops the walk with `StoreError::Corrupt`; `verify` says more.
+    ///
+    /// Decoding is most of the work of a replay, so it runs on worker threads while this thread
+    /// reads SQLite (a connection is used by one thread) and calls `visit` in chain order.
     pub fn for_each_entry(
         &self,
         until_seq: Option<u64>,
@@ -396,24 +400,57 @@ impl Ledger {
             .prepare("SELECT seq, body, hash FROM entries WHERE seq <= ?1 ORDER BY seq")
             .map_err(|e| self.classify(e))?;
         let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
-            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let body: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
-            let hash: Vec<u8> = row.get(2).map_err(|e| self.err(e))?;
-            let corrupt = |reason: String| StoreError::Corrupt {
-                path: self.path.clone(),
-                seq: seq as u64,
-                reason,
-            };
-            let entry = Entry::decode(&body).map_err(|e| corrupt(e.to_string()))?;
-            if entry.seq != seq as u64 {
+        let path = self.path.as_path();
+        pipeline::in_order(
+            || {
+                let mut chunk = RawChunk::default();
+                while chunk.seqs.len() < CHUNK_ROWS {
+                    let Some(row) = rows.next().map_err(|e| self.classify(e))? else { break };
+                    chunk.push(row).map_err(|e| self.err(e))?;
+                }
+                Ok((!chunk.seqs.is_empty()).then_some(chunk))
+            },
+            |chunk| chunk.decode(path),
+            |decoded| decoded?.into_iter().try_for_each(&mut visit),
+        )
+    }
+}
+
+/// Stored rows as read, their bytes end to end.
+#[derive(Default)]
+struct RawChunk {
+    seqs: Vec<i64>,
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+    hashes: Vec<Option<EntryHash>>,
+}
+
+impl RawChunk {
+    fn push(&mut self, row: &rusqlite::Row) -> rusqlite::Result<()> {
+        self.seqs.push(row.get(0)?);
+        self.bytes.extend_from_slice(row.get_ref(1)?.as_blob()?);
+        self.ends.push(self.bytes.len());
+        self.hashes.push(EntryHash::from_slice(row.get_ref(2)?.as_blob()?));
+        Ok(())
+    }
+
+    fn decode(self, path: &Path) -> Result<Vec<StoredEntry>, StoreError> {
+        let mut decoded = Vec::with_capacity(self.seqs.len());
+        let mut start = 0;
+        for ((seq, end), hash) in self.seqs.iter().zip(&self.ends).zip(&self.hashes) {
+            let seq = *seq as u64;
+            let corrupt =
+                |reason: String| StoreError::Corrupt { path: path.to_owned(), seq, reason };
+            let entry =
+                Entry::decode(&self.bytes[start..*end]).map_err(|e| corrupt(e.to_string()))?;
+            start = *end;
+            if entry.seq != seq {
                 return Err(corrupt(format!("its bytes say it is entry {}", entry.seq)));
             }
-            let hash = EntryHash::from_slice(&hash)
-                .ok_or_else(|| corrupt("hash is not 32 bytes".into()))?;
-            visit(StoredEntry { hash, entry })?;
+            let hash = hash.ok_or_else(|| corrupt("hash is not 32 bytes".into()))?;
+            decoded.push(StoredEntry { hash, entry });
         }
-        Ok(())
+        Ok(decoded)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod baseline;
 mod error;
 mod hash;
 mod ledger;
+mod pipeline;
 mod verify;
 
 pub use error::{AppendError, Earlier, StoreError};
