@@ -184,7 +184,13 @@ fn concurrent_appenders_both_succeed_and_the_chain_holds() {
         }
     }
     for child in children {
-        assert!(child.wait_with_output().unwrap().status.success());
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{:?} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let verified = sandbox.run(&["verify"]).ok();
     assert!(verified.stdout.starts_with("ok: 600 events, head "), "{}", verified.stdout);

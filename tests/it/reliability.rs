@@ -30,7 +30,7 @@ fn events(prefix: &str, n: usize) -> String {
 
 fn n_events(db: &Path) -> u64 {
     let ledger = Ledger::open_existing(db).unwrap();
-    let report = ledger.verify(None).unwrap();
+    let report = ledger.verify(None, caltrail_store::Depth::Chain).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     report.n_verified
 }

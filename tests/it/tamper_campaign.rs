@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use caltrail_events::Entry;
-use caltrail_store::{EntryHash, Ledger, ProblemKind};
+use caltrail_store::{Depth, EntryHash, Ledger, ProblemKind};
 use rusqlite::{Connection, params};
 
 use crate::{Sandbox, stories};
@@ -320,7 +320,7 @@ fn every_mutation_is_detected() {
         .unwrap()
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .unwrap();
-    let clean = Ledger::open_existing(&sandbox.db()).unwrap().verify(None).unwrap();
+    let clean = Ledger::open_existing(&sandbox.db()).unwrap().verify(None, Depth::Chain).unwrap();
     assert!(clean.is_ok());
     let n = clean.n_verified;
     let head = clean.head;
@@ -338,7 +338,7 @@ fn every_mutation_is_detected() {
         let detected = match Ledger::open_existing(&copy) {
             Err(_) => matches!(expect, Expect::FileDamaged),
             Ok(ledger) => {
-                let report = ledger.verify(Some(head)).unwrap();
+                let report = ledger.verify(Some(head), Depth::Chain).unwrap();
                 match expect {
                     Expect::AtSeq(seq) => report
                         .problems

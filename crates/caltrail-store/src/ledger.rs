@@ -195,20 +195,26 @@ impl Ledger {
     /// Accepts a ledger of a format this code reads, or a file with nothing in it yet.
     fn check_format(&self) -> Result<(), StoreError> {
         // Reading the header is the first access to the file: a file that is not SQLite fails here.
-        let application_id: i64 = self
-            .conn
-            .pragma_query_value(None, "application_id", |row| row.get(0))
-            .map_err(|e| self.classify(e))?;
+        let read_mark = || -> Result<i64, StoreError> {
+            self.conn
+                .pragma_query_value(None, "application_id", |row| row.get(0))
+                .map_err(|e| self.classify(e))
+        };
+        let mut application_id = read_mark()?;
         if application_id == 0 {
             let objects: i64 = self
                 .conn
                 .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
                 .map_err(|e| self.classify(e))?;
-            return if objects == 0 {
-                Ok(())
-            } else {
-                Err(self.not_a_ledger("a SQLite database without the caltrail mark"))
-            };
+            if objects == 0 {
+                return Ok(());
+            }
+            // Another process may have created the ledger between the two reads: its schema
+            // and its mark are committed together, so the mark is there now if it is a ledger.
+            application_id = read_mark()?;
+            if application_id == 0 {
+                return Err(self.not_a_ledger("a SQLite database without the caltrail mark"));
+            }
         }
         if application_id != APPLICATION_ID {
             return Err(self.not_a_ledger("a SQLite database of another application"));

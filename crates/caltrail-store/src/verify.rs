@@ -4,12 +4,13 @@
 
 use std::fmt;
 
-use caltrail_events::{Entry, Name};
+use caltrail_events::{Entry, EntryColumns, Name, Timestamp};
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::StoreError;
 use crate::hash::EntryHash;
 use crate::ledger::{Ledger, TRIGGERS};
+use crate::pipeline::{self, CHUNK_ROWS};
 
 /// What is wrong with a ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,31 +132,46 @@ impl Row {
     }
 }
 
+/// How much `verify` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The chain: every entry's bytes against its hash and the one before, `seq`, the columns
+    /// kept beside the bytes, `recorded_at` order, the guard rails, and SQLite's `quick_check`
+    /// of every page. What tampering changes; fast enough to run often.
+    Chain,
+    /// All of `Chain`, every event decoded and checked as an input line is, and SQLite's full
+    /// `integrity_check` (indexes against the table).
+    Deep,
+}
+
 impl Ledger {
     /// Verifies the whole ledger. `expected_head`, a head hash kept outside the file, must be
     /// the hash of one of the entries: otherwise the tail was cut off or rewritten.
-    pub fn verify(&self, expected_head: Option<EntryHash>) -> Result<VerifyReport, StoreError> {
-        let mut problems = Vec::new();
-        if let Some(problem) = self.integrity_problem()? {
-            problems.push(problem);
-        }
-        let mut head = EntryHash::GENESIS;
-        let mut n_verified = 0u64;
-        let mut head_found = expected_head == Some(EntryHash::GENESIS);
-        let walk = self.walk_chain(|hash| {
-            head = hash;
-            n_verified += 1;
-            head_found |= expected_head == Some(hash);
+    pub fn verify(
+        &self,
+        expected_head: Option<EntryHash>,
+        depth: Depth,
+    ) -> Result<VerifyReport, StoreError> {
+        let pragma = if depth == Depth::Deep { "integrity_check(5)" } else { "quick_check(5)" };
+        // SQLite's page check reads the whole file, as the chain walk does: on a second
+        // connection it runs beside the walk instead of after it.
+        let (sqlite_problem, walked) = std::thread::scope(|scope| {
+            let beside = self.second_connection().map(|conn| {
+                let path = self.path().to_owned();
+                scope.spawn(move || sqlite_check(&conn, pragma, &path))
+            });
+            let walked = self.walk(expected_head, depth);
+            let sqlite_problem = match beside {
+                Some(thread) => thread.join().unwrap_or_else(|_| {
+                    Ok(Some(damaged("SQLite's check stopped unexpectedly".to_owned())))
+                }),
+                None => sqlite_check(self.connection(), pragma, self.path()),
+            };
+            (sqlite_problem, walked)
         });
-        match walk {
-            Ok(Some(problem)) => problems.push(problem),
-            Ok(None) => {}
-            Err(e) => problems.push(Problem {
-                seq: Some(n_verified + 1),
-                kind: ProblemKind::FileDamaged,
-                detail: format!("SQLite could not read it: {e}"),
-            }),
-        }
+        let mut problems: Vec<Problem> = sqlite_problem?.into_iter().collect();
+        let Walked { n_verified, head, head_found, problem } = walked;
+        problems.extend(problem);
         problems.extend(self.guard_problem()?);
         if let Some(expected) = expected_head
             && !head_found
@@ -171,24 +187,91 @@ impl Ledger {
         Ok(VerifyReport { n_verified, head, problems })
     }
 
-    fn integrity_problem(&self) -> Result<Option<Problem>, StoreError> {
-        let mut statement =
-            self.connection().prepare("PRAGMA integrity_check(5)").map_err(|e| self.classify(e))?;
-        let messages: Vec<String> = match statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .and_then(|rows| rows.collect())
+    /// The chain walk: the fast one first; if it finds anything, the exact one, entry by entry,
+    /// to say what and where.
+    fn walk(&self, expected_head: Option<EntryHash>, depth: Depth) -> Walked {
+        if depth == Depth::Chain
+            && let Ok(Some(walked)) = self.fast_walk(expected_head)
         {
-            Ok(messages) => messages,
-            Err(e) => vec![e.to_string()],
-        };
-        if messages == ["ok"] {
-            return Ok(None);
+            return walked;
         }
-        Ok(Some(Problem {
-            seq: None,
-            kind: ProblemKind::FileDamaged,
-            detail: format!("SQLite's integrity check failed: {}", messages.join("; ")),
-        }))
+        let mut head = EntryHash::GENESIS;
+        let mut n_verified = 0u64;
+        let mut head_found = expected_head == Some(EntryHash::GENESIS);
+        let walk = self.walk_chain(|hash| {
+            head = hash;
+            n_verified += 1;
+            head_found |= expected_head == Some(hash);
+        });
+        let problem = match walk {
+            Ok(problem) => problem,
+            Err(e) => Some(Problem {
+                seq: Some(n_verified + 1),
+                kind: ProblemKind::FileDamaged,
+                detail: format!("SQLite could not read it: {e}"),
+            }),
+        };
+        Walked { n_verified, head, head_found, problem }
+    }
+
+    /// The chain checked on every core: each entry's hash is recomputed from the hash stored
+    /// before it, so chunks of entries are independent. `None` when anything is off, for the
+    /// exact walk to report.
+    fn fast_walk(&self, expected_head: Option<EntryHash>) -> rusqlite::Result<Option<Walked>> {
+        let mut statement = self.connection().prepare(
+            "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut prev_hash = EntryHash::GENESIS;
+        let mut n_read = 0u64;
+        let mut last_recorded_at = i64::MIN;
+        let mut walked = Walked {
+            n_verified: 0,
+            head: EntryHash::GENESIS,
+            head_found: expected_head == Some(EntryHash::GENESIS),
+            problem: None,
+        };
+        let outcome = pipeline::in_order(
+            || {
+                let mut chunk = ChainChunk::new(n_read + 1, prev_hash);
+                while chunk.rows.len() < CHUNK_ROWS {
+                    let Some(row) = rows.next()? else { break };
+                    if !chunk.push(row)? {
+                        return Err(Fallback::Exact);
+                    }
+                }
+                n_read += chunk.rows.len() as u64;
+                prev_hash = chunk.rows.last().map_or(prev_hash, |r| r.hash);
+                Ok((!chunk.rows.is_empty()).then_some(chunk))
+            },
+            |chunk| chunk.check(expected_head),
+            |checked| {
+                let checked = checked.ok_or(Fallback::Exact)?;
+                if checked.first_recorded_at < last_recorded_at {
+                    return Err(Fallback::Exact);
+                }
+                last_recorded_at = checked.last_recorded_at;
+                walked.n_verified += checked.n_rows;
+                walked.head = checked.last_hash;
+                walked.head_found |= checked.head_found;
+                Ok(())
+            },
+        );
+        match outcome {
+            Ok(()) => Ok(Some(walked)),
+            Err(Fallback::Exact) => Ok(None),
+            Err(Fallback::Sqlite(e)) => Err(e),
+        }
+    }
+
+    /// Another read-only connection to the file, when one can be had.
+    fn second_connection(&self) -> Option<rusqlite::Connection> {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(self.path(), flags).ok()?;
+        // The header read fails here, not later, on a file the main connection sees otherwise.
+        conn.pragma_query_value(None, "application_id", |row| row.get::<_, i64>(0)).ok()?;
+        Some(conn)
     }
 
     /// Walks the chain and returns its first break. `verified` is called with the hash of each
@@ -345,5 +428,181 @@ fn show(value: &SqlValue) -> String {
         SqlValue::Real(f) => f.to_string(),
         SqlValue::Text(s) => format!("{s:?}"),
         SqlValue::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
+/// SQLite's own check of the file's pages.
+fn sqlite_check(
+    conn: &rusqlite::Connection,
+    pragma: &str,
+    path: &std::path::Path,
+) -> Result<Option<Problem>, StoreError> {
+    let mut statement = conn
+        .prepare(&format!("PRAGMA {pragma}"))
+        .map_err(|error| StoreError::Sqlite { path: path.to_owned(), error })?;
+    let messages: Vec<String> = match statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+    {
+        Ok(messages) => messages,
+        Err(e) => vec![e.to_string()],
+    };
+    if messages == ["ok"] {
+        return Ok(None);
+    }
+    Ok(Some(damaged(format!("SQLite's integrity check failed: {}", messages.join("; ")))))
+}
+
+fn damaged(detail: String) -> Problem {
+    Problem { seq: None, kind: ProblemKind::FileDamaged, detail }
+}
+
+/// What a chain walk found.
+struct Walked {
+    n_verified: u64,
+    head: EntryHash,
+    head_found: bool,
+    /// The first break of the chain.
+    problem: Option<Problem>,
+}
+
+/// Why the fast walk stopped.
+enum Fallback {
+    /// Something is off: the exact walk says what.
+    Exact,
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Fallback {
+    fn from(error: rusqlite::Error) -> Fallback {
+        Fallback::Sqlite(error)
+    }
+}
+
+/// One stored row for the fast walk; its texts and bytes are in the chunk's buffer.
+struct ChainRow {
+    seq: i64,
+    at: i64,
+    recorded_at: i64,
+    id_end: usize,
+    type_end: usize,
+    keypack_end: Option<usize>,
+    body_end: usize,
+    hash: EntryHash,
+}
+
+/// Consecutive rows, with the stored hash of the row before the first.
+struct ChainChunk {
+    first_seq: u64,
+    prev_hash: EntryHash,
+    rows: Vec<ChainRow>,
+    buf: Vec<u8>,
+}
+
+/// A chunk found sound.
+struct Checked {
+    n_rows: u64,
+    first_recorded_at: i64,
+    last_recorded_at: i64,
+    last_hash: EntryHash,
+    head_found: bool,
+}
+
+impl ChainChunk {
+    fn new(first_seq: u64, prev_hash: EntryHash) -> ChainChunk {
+        ChainChunk {
+            first_seq,
+            prev_hash,
+            rows: Vec::with_capacity(CHUNK_ROWS),
+            buf: Vec::with_capacity(CHUNK_ROWS * 400),
+        }
+    }
+
+    /// Copies a row; false when a column does not have the type the ledger gives it.
+    fn push(&mut self, row: &rusqlite::Row) -> rusqlite::Result<bool> {
+        use rusqlite::types::ValueRef;
+        let (ValueRef::Text(id), ValueRef::Text(event_type), ValueRef::Blob(body)) =
+            (row.get_ref(1)?, row.get_ref(2)?, row.get_ref(6)?)
+        else {
+            return Ok(false);
+        };
+        let (ValueRef::Integer(at), ValueRef::Integer(recorded_at)) =
+            (row.get_ref(3)?, row.get_ref(4)?)
+        else {
+            return Ok(false);
+        };
+        let Some(hash) = row.get_ref(7)?.as_blob().ok().and_then(EntryHash::from_slice) else {
+            return Ok(false);
+        };
+        self.buf.extend_from_slice(id);
+        let id_end = self.buf.len();
+        self.buf.extend_from_slice(event_type);
+        let type_end = self.buf.len();
+        let keypack_end = match row.get_ref(5)? {
+            ValueRef::Null => None,
+            ValueRef::Text(keypack) => {
+                self.buf.extend_from_slice(keypack);
+                Some(self.buf.len())
+            }
+            _ => return Ok(false),
+        };
+        self.buf.extend_from_slice(body);
+        let body_end = self.buf.len();
+        self.rows.push(ChainRow {
+            seq: row.get(0)?,
+            at,
+            recorded_at,
+            id_end,
+            type_end,
+            keypack_end,
+            body_end,
+            hash,
+        });
+        Ok(true)
+    }
+
+    /// Checks every row; `None` at the first that is not sound.
+    fn check(self, expected_head: Option<EntryHash>) -> Option<Checked> {
+        let mut prev_hash = self.prev_hash;
+        let mut start = 0;
+        let mut last_recorded_at = i64::MIN;
+        let mut head_found = false;
+        for (i, row) in self.rows.iter().enumerate() {
+            let text = |from: usize, to: usize| std::str::from_utf8(&self.buf[from..to]).ok();
+            let id = text(start, row.id_end)?;
+            let event_type = text(row.id_end, row.type_end)?;
+            let keypack = match row.keypack_end {
+                Some(end) => Some(text(row.type_end, end)?),
+                None => None,
+            };
+            let body = &self.buf[row.keypack_end.unwrap_or(row.type_end)..row.body_end];
+            start = row.body_end;
+            let seq = self.first_seq + i as u64;
+            if row.seq != seq as i64 || EntryHash::chain(&prev_hash, body) != row.hash {
+                return None;
+            }
+            let columns = EntryColumns::read(body).ok()?;
+            let micros = |text: &str| Timestamp::parse(text).ok().map(Timestamp::micros);
+            let sound = columns.seq == seq
+                && columns.id == id
+                && columns.event_type == event_type
+                && columns.keypack == keypack
+                && micros(columns.at) == Some(row.at)
+                && micros(columns.recorded_at) == Some(row.recorded_at)
+                && row.recorded_at >= last_recorded_at;
+            if !sound {
+                return None;
+            }
+            last_recorded_at = row.recorded_at;
+            head_found |= expected_head == Some(row.hash);
+            prev_hash = row.hash;
+        }
+        Some(Checked {
+            n_rows: self.rows.len() as u64,
+            first_recorded_at: self.rows.first().map_or(i64::MAX, |r| r.recorded_at),
+            last_recorded_at,
+            last_hash: prev_hash,
+            head_found,
+        })
     }
 }

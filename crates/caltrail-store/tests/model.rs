@@ -98,6 +98,6 @@ proptest! {
             head = EntryHash::chain(&head, &entry.encode());
         }
         prop_assert_eq!(ledger.head().unwrap().hash, head);
-        prop_assert!(ledger.verify(None).unwrap().is_ok());
+        prop_assert!(ledger.verify(None, caltrail_store::Depth::Chain).unwrap().is_ok());
     }
 }

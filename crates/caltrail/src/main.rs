@@ -53,6 +53,10 @@ struct VerifyArgs {
     /// A head hash kept earlier (64 hex digits): it must still be in the chain.
     #[arg(long, value_name = "HEX")]
     head: Option<String>,
+    /// Also decode and check every event as an input line is checked, and run SQLite's full
+    /// integrity check (indexes against the table). Slower; the chain check is the same.
+    #[arg(long)]
+    deep: bool,
 }
 
 /// How a command ended, when it did not fail.
@@ -100,6 +104,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 }
 
 fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    use caltrail_store::Depth;
     let expected_head = args
         .head
         .as_deref()
@@ -107,7 +112,8 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
         .transpose()
         .map_err(|e| anyhow::anyhow!("--head: {e}"))?;
     let ledger = caltrail_store::Ledger::open_existing(db)?;
-    let report = ledger.verify(expected_head)?;
+    let depth = if args.deep { Depth::Deep } else { Depth::Chain };
+    let report = ledger.verify(expected_head, depth)?;
     if report.is_ok() {
         writeln!(out, "ok: {} events, head {}", report.n_verified, report.head)?;
         return Ok(Outcome::Clean);
