@@ -261,9 +261,30 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Skips one item, checking it as `decode` would.
+    /// Skips one item, checking it as `decode` would, without building it.
     pub fn skip(&mut self) -> Result<(), CborError> {
-        self.reader.value(1).map(drop)
+        self.skip_at(1)
+    }
+
+    fn skip_at(&mut self, depth: usize) -> Result<(), CborError> {
+        if depth > MAX_DEPTH {
+            return Err(CborError::Unexpected(format!("nesting deeper than {MAX_DEPTH}")));
+        }
+        let offset = self.reader.at;
+        let (major, info, n) = self.reader.head()?;
+        match major {
+            UNSIGNED | NEGATIVE => Ok(()),
+            TEXT => self.reader.text(n, offset).map(drop),
+            ARRAY => (0..n).try_for_each(|_| self.skip_at(depth + 1)),
+            MAP => (0..n).try_for_each(|_| {
+                self.text()?;
+                self.skip_at(depth + 1)
+            }),
+            BYTES => Err(CborError::Unexpected(format!("a byte string at byte {offset}"))),
+            TAG => Err(CborError::Unexpected(format!("the tag {n} at byte {offset}"))),
+            _ if matches!(info, 20..=22 | 25..=27) => Ok(()),
+            _ => Err(CborError::Unexpected(format!("the simple value {n} at byte {offset}"))),
+        }
     }
 
     /// Checks that nothing follows.
@@ -330,6 +351,18 @@ mod tests {
             encode(&value, &mut mine);
             assert_eq!(mine, ciborium_bytes(&value), "{value:?}");
             assert_eq!(decode(&mine), Ok(value));
+        }
+    }
+
+    #[test]
+    fn skipping_checks_what_decoding_checks() {
+        let good = [0xa2, 0x61, b'a', 0x82, 0x01, 0xf5, 0x61, b'b', 0x63, b'x', b'y', b'z'];
+        let mut cursor = Cursor::new(&good);
+        assert_eq!(cursor.skip(), Ok(()));
+        assert_eq!(cursor.end(), Ok(()));
+        for bad in [&[0x41, 0x00][..], &[0x61, 0xff], &[0xf7], &[0x18, 0x05], &[0xa1, 0x01, 0x02]] {
+            assert!(Cursor::new(bad).skip().is_err(), "{bad:x?}");
+            assert!(decode(bad).is_err(), "{bad:x?}");
         }
     }
 

@@ -320,68 +320,79 @@ impl Ledger {
                         earlier: Earlier::InBatch { index: earlier },
                     });
                 }
-                let stored: Option<(i64, Vec<u8>)> = find_id
-                    .query_row([event.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-                    .map_err(e)?;
-                if let Some((seq, body)) = stored {
-                    let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
-                        path: path.clone(),
-                        seq: seq as u64,
-                        reason: err.to_string(),
-                    })?;
-                    if existing.event == *event {
-                        duplicates += 1;
-                        in_batch_ids.insert(&event.id, index);
-                        continue;
-                    }
-                    return Err(AppendError::ConflictingId {
+                if let Some(keypack) = event.new_keypack()
+                    && let Some(&earlier) = in_batch_keypacks.get(keypack)
+                {
+                    return Err(AppendError::KeypackExists {
                         index,
-                        id: event.id.clone(),
-                        earlier: Earlier::Entry {
-                            seq: seq as u64,
-                            id: event.id.as_str().to_owned(),
-                        },
+                        keypack: keypack.clone(),
+                        earlier: Earlier::InBatch { index: earlier },
                     });
+                }
+                let seq = head.n_events + 1;
+                let body = Entry::encode_parts(seq, recorded_at, &event.to_cbor());
+                let hash = EntryHash::chain(&head.hash, &body);
+                // The insert is tried first: the UNIQUE columns and the guard-rail trigger refuse a
+                // used id or pack name, and only then is the earlier entry looked up to tell a
+                // duplicate from a conflict. A new event costs no lookup of its own.
+                let inserted = insert.execute(params![
+                    seq as i64,
+                    event.id.as_str(),
+                    event.event_type().as_str(),
+                    event.at.micros(),
+                    recorded_at.micros(),
+                    event.new_keypack().map(Name::as_str),
+                    body,
+                    &hash.0[..],
+                ]);
+                if let Err(refused) = inserted {
+                    if refused.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation)
+                    {
+                        return Err(e(refused).into());
+                    }
+                    let stored: Option<(i64, Vec<u8>)> = find_id
+                        .query_row([event.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                        .map_err(e)?;
+                    if let Some((seq, body)) = stored {
+                        let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
+                            path: path.clone(),
+                            seq: seq as u64,
+                            reason: err.to_string(),
+                        })?;
+                        if existing.event == *event {
+                            duplicates += 1;
+                            in_batch_ids.insert(&event.id, index);
+                            continue;
+                        }
+                        return Err(AppendError::ConflictingId {
+                            index,
+                            id: event.id.clone(),
+                            earlier: Earlier::Entry {
+                                seq: seq as u64,
+                                id: event.id.as_str().to_owned(),
+                            },
+                        });
+                    }
+                    if let Some(keypack) = event.new_keypack() {
+                        let existing: Option<(i64, String)> = find_keypack
+                            .query_row([keypack.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                            .optional()
+                            .map_err(e)?;
+                        if let Some((seq, id)) = existing {
+                            return Err(AppendError::KeypackExists {
+                                index,
+                                keypack: keypack.clone(),
+                                earlier: Earlier::Entry { seq: seq as u64, id },
+                            });
+                        }
+                    }
+                    return Err(e(refused).into());
                 }
                 in_batch_ids.insert(&event.id, index);
                 if let Some(keypack) = event.new_keypack() {
-                    if let Some(&earlier) = in_batch_keypacks.get(keypack) {
-                        return Err(AppendError::KeypackExists {
-                            index,
-                            keypack: keypack.clone(),
-                            earlier: Earlier::InBatch { index: earlier },
-                        });
-                    }
-                    let existing: Option<(i64, String)> = find_keypack
-                        .query_row([keypack.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                        .map_err(e)?;
-                    if let Some((seq, id)) = existing {
-                        return Err(AppendError::KeypackExists {
-                            index,
-                            keypack: keypack.clone(),
-                            earlier: Earlier::Entry { seq: seq as u64, id },
-                        });
-                    }
                     in_batch_keypacks.insert(keypack, index);
                 }
-                let seq = head.n_events + 1;
-                let entry = Entry { seq, recorded_at, event: event.clone() };
-                let body = entry.encode();
-                let hash = EntryHash::chain(&head.hash, &body);
-                insert
-                    .execute(params![
-                        seq as i64,
-                        event.id.as_str(),
-                        event.event_type().as_str(),
-                        event.at.micros(),
-                        recorded_at.micros(),
-                        event.new_keypack().map(Name::as_str),
-                        body,
-                        &hash.0[..],
-                    ])
-                    .map_err(e)?;
                 head = Head { n_events: seq, hash, recorded_at: Some(recorded_at) };
                 appended += 1;
             }
