@@ -143,3 +143,56 @@ fn garbage_bytes_decode_to_errors_not_panics() {
         assert!(Entry::decode(bytes).is_err(), "{bytes:?}");
     }
 }
+
+/// The fast path of `Timestamp::parse` agrees with chrono on every form it takes.
+#[test]
+fn timestamps_parse_as_chrono_parses_them() {
+    let mut texts = vec![
+        "1970-01-01T00:00:00Z".to_owned(),
+        "0001-01-01T00:00:00Z".to_owned(),
+        "9999-12-31T23:59:59.999999Z".to_owned(),
+        "2024-02-29T12:00:00.5Z".to_owned(),
+        "2023-02-29T12:00:00Z".to_owned(),
+        "2100-02-29T00:00:00Z".to_owned(),
+        "2000-02-29T00:00:00Z".to_owned(),
+        "2025-13-01T00:00:00Z".to_owned(),
+        "2025-04-31T00:00:00Z".to_owned(),
+        "2025-01-01T24:00:00Z".to_owned(),
+        "2025-01-01T23:59:60Z".to_owned(),
+        "2025-01-01T00:00:00.1234567Z".to_owned(),
+        "2025-01-01T00:00:00.Z".to_owned(),
+        "2025-01-01t00:00:00z".to_owned(),
+        "2025-01-01T00:00:00+01:00".to_owned(),
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..20_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = |m: u64, s: u32| (seed >> s) % m;
+        let fraction = match n(4, 40) {
+            0 => String::new(),
+            k => format!(
+                ".{:0width$}",
+                n(1_000_000, 20) % 10u64.pow(k as u32 * 2),
+                width = (k * 2) as usize
+            ),
+        };
+        texts.push(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+            1900 + n(300, 0),
+            n(14, 8),
+            n(33, 12),
+            n(25, 16),
+            n(61, 24),
+            n(61, 32)
+        ));
+    }
+    for text in texts {
+        let chrono = chrono::DateTime::parse_from_rfc3339(&text)
+            .ok()
+            .filter(|_| text.split_once('.').is_none_or(|(_, f)| f.len() <= 7))
+            .map(|t| t.timestamp_micros());
+        assert_eq!(Timestamp::parse(&text).ok().map(Timestamp::micros), chrono, "{text}");
+    }
+}

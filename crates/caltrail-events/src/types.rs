@@ -277,6 +277,10 @@ impl Timestamp {
     /// Parses RFC 3339 with an offset and converts it to UTC. Finer than a microsecond is refused
     /// rather than rounded: rounding would make two different inputs the same.
     pub fn parse(text: &str) -> Result<Timestamp, String> {
+        // The form caltrail writes, parsed without chrono: it is read for every stored entry.
+        if let Some(timestamp) = parse_utc_fast(text) {
+            return Ok(timestamp);
+        }
         let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| {
             format!("must be an RFC 3339 time with an offset (2025-03-01T09:30:00Z), got {text:?}")
         })?;
@@ -313,6 +317,53 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z` exactly, as `to_rfc3339` writes it; `None` for anything
+/// else (other offsets, leap seconds, lower-case letters, invalid dates), which chrono then
+/// reads or refuses with its message.
+fn parse_utc_fast(text: &str) -> Option<Timestamp> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || *b.last()? != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range]
+            .iter()
+            .try_fold(0i64, |n, d| d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0')))
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let micros_of_second = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=6).contains(&digits.len()) => {
+            number(20..20 + digits.len())? * 10i64.pow(6 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Timestamp::from_micros(seconds * 1_000_000 + micros_of_second)
 }
 
 impl fmt::Display for Timestamp {
