@@ -56,15 +56,19 @@ impl Engine {
             .build()
             .map_err(SqlError::Runtime)?;
         let ctx = SessionContext::new();
+        let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         for name in TABLE_NAMES {
             let schema = table_schema(&replay, name);
-            // One partition per batch, so that DataFusion can build and scan them in parallel.
-            let partitions = (0..n_batches(&replay, name))
-                .map(|batch| {
-                    Arc::new(LazyBatch {
+            // One partition per core, each building its share of the batches in turn, so that
+            // DataFusion scans in parallel while few batches exist at once.
+            let n_batches = n_batches(&replay, name);
+            let n_partitions = n_batches.min(n_cores);
+            let partitions = (0..n_partitions)
+                .map(|first| {
+                    Arc::new(LazyPartition {
                         replay: replay.clone(),
                         table: name,
-                        batch,
+                        batches: (first..n_batches).step_by(n_partitions).collect(),
                         schema: schema.clone(),
                     }) as Arc<dyn PartitionStream>
                 })
@@ -169,26 +173,25 @@ fn table_schema(replay: &Replay, name: &str) -> SchemaRef {
         .expect("invariant: TABLE_NAMES are all buildable")
 }
 
-/// One batch of a table, built from the replayed rows when a query first polls it.
+/// Some batches of a table, each built from the replayed rows when a query polls for it.
 #[derive(Debug)]
-struct LazyBatch {
+struct LazyPartition {
     replay: Arc<Replay>,
     table: &'static str,
-    batch: usize,
+    batches: Vec<usize>,
     schema: SchemaRef,
 }
 
-impl PartitionStream for LazyBatch {
+impl PartitionStream for LazyPartition {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (replay, table, batch) = (self.replay.clone(), self.table, self.batch);
-        let built = futures::stream::once(async move {
-            build_part(&replay, table, Part::Batch(batch)).unwrap_or_default()
-        });
-        let batches = built.flat_map(|batches| futures::stream::iter(batches.into_iter().map(Ok)));
+        let (replay, table) = (self.replay.clone(), self.table);
+        let batches = futures::stream::iter(self.batches.clone())
+            .map(move |n| build_part(&replay, table, Part::Batch(n)).unwrap_or_default())
+            .flat_map(|built| futures::stream::iter(built.into_iter().map(Ok)));
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
 }

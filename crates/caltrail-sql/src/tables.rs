@@ -29,9 +29,10 @@ pub const TABLE_NAMES: &[&str] = &[
 ];
 
 /// Rows per record batch. Arrow's `Utf8` arrays address their bytes with 32-bit offsets, so one
-/// array holds at most 2 GiB of text: the `events` table of 10M entries holds more. Batches of
-/// this size stay far below that and let DataFusion work on several at once.
-const BATCH_ROWS: usize = 1 << 20;
+/// array holds at most 2 GiB of text: the `events` table of 10M entries holds more. Batches are
+/// built when a query reads them and dropped after, so their size also bounds the memory a scan
+/// of a large table takes.
+pub(crate) const BATCH_ROWS: usize = 1 << 16;
 
 /// Which rows of a table to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,16 +367,16 @@ mod tests {
         .unwrap();
         let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
         let mut replay = Replay::new(AsOf::Latest, now, false);
-        for seq in 1..=BATCH_ROWS as u64 + 1 {
+        for seq in 1..=BATCH_ROWS as u64 * 3 + 1 {
             replay.apply(seq, now, "", &purchase);
         }
         let replay = replay.finish();
-        assert_eq!(n_batches(&replay, "purchases"), 2);
-        let sizes: Vec<usize> = (0..3)
+        assert_eq!(n_batches(&replay, "purchases"), 4);
+        let sizes: Vec<usize> = (0..5)
             .flat_map(|n| build_part(&replay, "purchases", Part::Batch(n)).unwrap())
             .map(|b| b.num_rows())
             .collect();
-        assert_eq!(sizes, [BATCH_ROWS, 1]);
+        assert_eq!(sizes, [BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, 1]);
         let engine = crate::Engine::new(std::sync::Arc::new(replay)).unwrap();
         let result =
             engine.query("SELECT count(*) AS n, sum(quantity) AS q FROM purchases").unwrap();
@@ -385,6 +386,6 @@ mod tests {
             .as_any()
             .downcast_ref::<datafusion::arrow::array::Int64Array>()
             .unwrap();
-        assert_eq!(n.value(0), BATCH_ROWS as i64 + 1);
+        assert_eq!(n.value(0), BATCH_ROWS as i64 * 3 + 1);
     }
 }
