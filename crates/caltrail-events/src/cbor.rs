@@ -5,6 +5,8 @@
 //! This is the hot path of `append`, `verify` and every replay, so it avoids the generic
 //! `ciborium::Value` tree; the bytes are the same (a test encodes every fixture both ways).
 
+use std::borrow::Cow;
+
 use crate::value::Value;
 
 /// How deep arrays and maps may nest. An event nests three levels; the limit keeps hostile
@@ -93,7 +95,7 @@ pub enum CborError {
 }
 
 /// Decodes one item that must fill `bytes` exactly.
-pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
+pub fn decode(bytes: &[u8]) -> Result<Value<'_>, CborError> {
     let mut reader = Reader { bytes, at: 0 };
     let value = reader.value(0)?;
     if reader.at != bytes.len() {
@@ -160,7 +162,7 @@ impl<'a> Reader<'a> {
         Ok((major, info, n))
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, CborError> {
+    fn value(&mut self, depth: usize) -> Result<Value<'a>, CborError> {
         if depth > MAX_DEPTH {
             return Err(CborError::Unexpected(format!("nesting deeper than {MAX_DEPTH}")));
         }
@@ -169,7 +171,7 @@ impl<'a> Reader<'a> {
         Ok(match major {
             UNSIGNED => Value::Integer(i128::from(n)),
             NEGATIVE => Value::Integer(-1 - i128::from(n)),
-            TEXT => Value::Text(self.text(n, offset)?.to_owned()),
+            TEXT => Value::Text(Cow::Borrowed(self.text(n, offset)?)),
             ARRAY => {
                 let mut items = Vec::with_capacity(self.capacity(n));
                 for _ in 0..n {
@@ -178,7 +180,8 @@ impl<'a> Reader<'a> {
                 Value::Array(items)
             }
             MAP => {
-                let mut fields: Vec<(String, Value)> = Vec::with_capacity(self.capacity(n));
+                let mut fields: Vec<(Cow<'a, str>, Value<'a>)> =
+                    Vec::with_capacity(self.capacity(n));
                 for _ in 0..n {
                     let key_offset = self.at;
                     let (key_major, _, key_len) = self.head()?;
@@ -192,7 +195,7 @@ impl<'a> Reader<'a> {
                         return Err(CborError::Unexpected(format!("the map key {key:?} twice")));
                     }
                     let value = self.value(depth + 1)?;
-                    fields.push((key.to_owned(), value));
+                    fields.push((Cow::Borrowed(key), value));
                 }
                 Value::Object(fields)
             }
@@ -339,7 +342,7 @@ mod tests {
         values.push(Value::Integer(u64::MAX.into()));
         values.push(Value::Integer(-1 - i128::from(u64::MAX)));
         for len in [0, 1, 23, 24, 255, 256, 70_000] {
-            values.push(Value::Text("é".repeat(len / 2) + &"x".repeat(len % 2)));
+            values.push(Value::Text(("é".repeat(len / 2) + &"x".repeat(len % 2)).into()));
             values.push(Value::Array(vec![Value::Integer(7); len]));
         }
         values.push(Value::Object(vec![

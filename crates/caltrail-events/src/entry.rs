@@ -140,7 +140,7 @@ impl Entry {
         let Value::Object(fields) = &value else {
             return Err(DecodeError::UnexpectedCbor(format!("{} at the top", value.kind())));
         };
-        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_ref()).collect();
         if keys.first() == Some(&"format")
             && let Value::Integer(format) = fields[0].1
             && format != ENTRY_FORMAT

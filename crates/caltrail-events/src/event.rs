@@ -285,7 +285,7 @@ impl Event {
 
     /// Reads and validates an event from a value tree, whether it came from JSON or from the
     /// ledger's stored CBOR. `prefix` is the path of the event inside the tree ("" at the top).
-    pub fn from_value_at(value: &Value, prefix: &str) -> Result<Event, FieldError> {
+    pub fn from_value_at(value: &Value<'_>, prefix: &str) -> Result<Event, FieldError> {
         let envelope = Object::open(value, prefix, ENVELOPE_FIELDS)?;
         let id = envelope.parsed("id", EventId::parse)?;
         let event_type = envelope.parsed("type", EventType::parse)?;
@@ -298,19 +298,19 @@ impl Event {
         Ok(Event { id, at, actor, note, data })
     }
 
-    pub fn from_value(value: &Value) -> Result<Event, FieldError> {
+    pub fn from_value(value: &Value<'_>) -> Result<Event, FieldError> {
         Event::from_value_at(value, "")
     }
 
     /// The canonical value tree: envelope fields in contract order, absent optional fields left
     /// out, times in UTC. Two inputs that mean the same give the same tree.
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Value<'_> {
         ObjectWriter::default()
             .text("id", self.id.as_str())
             .text("type", self.event_type().as_str())
             .text("at", self.at.to_rfc3339())
-            .optional_text("actor", self.actor.clone())
-            .optional_text("note", self.note.clone())
+            .optional_text("actor", self.actor.as_deref())
+            .optional_text("note", self.note.as_deref())
             .value("data", self.data.to_value())
             .finish()
     }
@@ -373,13 +373,13 @@ impl EventData {
     }
 
     /// The canonical `data` object.
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Value<'_> {
         let mut w = ObjectWriter::default();
         match self {
             EventData::AgreementPurchased(e) => w
                 .text("agreement", e.agreement.as_str())
                 .text("program", e.program.as_str())
-                .optional_text("number", e.number.clone())
+                .optional_text("number", e.number.as_deref())
                 .text("product_version", e.product_version.as_str())
                 .text("cal_type", e.cal_type.as_str())
                 .integer("quantity", e.quantity.get())
@@ -430,10 +430,10 @@ impl EventData {
                 .text("server", e.server.as_str())
                 .text("keypack", e.keypack.as_str())
                 .text("holder", e.holder.as_str())
-                .optional_text("hardware_id", e.hardware_id.clone())
+                .optional_text("hardware_id", e.hardware_id.as_deref())
                 .boolean("temporary", e.temporary)
                 .optional_text("expires_at", e.expires_at.map(Timestamp::to_rfc3339))
-                .optional_text("session_host", e.session_host.clone())
+                .optional_text("session_host", e.session_host.as_deref())
                 .optional_text("session_host_version", e.session_host_version.map(|v| v.as_str())),
             EventData::CalRevoked(e) => w
                 .text("server", e.server.as_str())

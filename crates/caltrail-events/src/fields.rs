@@ -1,6 +1,7 @@
 //! Reading the fields of an object with errors that name the field's path. Knows nothing of which
 //! fields an event has; `event` says that.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::value::Value;
@@ -40,12 +41,12 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 /// read, so that a misspelt optional field is reported as what it is and not as a missing one.
 pub(crate) struct Object<'a> {
     path: &'a str,
-    fields: &'a [(String, Value)],
+    fields: &'a [(Cow<'a, str>, Value<'a>)],
 }
 
 impl<'a> Object<'a> {
     pub(crate) fn open(
-        value: &'a Value,
+        value: &'a Value<'a>,
         path: &'a str,
         allowed: &[&str],
     ) -> Result<Object<'a>, FieldError> {
@@ -57,7 +58,7 @@ impl<'a> Object<'a> {
             ));
         };
         for (name, _) in fields {
-            if !allowed.contains(&name.as_str()) {
+            if !allowed.contains(&name.as_ref()) {
                 return Err(FieldError::new(
                     join(path, name),
                     format!("unknown field (expected one of: {})", allowed.join(", ")),
@@ -72,7 +73,7 @@ impl<'a> Object<'a> {
     }
 
     /// A field that must be present and not null.
-    pub(crate) fn required(&self, name: &str) -> Result<&'a Value, FieldError> {
+    pub(crate) fn required(&self, name: &str) -> Result<&'a Value<'a>, FieldError> {
         match self.optional(name) {
             Some(value) => Ok(value),
             None => Err(FieldError::new(self.path(name), "is required")),
@@ -81,7 +82,7 @@ impl<'a> Object<'a> {
 
     /// A field that may be absent. `null` means absent: JSON writers often emit it for a field
     /// they have no value for, and both spellings mean the same.
-    pub(crate) fn optional(&self, name: &str) -> Option<&'a Value> {
+    pub(crate) fn optional(&self, name: &str) -> Option<&'a Value<'a>> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
@@ -138,7 +139,7 @@ impl<'a> Object<'a> {
 }
 
 // The path is built only for an error: decoding every stored entry calls these for every field.
-fn as_text(value: &Value, path: impl FnOnce() -> String) -> Result<&str, FieldError> {
+fn as_text<'a>(value: &'a Value<'_>, path: impl FnOnce() -> String) -> Result<&'a str, FieldError> {
     match value {
         Value::Text(s) => Ok(s),
         other => Err(FieldError::new(path(), format!("must be a string, got {}", other.kind()))),
@@ -163,34 +164,34 @@ fn as_integer(value: &Value, path: impl FnOnce() -> String) -> Result<i128, Fiel
 }
 
 /// An object being written in canonical form: fields in the order the code adds them, absent
-/// optional fields left out.
+/// optional fields left out. Text is borrowed from the event where it can be.
 #[derive(Default)]
-pub(crate) struct ObjectWriter {
-    fields: Vec<(String, Value)>,
+pub(crate) struct ObjectWriter<'a> {
+    fields: Vec<(Cow<'a, str>, Value<'a>)>,
 }
 
-impl ObjectWriter {
-    pub(crate) fn text(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
-        self.fields.push((name.to_owned(), Value::Text(value.into())));
+impl<'a> ObjectWriter<'a> {
+    pub(crate) fn text(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
+        self.fields.push((Cow::Borrowed(name), Value::Text(value.into())));
         self
     }
     pub(crate) fn optional_text(
         &mut self,
-        name: &str,
-        value: Option<impl Into<String>>,
+        name: &'static str,
+        value: Option<impl Into<Cow<'a, str>>>,
     ) -> &mut Self {
         if let Some(value) = value {
             self.text(name, value);
         }
         self
     }
-    pub(crate) fn integer(&mut self, name: &str, value: impl Into<i128>) -> &mut Self {
-        self.fields.push((name.to_owned(), Value::Integer(value.into())));
+    pub(crate) fn integer(&mut self, name: &'static str, value: impl Into<i128>) -> &mut Self {
+        self.fields.push((Cow::Borrowed(name), Value::Integer(value.into())));
         self
     }
     pub(crate) fn optional_integer(
         &mut self,
-        name: &str,
+        name: &'static str,
         value: Option<impl Into<i128>>,
     ) -> &mut Self {
         if let Some(value) = value {
@@ -198,15 +199,15 @@ impl ObjectWriter {
         }
         self
     }
-    pub(crate) fn boolean(&mut self, name: &str, value: bool) -> &mut Self {
-        self.fields.push((name.to_owned(), Value::Bool(value)));
+    pub(crate) fn boolean(&mut self, name: &'static str, value: bool) -> &mut Self {
+        self.fields.push((Cow::Borrowed(name), Value::Bool(value)));
         self
     }
-    pub(crate) fn value(&mut self, name: &str, value: Value) -> &mut Self {
-        self.fields.push((name.to_owned(), value));
+    pub(crate) fn value(&mut self, name: &'static str, value: Value<'a>) -> &mut Self {
+        self.fields.push((Cow::Borrowed(name), value));
         self
     }
-    pub(crate) fn finish(&mut self) -> Value {
+    pub(crate) fn finish(&mut self) -> Value<'a> {
         Value::Object(std::mem::take(&mut self.fields))
     }
 }

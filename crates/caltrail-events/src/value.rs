@@ -1,24 +1,27 @@
 //! A JSON-like value tree shared by JSON input and stored CBOR, so that both pass through one
 //! validator. It does not know what an event is.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A parsed JSON or CBOR value. Objects keep their keys in order and never hold a key twice.
+/// Text borrows from the input where it can (CBOR always, JSON when a string has no escapes):
+/// reading a stored entry then allocates only what the event keeps.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
     Bool(bool),
     Integer(i128),
     /// Never valid in an event; kept so the validator can say what it got.
     Float(f64),
-    Text(String),
-    Array(Vec<Value>),
-    Object(Vec<(String, Value)>),
+    Text(Cow<'a, str>),
+    Array(Vec<Value<'a>>),
+    Object(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     /// A short description of the value's kind, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -34,7 +37,7 @@ impl Value {
 
     /// Parses one JSON document, refusing an object that names a key twice: with a duplicate key
     /// one of the two values would be dropped without anyone noticing.
-    pub fn from_json(text: &str) -> Result<Value, serde_json::Error> {
+    pub fn from_json(text: &'a str) -> Result<Value<'a>, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let value = Value::deserialize(&mut deserializer)?;
         deserializer.end()?;
@@ -54,30 +57,30 @@ impl Value {
                 },
             },
             Value::Float(f) => serde_json::Value::from(*f),
-            Value::Text(s) => serde_json::Value::String(s.clone()),
+            Value::Text(s) => serde_json::Value::String(s.to_string()),
             Value::Array(items) => {
                 serde_json::Value::Array(items.iter().map(Value::to_json).collect())
             }
             Value::Object(fields) => serde_json::Value::Object(
-                fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+                fields.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect(),
             ),
         }
     }
 
     /// Converts a decoded CBOR item. CBOR that has no JSON meaning (byte strings, tags, non-text
     /// keys, duplicate keys) is refused: the ledger never writes it.
-    pub fn from_cbor(value: ciborium::Value) -> Result<Value, String> {
+    pub fn from_cbor(value: ciborium::Value) -> Result<Value<'static>, String> {
         Ok(match value {
             ciborium::Value::Null => Value::Null,
             ciborium::Value::Bool(b) => Value::Bool(b),
             ciborium::Value::Integer(i) => Value::Integer(i128::from(i)),
             ciborium::Value::Float(f) => Value::Float(f),
-            ciborium::Value::Text(s) => Value::Text(s),
+            ciborium::Value::Text(s) => Value::Text(Cow::Owned(s)),
             ciborium::Value::Array(items) => {
                 Value::Array(items.into_iter().map(Value::from_cbor).collect::<Result<_, _>>()?)
             }
             ciborium::Value::Map(entries) => {
-                let mut fields: Vec<(String, Value)> = Vec::with_capacity(entries.len());
+                let mut fields: Vec<(Cow<'static, str>, Value)> = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
                     let ciborium::Value::Text(key) = key else {
                         return Err("a map key that is not text".to_owned());
@@ -85,7 +88,7 @@ impl Value {
                     if fields.iter().any(|(k, _)| *k == key) {
                         return Err(format!("the map key {key:?} twice"));
                     }
-                    fields.push((key, Value::from_cbor(value)?));
+                    fields.push((Cow::Owned(key), Value::from_cbor(value)?));
                 }
                 Value::Object(fields)
             }
@@ -107,22 +110,22 @@ impl Value {
                 ciborium::Value::Integer(integer)
             }
             Value::Float(f) => ciborium::Value::Float(*f),
-            Value::Text(s) => ciborium::Value::Text(s.clone()),
+            Value::Text(s) => ciborium::Value::Text(s.to_string()),
             Value::Array(items) => {
                 ciborium::Value::Array(items.iter().map(Value::to_cbor).collect())
             }
             Value::Object(fields) => ciborium::Value::Map(
                 fields
                     .iter()
-                    .map(|(k, v)| (ciborium::Value::Text(k.clone()), v.to_cbor()))
+                    .map(|(k, v)| (ciborium::Value::Text(k.to_string()), v.to_cbor()))
                     .collect(),
             ),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+impl<'de> Deserialize<'de> for Value<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value<'de>, D::Error> {
         deserializer.deserialize_any(ValueVisitor)
     }
 }
@@ -130,48 +133,51 @@ impl<'de> Deserialize<'de> for Value {
 struct ValueVisitor;
 
 impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
+    type Value = Value<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Value<'de>, E> {
         Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Value<'de>, E> {
         Ok(Value::Integer(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Value<'de>, E> {
         Ok(Value::Integer(v.into()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Value<'de>, E> {
         Ok(Value::Float(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Text(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value<'de>, E> {
+        Ok(Value::Text(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Text(v))
+    fn visit_str<E>(self, v: &str) -> Result<Value<'de>, E> {
+        Ok(Value::Text(Cow::Owned(v.to_owned())))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_string<E>(self, v: String) -> Result<Value<'de>, E> {
+        Ok(Value::Text(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
         Ok(Value::Null)
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
+    fn visit_none<E>(self) -> Result<Value<'de>, E> {
         Ok(Value::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value<'de>, D::Error> {
         Value::deserialize(d)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields: Vec<(String, Value)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, Value<'de>)> = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if fields.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
@@ -179,6 +185,32 @@ impl<'de> Visitor<'de> for ValueVisitor {
             fields.push((key, value));
         }
         Ok(Value::Object(fields))
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes (serde's own `Cow<str>`
+/// always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
