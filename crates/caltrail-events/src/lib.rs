@@ -5,6 +5,7 @@ pub mod cbor;
 mod entry;
 mod event;
 mod fields;
+mod hashing;
 mod types;
 mod value;
 
@@ -15,6 +16,7 @@ pub use event::{
     ServerReactivated, ServerRestored, SourceCalsRemoved,
 };
 pub use fields::FieldError;
+pub use hashing::{FastHash, WordHasher};
 pub use types::{
     ActivationMethod, Anniversary, CalType, EventId, LicenseServerId, MigrationReason, Name,
     ProductVersion, Program, Quantity, ReactivationReason, RemovalMethod, ServerName, Timestamp,

@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use caltrail_events::{
-    CalType, Event, EventData, KeypackInstalled, ProductVersion, ServerName, Timestamp,
+    CalType, Event, EventData, FastHash, KeypackInstalled, ProductVersion, ServerName, Timestamp,
 };
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::rows::*;
-use crate::strings::{FastHash, Strings, Sym};
+use crate::strings::{Strings, Sym};
 
 /// How long a temporary per-device CAL lasts when its event gives no `expires_at`.
 const TEMPORARY_CAL_DAYS: i64 = 90;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caltrail_events::{Entry, Event, EventId, Name, Timestamp};
+use caltrail_events::{Entry, Event, EventId, FastHash, Name, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{AppendError, Earlier, StoreError};
@@ -293,8 +293,8 @@ impl Ledger {
             Some(last) if last > recorded_at => last,
             _ => recorded_at,
         };
-        let mut in_batch_ids: HashMap<&EventId, usize> = HashMap::new();
-        let mut in_batch_keypacks: HashMap<&Name, usize> = HashMap::new();
+        let mut in_batch_ids: HashMap<&EventId, usize, FastHash> = HashMap::default();
+        let mut in_batch_keypacks: HashMap<&Name, usize, FastHash> = HashMap::default();
         let mut duplicates = 0;
         let mut appended = 0;
         {

@@ -36,10 +36,11 @@ const MAX_ERRORS_SHOWN: usize = 20;
 /// reproduction gives the same bytes and head hash every time.
 pub const RECORDED_AT_ENV: &str = "CALTRAIL_RECORDED_AT";
 
-struct Located {
+/// Where an event was read: the index of its source and its line number.
+#[derive(Clone, Copy)]
+struct Place {
     source: usize,
     line: usize,
-    event: Event,
 }
 
 pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -50,10 +51,15 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
         .map(|p| if p == Path::new("-") { "<stdin>".to_owned() } else { p.display().to_string() })
         .collect();
     let mut events = Vec::new();
+    let mut places = Vec::new();
     let mut errors = Vec::new();
     for (source, path) in sources.iter().enumerate() {
         let bytes = read_input(path).with_context(|| format!("cannot read {}", labels[source]))?;
-        parse_lines(&bytes, source, &labels[source], &mut events, &mut errors);
+        for part in parse_lines(&bytes, source, &labels[source]) {
+            events.extend(part.events);
+            places.extend(part.places);
+            errors.extend(part.errors);
+        }
     }
     if !errors.is_empty() {
         let shown = errors.len().min(MAX_ERRORS_SHOWN);
@@ -73,8 +79,7 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
     let recorded_at = recorded_at()?;
     let existed = db.exists();
     let mut ledger = Ledger::open_or_create(db)?;
-    let batch: Vec<Event> = events.iter().map(|located| located.event.clone()).collect();
-    let result = ledger.append(&batch, recorded_at);
+    let result = ledger.append(&events, recorded_at);
     if result.is_err() && !existed {
         // A refused first batch leaves no empty ledger behind.
         drop(ledger);
@@ -89,7 +94,7 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
             return anyhow::Error::new(error);
         };
         let place =
-            |index: usize| format!("{}:{}", labels[events[index].source], events[index].line);
+            |index: usize| format!("{}:{}", labels[places[index].source], places[index].line);
         let field = match &error {
             AppendError::ConflictingId { .. } => "id",
             _ => "data.keypack",
@@ -138,20 +143,59 @@ fn read_input(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn parse_lines(
-    bytes: &[u8],
-    source: usize,
-    label: &str,
-    events: &mut Vec<Located>,
-    errors: &mut Vec<String>,
-) {
+/// The events, their places and the errors of some lines, in line order.
+#[derive(Default)]
+struct Parsed {
+    events: Vec<Event>,
+    places: Vec<Place>,
+    errors: Vec<String>,
+}
+
+/// Parses every line, spread over the machine's cores in contiguous parts (each line is parsed
+/// alone); the parts come back in line order.
+fn parse_lines(bytes: &[u8], source: usize, label: &str) -> Vec<Parsed> {
     // A byte order mark is what Windows editors put first; it carries no meaning.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = index + 1;
+    let n_parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part_len = bytes.len().div_ceil(n_parts).max(1);
+    // Parts end just after a line break, so that no line is split; each knows its first line.
+    let mut parts = Vec::with_capacity(n_parts);
+    let (mut start, mut first_line) = (0, 1);
+    while start < bytes.len() || parts.is_empty() {
+        let end =
+            match bytes[(start + part_len).min(bytes.len())..].iter().position(|b| *b == b'\n') {
+                Some(offset) => (start + part_len).min(bytes.len()) + offset + 1,
+                None => bytes.len(),
+            };
+        parts.push((&bytes[start..end], first_line));
+        first_line += bytes[start..end].iter().filter(|b| **b == b'\n').count();
+        start = end;
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = parts
+            .into_iter()
+            .map(|(part, first_line)| {
+                scope.spawn(move || parse_part(part, first_line, source, label))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+fn parse_part(bytes: &[u8], first_line: usize, source: usize, label: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    let lines = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if lines.is_empty() {
+        return parsed;
+    }
+    for (index, raw) in lines.split(|b| *b == b'\n').enumerate() {
+        let line = first_line + index;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.len() > MAX_LINE_BYTES {
-            errors.push(format!(
+            parsed.errors.push(format!(
                 "{label}:{line}: the line is {} bytes long, more than an event can be (1 MiB)",
                 raw.len()
             ));
@@ -160,7 +204,7 @@ fn parse_lines(
         let text = match std::str::from_utf8(raw) {
             Ok(text) => text,
             Err(e) => {
-                errors.push(format!(
+                parsed.errors.push(format!(
                     "{label}:{line}: not UTF-8 text (invalid byte at column {})",
                     e.valid_up_to() + 1
                 ));
@@ -171,10 +215,14 @@ fn parse_lines(
             continue;
         }
         match Event::from_json(text) {
-            Ok(event) => events.push(Located { source, line, event }),
-            Err(error) => errors.push(format!("{label}:{line}: {error}")),
+            Ok(event) => {
+                parsed.events.push(event);
+                parsed.places.push(Place { source, line });
+            }
+            Err(error) => parsed.errors.push(format!("{label}:{line}: {error}")),
         }
     }
+    parsed
 }
 
 fn recorded_at() -> anyhow::Result<Timestamp> {
