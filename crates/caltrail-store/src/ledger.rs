@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use caltrail_events::{Entry, Event, EventId, FastHash, Name, Timestamp};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{AppendError, Earlier, StoreError};
 use crate::hash::EntryHash;
@@ -288,117 +288,55 @@ impl Ledger {
         let path = self.path.clone();
         let e = |source| sqlite(&path, source);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        let mut head = head_of(&tx).map_err(e)?;
+        let head = head_of(&tx).map_err(e)?;
         let recorded_at = match head.recorded_at {
             Some(last) if last > recorded_at => last,
             _ => recorded_at,
         };
+        let mut writer = Writer {
+            path: &path,
+            tx: &tx,
+            head,
+            recorded_at,
+            appended: 0,
+            duplicates: 0,
+            group: Vec::with_capacity(GROUP_ROWS),
+        };
         let mut in_batch_ids: HashMap<&EventId, usize, FastHash> = HashMap::default();
         let mut in_batch_keypacks: HashMap<&Name, usize, FastHash> = HashMap::default();
-        let mut duplicates = 0;
-        let mut appended = 0;
-        {
-            let mut find_id =
-                tx.prepare_cached("SELECT seq, body FROM entries WHERE id = ?1").map_err(e)?;
-            let mut find_keypack =
-                tx.prepare_cached("SELECT seq, id FROM entries WHERE keypack = ?1").map_err(e)?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(e)?;
-            for (index, event) in events.iter().enumerate() {
-                if let Some(&earlier) = in_batch_ids.get(&event.id) {
-                    if events[earlier] == *event {
-                        duplicates += 1;
-                        continue;
-                    }
-                    return Err(AppendError::ConflictingId {
-                        index,
-                        id: event.id.clone(),
-                        earlier: Earlier::InBatch { index: earlier },
-                    });
+        for (index, event) in events.iter().enumerate() {
+            if let Some(&earlier) = in_batch_ids.get(&event.id) {
+                if events[earlier] == *event {
+                    writer.duplicates += 1;
+                    continue;
                 }
-                if let Some(keypack) = event.new_keypack()
-                    && let Some(&earlier) = in_batch_keypacks.get(keypack)
-                {
+                return Err(AppendError::ConflictingId {
+                    index,
+                    id: event.id.clone(),
+                    earlier: Earlier::InBatch { index: earlier },
+                });
+            }
+            if let Some(keypack) = event.new_keypack() {
+                if let Some(&earlier) = in_batch_keypacks.get(keypack) {
                     return Err(AppendError::KeypackExists {
                         index,
                         keypack: keypack.clone(),
                         earlier: Earlier::InBatch { index: earlier },
                     });
                 }
-                let seq = head.n_events + 1;
-                let body = Entry::encode_parts(seq, recorded_at, &event.to_cbor());
-                let hash = EntryHash::chain(&head.hash, &body);
-                // The insert is tried first: the UNIQUE columns and the guard-rail trigger refuse a
-                // used id or pack name, and only then is the earlier entry looked up to tell a
-                // duplicate from a conflict. A new event costs no lookup of its own.
-                let inserted = insert.execute(params![
-                    seq as i64,
-                    event.id.as_str(),
-                    event.event_type().as_str(),
-                    event.at.micros(),
-                    recorded_at.micros(),
-                    event.new_keypack().map(Name::as_str),
-                    body,
-                    &hash.0[..],
-                ]);
-                if let Err(refused) = inserted {
-                    if refused.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation)
-                    {
-                        return Err(e(refused).into());
-                    }
-                    let stored: Option<(i64, Vec<u8>)> = find_id
-                        .query_row([event.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                        .map_err(e)?;
-                    if let Some((seq, body)) = stored {
-                        let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
-                            path: path.clone(),
-                            seq: seq as u64,
-                            reason: err.to_string(),
-                        })?;
-                        if existing.event == *event {
-                            duplicates += 1;
-                            in_batch_ids.insert(&event.id, index);
-                            continue;
-                        }
-                        return Err(AppendError::ConflictingId {
-                            index,
-                            id: event.id.clone(),
-                            earlier: Earlier::Entry {
-                                seq: seq as u64,
-                                id: event.id.as_str().to_owned(),
-                            },
-                        });
-                    }
-                    if let Some(keypack) = event.new_keypack() {
-                        let existing: Option<(i64, String)> = find_keypack
-                            .query_row([keypack.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-                            .optional()
-                            .map_err(e)?;
-                        if let Some((seq, id)) = existing {
-                            return Err(AppendError::KeypackExists {
-                                index,
-                                keypack: keypack.clone(),
-                                earlier: Earlier::Entry { seq: seq as u64, id },
-                            });
-                        }
-                    }
-                    return Err(e(refused).into());
-                }
-                in_batch_ids.insert(&event.id, index);
-                if let Some(keypack) = event.new_keypack() {
-                    in_batch_keypacks.insert(keypack, index);
-                }
-                head = Head { n_events: seq, hash, recorded_at: Some(recorded_at) };
-                appended += 1;
+                in_batch_keypacks.insert(keypack, index);
             }
+            in_batch_ids.insert(&event.id, index);
+            writer.push(index, event)?;
         }
+        writer.flush()?;
+        let report = AppendReport {
+            appended: writer.appended,
+            duplicates: writer.duplicates,
+            head: writer.head,
+        };
         tx.commit().map_err(e)?;
-        Ok(AppendReport { appended, duplicates, head })
+        Ok(report)
     }
 
     /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given.
@@ -431,6 +369,175 @@ impl Ledger {
             |decoded| decoded?.into_iter().try_for_each(&mut visit),
         )
     }
+}
+
+/// Events inserted per statement. One statement per event would make SQLite keep a statement
+/// journal of every page each insert touches (the guard-rail trigger may abort it); one per
+/// group keeps one per group.
+const GROUP_ROWS: usize = 64;
+
+const COLUMNS: &str =
+    "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) VALUES ";
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The inserting half of `Ledger::append`: entries are encoded and hashed onto the running head
+/// and inserted a group at a time. The insert is tried first: the `UNIQUE` columns and the
+/// trigger refuse a used id or pack name, and only then, event by event, is the earlier entry
+/// read to tell a duplicate from a conflict. A new event costs no lookup of its own.
+struct Writer<'a, 'e> {
+    path: &'a Path,
+    tx: &'a rusqlite::Transaction<'a>,
+    head: Head,
+    recorded_at: Timestamp,
+    appended: u64,
+    duplicates: u64,
+    /// Events waiting for the next group insert, with their index in the batch.
+    group: Vec<(usize, &'e Event)>,
+}
+
+/// An entry ready to insert.
+struct Prepared {
+    seq: u64,
+    body: Vec<u8>,
+    hash: EntryHash,
+}
+
+impl<'e> Writer<'_, 'e> {
+    fn push(&mut self, index: usize, event: &'e Event) -> Result<(), AppendError> {
+        self.group.push((index, event));
+        if self.group.len() == GROUP_ROWS { self.flush() } else { Ok(()) }
+    }
+
+    fn prepare(&self, event: &Event, prev: &Head) -> Prepared {
+        let seq = prev.n_events + 1;
+        let body = Entry::encode_parts(seq, self.recorded_at, &event.to_cbor());
+        let hash = EntryHash::chain(&prev.hash, &body);
+        Prepared { seq, body, hash }
+    }
+
+    fn bind(
+        &self,
+        statement: &mut rusqlite::CachedStatement,
+        row: usize,
+        event: &Event,
+        prepared: &Prepared,
+    ) -> rusqlite::Result<()> {
+        let first = row * 8 + 1;
+        statement.raw_bind_parameter(first, prepared.seq as i64)?;
+        statement.raw_bind_parameter(first + 1, event.id.as_str())?;
+        statement.raw_bind_parameter(first + 2, event.event_type().as_str())?;
+        statement.raw_bind_parameter(first + 3, event.at.micros())?;
+        statement.raw_bind_parameter(first + 4, self.recorded_at.micros())?;
+        statement.raw_bind_parameter(first + 5, event.new_keypack().map(Name::as_str))?;
+        statement.raw_bind_parameter(first + 6, &prepared.body[..])?;
+        statement.raw_bind_parameter(first + 7, &prepared.hash.0[..])
+    }
+
+    fn flush(&mut self) -> Result<(), AppendError> {
+        let group = std::mem::take(&mut self.group);
+        if group.len() == GROUP_ROWS {
+            let sql = format!("{COLUMNS}{}", [ROW; GROUP_ROWS].join(", "));
+            let mut statement = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut head = self.head;
+            for (row, (_, event)) in group.iter().enumerate() {
+                let prepared = self.prepare(event, &head);
+                self.bind(&mut statement, row, event, &prepared).map_err(|e| self.err(e))?;
+                head = Head {
+                    n_events: prepared.seq,
+                    hash: prepared.hash,
+                    recorded_at: Some(self.recorded_at),
+                };
+            }
+            match statement.raw_execute() {
+                Ok(_) => {
+                    self.head = head;
+                    self.appended += group.len() as u64;
+                    self.group = group;
+                    self.group.clear();
+                    return Ok(());
+                }
+                // Some event of the group is refused; SQLite undid the whole statement.
+                Err(refused) if is_constraint(&refused) => {}
+                Err(other) => return Err(self.err(other).into()),
+            }
+        }
+        for (index, event) in &group {
+            self.insert_one(*index, event)?;
+        }
+        self.group = group;
+        self.group.clear();
+        Ok(())
+    }
+
+    /// Inserts one event, or finds out why it cannot be.
+    fn insert_one(&mut self, index: usize, event: &Event) -> Result<(), AppendError> {
+        let prepared = self.prepare(event, &self.head);
+        let mut statement =
+            self.tx.prepare_cached(&format!("{COLUMNS}{ROW}")).map_err(|e| self.err(e))?;
+        self.bind(&mut statement, 0, event, &prepared).map_err(|e| self.err(e))?;
+        let refused = match statement.raw_execute() {
+            Ok(_) => {
+                self.head = Head {
+                    n_events: prepared.seq,
+                    hash: prepared.hash,
+                    recorded_at: Some(self.recorded_at),
+                };
+                self.appended += 1;
+                return Ok(());
+            }
+            Err(refused) if is_constraint(&refused) => refused,
+            Err(other) => return Err(self.err(other).into()),
+        };
+        let stored: Option<(i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT seq, body FROM entries WHERE id = ?1")
+            .and_then(|mut find| {
+                find.query_row([event.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+            })
+            .map_err(|e| self.err(e))?;
+        if let Some((seq, body)) = stored {
+            let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
+                path: self.path.to_owned(),
+                seq: seq as u64,
+                reason: err.to_string(),
+            })?;
+            if existing.event == *event {
+                self.duplicates += 1;
+                return Ok(());
+            }
+            return Err(AppendError::ConflictingId {
+                index,
+                id: event.id.clone(),
+                earlier: Earlier::Entry { seq: seq as u64, id: event.id.as_str().to_owned() },
+            });
+        }
+        if let Some(keypack) = event.new_keypack() {
+            let existing: Option<(i64, String)> = self
+                .tx
+                .prepare_cached("SELECT seq, id FROM entries WHERE keypack = ?1")
+                .and_then(|mut find| {
+                    find.query_row([keypack.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(|e| self.err(e))?;
+            if let Some((seq, id)) = existing {
+                return Err(AppendError::KeypackExists {
+                    index,
+                    keypack: keypack.clone(),
+                    earlier: Earlier::Entry { seq: seq as u64, id },
+                });
+            }
+        }
+        Err(self.err(refused).into())
+    }
+
+    fn err(&self, error: rusqlite::Error) -> StoreError {
+        sqlite(self.path, error)
+    }
+}
+
+fn is_constraint(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// Stored rows as read, their bytes end to end.
