@@ -285,58 +285,39 @@ impl Ledger {
         events: &[Event],
         recorded_at: Timestamp,
     ) -> Result<AppendReport, AppendError> {
+        let mut appender = self.begin_append(recorded_at)?;
+        for event in events {
+            appender.push(event.clone())?;
+        }
+        appender.commit()
+    }
+
+    /// Starts an append: takes the write lock and reads the head. Events are then pushed one by
+    /// one, as they are read, and `Appender::commit` makes them part of the ledger; an appender
+    /// dropped without it leaves the ledger as it was.
+    pub fn begin_append(&mut self, recorded_at: Timestamp) -> Result<Appender<'_>, AppendError> {
         let path = self.path.clone();
-        let e = |source| sqlite(&path, source);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        let head = head_of(&tx).map_err(e)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sqlite(&path, e))?;
+        let head = head_of(&tx).map_err(|e| sqlite(&path, e))?;
         let recorded_at = match head.recorded_at {
             Some(last) if last > recorded_at => last,
             _ => recorded_at,
         };
-        let mut writer = Writer {
-            path: &path,
-            tx: &tx,
+        Ok(Appender {
+            path,
+            tx,
             head,
             recorded_at,
             appended: 0,
             duplicates: 0,
+            events: Vec::new(),
+            ids: HashMap::default(),
+            keypacks: HashMap::default(),
             group: Vec::with_capacity(GROUP_ROWS),
-        };
-        let mut in_batch_ids: HashMap<&EventId, usize, FastHash> = HashMap::default();
-        let mut in_batch_keypacks: HashMap<&Name, usize, FastHash> = HashMap::default();
-        for (index, event) in events.iter().enumerate() {
-            if let Some(&earlier) = in_batch_ids.get(&event.id) {
-                if events[earlier] == *event {
-                    writer.duplicates += 1;
-                    continue;
-                }
-                return Err(AppendError::ConflictingId {
-                    index,
-                    id: event.id.clone(),
-                    earlier: Earlier::InBatch { index: earlier },
-                });
-            }
-            if let Some(keypack) = event.new_keypack() {
-                if let Some(&earlier) = in_batch_keypacks.get(keypack) {
-                    return Err(AppendError::KeypackExists {
-                        index,
-                        keypack: keypack.clone(),
-                        earlier: Earlier::InBatch { index: earlier },
-                    });
-                }
-                in_batch_keypacks.insert(keypack, index);
-            }
-            in_batch_ids.insert(&event.id, index);
-            writer.push(index, event)?;
-        }
-        writer.flush()?;
-        let report = AppendReport {
-            appended: writer.appended,
-            duplicates: writer.duplicates,
-            head: writer.head,
-        };
-        tx.commit().map_err(e)?;
-        Ok(report)
+        })
     }
 
     /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given.
@@ -380,19 +361,25 @@ const COLUMNS: &str =
     "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) VALUES ";
 const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// The inserting half of `Ledger::append`: entries are encoded and hashed onto the running head
-/// and inserted a group at a time. The insert is tried first: the `UNIQUE` columns and the
-/// trigger refuse a used id or pack name, and only then, event by event, is the earlier entry
-/// read to tell a duplicate from a conflict. A new event costs no lookup of its own.
-struct Writer<'a, 'e> {
-    path: &'a Path,
-    tx: &'a rusqlite::Transaction<'a>,
+/// An append in progress: one transaction under the write lock. Entries are encoded and
+/// hashed onto the running head and inserted a group at a time. The insert is tried first: the
+/// `UNIQUE` columns and the trigger refuse a used id or pack name, and only then, event by
+/// event, is the earlier entry read to tell a duplicate from a conflict. A new event costs no
+/// lookup of its own.
+pub struct Appender<'l> {
+    path: PathBuf,
+    tx: rusqlite::Transaction<'l>,
     head: Head,
     recorded_at: Timestamp,
     appended: u64,
     duplicates: u64,
-    /// Events waiting for the next group insert, with their index in the batch.
-    group: Vec<(usize, &'e Event)>,
+    /// Every event pushed, in order: its position is the `index` errors name.
+    events: Vec<Event>,
+    /// The first event of the batch with each id and each pack name it creates.
+    ids: HashMap<EventId, usize, FastHash>,
+    keypacks: HashMap<Name, usize, FastHash>,
+    /// Indexes of the events waiting for the next group insert.
+    group: Vec<usize>,
 }
 
 /// An entry ready to insert.
@@ -402,10 +389,47 @@ struct Prepared {
     hash: EntryHash,
 }
 
-impl<'e> Writer<'_, 'e> {
-    fn push(&mut self, index: usize, event: &'e Event) -> Result<(), AppendError> {
-        self.group.push((index, event));
+impl Appender<'_> {
+    /// Adds the next event of the batch. An error refuses the whole batch: the appender is
+    /// then only good to be dropped.
+    pub fn push(&mut self, event: Event) -> Result<(), AppendError> {
+        let index = self.events.len();
+        if let Some(&earlier) = self.ids.get(&event.id) {
+            if self.events[earlier] == event {
+                self.duplicates += 1;
+                self.events.push(event);
+                return Ok(());
+            }
+            return Err(AppendError::ConflictingId {
+                index,
+                id: event.id.clone(),
+                earlier: Earlier::InBatch { index: earlier },
+            });
+        }
+        if let Some(keypack) = event.new_keypack() {
+            if let Some(&earlier) = self.keypacks.get(keypack) {
+                return Err(AppendError::KeypackExists {
+                    index,
+                    keypack: keypack.clone(),
+                    earlier: Earlier::InBatch { index: earlier },
+                });
+            }
+            self.keypacks.insert(keypack.clone(), index);
+        }
+        self.ids.insert(event.id.clone(), index);
+        self.events.push(event);
+        self.group.push(index);
         if self.group.len() == GROUP_ROWS { self.flush() } else { Ok(()) }
+    }
+
+    /// Writes what is left and commits: the batch is in the ledger.
+    pub fn commit(mut self) -> Result<AppendReport, AppendError> {
+        self.flush()?;
+        let report =
+            AppendReport { appended: self.appended, duplicates: self.duplicates, head: self.head };
+        let path = self.path.clone();
+        self.tx.commit().map_err(|e| sqlite(&path, e))?;
+        Ok(report)
     }
 
     fn prepare(&self, event: &Event, prev: &Head) -> Prepared {
@@ -439,7 +463,8 @@ impl<'e> Writer<'_, 'e> {
             let sql = format!("{COLUMNS}{}", [ROW; GROUP_ROWS].join(", "));
             let mut statement = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mut head = self.head;
-            for (row, (_, event)) in group.iter().enumerate() {
+            for (row, index) in group.iter().enumerate() {
+                let event = &self.events[*index];
                 let prepared = self.prepare(event, &head);
                 self.bind(&mut statement, row, event, &prepared).map_err(|e| self.err(e))?;
                 head = Head {
@@ -450,6 +475,7 @@ impl<'e> Writer<'_, 'e> {
             }
             match statement.raw_execute() {
                 Ok(_) => {
+                    drop(statement);
                     self.head = head;
                     self.appended += group.len() as u64;
                     self.group = group;
@@ -461,8 +487,8 @@ impl<'e> Writer<'_, 'e> {
                 Err(other) => return Err(self.err(other).into()),
             }
         }
-        for (index, event) in &group {
-            self.insert_one(*index, event)?;
+        for index in &group {
+            self.insert_one(*index)?;
         }
         self.group = group;
         self.group.clear();
@@ -470,13 +496,15 @@ impl<'e> Writer<'_, 'e> {
     }
 
     /// Inserts one event, or finds out why it cannot be.
-    fn insert_one(&mut self, index: usize, event: &Event) -> Result<(), AppendError> {
+    fn insert_one(&mut self, index: usize) -> Result<(), AppendError> {
+        let event = &self.events[index];
         let prepared = self.prepare(event, &self.head);
         let mut statement =
             self.tx.prepare_cached(&format!("{COLUMNS}{ROW}")).map_err(|e| self.err(e))?;
         self.bind(&mut statement, 0, event, &prepared).map_err(|e| self.err(e))?;
         let refused = match statement.raw_execute() {
             Ok(_) => {
+                drop(statement);
                 self.head = Head {
                     n_events: prepared.seq,
                     hash: prepared.hash,
@@ -488,6 +516,7 @@ impl<'e> Writer<'_, 'e> {
             Err(refused) if is_constraint(&refused) => refused,
             Err(other) => return Err(self.err(other).into()),
         };
+        drop(statement);
         let stored: Option<(i64, Vec<u8>)> = self
             .tx
             .prepare_cached("SELECT seq, body FROM entries WHERE id = ?1")
@@ -497,7 +526,7 @@ impl<'e> Writer<'_, 'e> {
             .map_err(|e| self.err(e))?;
         if let Some((seq, body)) = stored {
             let existing = Entry::decode(&body).map_err(|err| StoreError::Corrupt {
-                path: self.path.to_owned(),
+                path: self.path.clone(),
                 seq: seq as u64,
                 reason: err.to_string(),
             })?;
@@ -532,7 +561,7 @@ impl<'e> Writer<'_, 'e> {
     }
 
     fn err(&self, error: rusqlite::Error) -> StoreError {
-        sqlite(self.path, error)
+        sqlite(&self.path, error)
     }
 }
 

@@ -10,5 +10,7 @@ mod verify;
 
 pub use error::{AppendError, Earlier, StoreError};
 pub use hash::{EntryHash, HASH_CONTEXT};
-pub use ledger::{APPLICATION_ID, AppendReport, FORMAT_VERSION, Head, Ledger, StoredEntry};
+pub use ledger::{
+    APPLICATION_ID, AppendReport, Appender, FORMAT_VERSION, Head, Ledger, StoredEntry,
+};
 pub use verify::{Depth, Problem, ProblemKind, VerifyReport};

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use caltrail_events::{Event, Timestamp};
-use caltrail_store::{AppendError, Earlier, Ledger};
+use std::sync::mpsc;
+
+use caltrail_store::{AppendError, AppendReport, Earlier, Ledger, StoreError};
 
 use crate::Outcome;
 
@@ -24,6 +26,9 @@ pub struct AppendArgs {
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
 }
+
+/// Input is parsed and handed to the writer in pieces of about this size (a few thousand lines).
+const PIECE_BYTES: usize = 1 << 20;
 
 /// The longest line read as an event. A real event is well under a kilobyte; a line of
 /// megabytes is a wrong file, and refusing it early keeps memory bounded per line.
@@ -50,17 +55,29 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
         .iter()
         .map(|p| if p == Path::new("-") { "<stdin>".to_owned() } else { p.display().to_string() })
         .collect();
-    let mut events = Vec::new();
+    let recorded_at = recorded_at()?;
+    // One thread reads and parses while this one writes: the ledger is written as the input is
+    // validated, in one transaction that is rolled back if any line turns out invalid.
+    let (chunks_tx, chunks_rx) = mpsc::sync_channel::<Input>(4);
     let mut places = Vec::new();
     let mut errors = Vec::new();
-    for (source, path) in sources.iter().enumerate() {
-        let bytes = read_input(path).with_context(|| format!("cannot read {}", labels[source]))?;
-        for part in parse_lines(&bytes, source, &labels[source]) {
-            events.extend(part.events);
-            places.extend(part.places);
-            errors.extend(part.errors);
+    let existed = db.exists();
+    let (read, written) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_all(&sources, &labels, chunks_tx));
+        let written = write_all(db, recorded_at, &chunks_rx, &mut places, &mut errors);
+        let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (read, written)
+    });
+    let failed = !matches!(written, Ok(Some(_)));
+    if failed && !existed {
+        // A refused first batch leaves no empty ledger behind.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
         }
     }
+    read?;
     if !errors.is_empty() {
         let shown = errors.len().min(MAX_ERRORS_SHOWN);
         for error in &errors[..shown - 1] {
@@ -76,19 +93,11 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
             if n == 1 { "line" } else { "lines" }
         );
     }
-    let recorded_at = recorded_at()?;
-    let existed = db.exists();
-    let mut ledger = Ledger::open_or_create(db)?;
-    let result = ledger.append(&events, recorded_at);
-    if result.is_err() && !existed {
-        // A refused first batch leaves no empty ledger behind.
-        drop(ledger);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = db.as_os_str().to_owned();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
-    }
+    let result = match written {
+        Ok(report) => Ok(report.expect("invariant: no report only when reading or a line failed")),
+        Err(Refused::Open(error)) => return Err(error.into()),
+        Err(Refused::Append(error)) => Err(error),
+    };
     let report = result.map_err(|error| {
         let Some(index) = error.index() else {
             return anyhow::Error::new(error);
@@ -129,6 +138,85 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
     Ok(Outcome::Clean)
 }
 
+/// Why nothing was written.
+enum Refused {
+    /// The ledger could not be opened.
+    Open(StoreError),
+    /// The batch was refused or could not be written.
+    Append(AppendError),
+}
+
+/// What the reader sends: lines parsed, in order, then `Done` once every source was read.
+enum Input {
+    Lines(Parsed),
+    Done,
+}
+
+/// Reads every source and sends its lines parsed, a piece at a time, in order. The receiver
+/// hangs up only when it has taken everything, so sending does not fail.
+fn read_all(
+    sources: &[PathBuf],
+    labels: &[String],
+    chunks: mpsc::SyncSender<Input>,
+) -> anyhow::Result<()> {
+    for (source, path) in sources.iter().enumerate() {
+        let bytes = read_input(path).with_context(|| format!("cannot read {}", labels[source]))?;
+        // A byte order mark is what Windows editors put first; it carries no meaning.
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        for (piece, first_line) in pieces(bytes) {
+            let _ =
+                chunks.send(Input::Lines(parse_piece(piece, first_line, source, &labels[source])));
+        }
+    }
+    let _ = chunks.send(Input::Done);
+    Ok(())
+}
+
+/// Appends the events of every piece as they come, unless a line is invalid, and commits once
+/// everything was read. Always takes every piece, so that the reader finishes and every
+/// invalid line is reported. `Ok(None)`: nothing written, for the reader's error or the lines'.
+fn write_all(
+    db: &Path,
+    recorded_at: Timestamp,
+    chunks: &mpsc::Receiver<Input>,
+    places: &mut Vec<Place>,
+    errors: &mut Vec<String>,
+) -> Result<Option<AppendReport>, Refused> {
+    let mut done = false;
+    // The events of a piece, its places and errors kept; `None` once everything was read.
+    let take = |input: Input, places: &mut Vec<Place>, errors: &mut Vec<String>| match input {
+        Input::Lines(parsed) => {
+            places.extend(parsed.places);
+            errors.extend(parsed.errors);
+            Some(parsed.events)
+        }
+        Input::Done => None,
+    };
+    let written = (|| {
+        let mut ledger = Ledger::open_or_create(db).map_err(Refused::Open)?;
+        let mut appender = ledger.begin_append(recorded_at).map_err(Refused::Append)?;
+        for input in chunks.iter() {
+            let Some(events) = take(input, places, errors) else {
+                done = true;
+                continue;
+            };
+            if errors.is_empty() {
+                for event in events {
+                    appender.push(event).map_err(Refused::Append)?;
+                }
+            }
+        }
+        if !errors.is_empty() || !done {
+            return Ok(None);
+        }
+        appender.commit().map(Some).map_err(Refused::Append)
+    })();
+    for input in chunks.iter() {
+        take(input, places, errors);
+    }
+    written
+}
+
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
@@ -151,41 +239,25 @@ struct Parsed {
     errors: Vec<String>,
 }
 
-/// Parses every line, spread over the machine's cores in contiguous parts (each line is parsed
-/// alone); the parts come back in line order.
-fn parse_lines(bytes: &[u8], source: usize, label: &str) -> Vec<Parsed> {
-    // A byte order mark is what Windows editors put first; it carries no meaning.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let n_parts = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part_len = bytes.len().div_ceil(n_parts).max(1);
-    // Parts end just after a line break, so that no line is split; each knows its first line.
-    let mut parts = Vec::with_capacity(n_parts);
+/// Pieces of about `PIECE_BYTES` that end just after a line break, so that no line is split,
+/// each with the number of its first line.
+fn pieces(bytes: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
     let (mut start, mut first_line) = (0, 1);
-    while start < bytes.len() || parts.is_empty() {
+    std::iter::from_fn(move || {
+        if start >= bytes.len() {
+            return None;
+        }
+        let from = (start + PIECE_BYTES).min(bytes.len());
         let end =
-            match bytes[(start + part_len).min(bytes.len())..].iter().position(|b| *b == b'\n') {
-                Some(offset) => (start + part_len).min(bytes.len()) + offset + 1,
-                None => bytes.len(),
-            };
-        parts.push((&bytes[start..end], first_line));
-        first_line += bytes[start..end].iter().filter(|b| **b == b'\n').count();
+            bytes[from..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| from + i + 1);
+        let piece = (&bytes[start..end], first_line);
+        first_line += piece.0.iter().filter(|b| **b == b'\n').count();
         start = end;
-    }
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = parts
-            .into_iter()
-            .map(|(part, first_line)| {
-                scope.spawn(move || parse_part(part, first_line, source, label))
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        Some(piece)
     })
 }
 
-fn parse_part(bytes: &[u8], first_line: usize, source: usize, label: &str) -> Parsed {
+fn parse_piece(bytes: &[u8], first_line: usize, source: usize, label: &str) -> Parsed {
     let mut parsed = Parsed::default();
     let lines = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if lines.is_empty() {
