@@ -24,13 +24,18 @@ pub(crate) fn in_order<C: Send, R: Send, E>(
         for _ in 0..n_workers {
             let (chunk_tx, chunk_rx) = mpsc::sync_channel::<C>(2);
             let (result_tx, result_rx) = mpsc::sync_channel::<R>(2);
-            scope.spawn(move || {
+            let worker = move || {
                 for chunk in chunk_rx {
                     if result_tx.send(work(chunk)).is_err() {
                         break;
                     }
                 }
-            });
+            };
+            // Named, so that a profile tells the workers from the reading thread.
+            std::thread::Builder::new()
+                .name("caltrail-worker".to_owned())
+                .spawn_scoped(scope, worker)
+                .expect("invariant: the system can start a thread");
             to_workers.push(chunk_tx);
             from_workers.push(result_rx);
         }

@@ -136,8 +136,9 @@ impl Row {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
     /// The chain: every entry's bytes against its hash and the one before, `seq`, the columns
-    /// kept beside the bytes, `recorded_at` order, the guard rails, and SQLite's `quick_check`
-    /// of every page. What tampering changes; fast enough to run often.
+    /// kept beside the bytes, `recorded_at` order, the guard rails, and every page of the table
+    /// and of its indexes read back (each index must count the table's rows). What tampering
+    /// changes; fast enough to run often.
     Chain,
     /// All of `Chain`, every event decoded and checked as an input line is, and SQLite's full
     /// `integrity_check` (indexes against the table).
@@ -152,20 +153,18 @@ impl Ledger {
         expected_head: Option<EntryHash>,
         depth: Depth,
     ) -> Result<VerifyReport, StoreError> {
-        let pragma = if depth == Depth::Deep { "integrity_check(5)" } else { "quick_check(5)" };
-        // SQLite's page check reads the whole file, as the chain walk does: on a second
-        // connection it runs beside the walk instead of after it.
+        // SQLite's check runs on a second connection, beside the walk instead of after it.
         let (sqlite_problem, walked) = std::thread::scope(|scope| {
             let beside = self.second_connection().map(|conn| {
                 let path = self.path().to_owned();
-                scope.spawn(move || sqlite_check(&conn, pragma, &path))
+                scope.spawn(move || sqlite_check(&conn, depth, &path))
             });
             let walked = self.walk(expected_head, depth);
             let sqlite_problem = match beside {
                 Some(thread) => thread.join().unwrap_or_else(|_| {
                     Ok(Some(damaged("SQLite's check stopped unexpectedly".to_owned())))
                 }),
-                None => sqlite_check(self.connection(), pragma, self.path()),
+                None => sqlite_check(self.connection(), depth, self.path()),
             };
             (sqlite_problem, walked)
         });
@@ -431,26 +430,67 @@ fn show(value: &SqlValue) -> String {
     }
 }
 
-/// SQLite's own check of the file's pages.
+/// SQLite's own check of the file. `Deep`: `integrity_check`, every page and every index entry
+/// against the table. `Chain`: every page of every index is read (the chain walk reads the
+/// table's), which finds a damaged page, and each index must count the table's rows.
 fn sqlite_check(
     conn: &rusqlite::Connection,
-    pragma: &str,
+    depth: Depth,
     path: &std::path::Path,
 ) -> Result<Option<Problem>, StoreError> {
-    let mut statement = conn
-        .prepare(&format!("PRAGMA {pragma}"))
-        .map_err(|error| StoreError::Sqlite { path: path.to_owned(), error })?;
-    let messages: Vec<String> = match statement
-        .query_map([], |row| row.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-    {
-        Ok(messages) => messages,
-        Err(e) => vec![e.to_string()],
-    };
-    if messages == ["ok"] {
-        return Ok(None);
+    let sql_error = |error| StoreError::Sqlite { path: path.to_owned(), error };
+    if depth == Depth::Deep {
+        let mut statement = conn.prepare("PRAGMA integrity_check(5)").map_err(sql_error)?;
+        let messages: Vec<String> = match statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+        {
+            Ok(messages) => messages,
+            Err(e) => vec![e.to_string()],
+        };
+        if messages == ["ok"] {
+            return Ok(None);
+        }
+        return Ok(Some(damaged(format!(
+            "SQLite's integrity check failed: {}",
+            messages.join("; ")
+        ))));
     }
-    Ok(Some(damaged(format!("SQLite's integrity check failed: {}", messages.join("; ")))))
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+    let indexes: Vec<String> = match conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'entries'")
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+    {
+        Ok(names) => names,
+        Err(e) => return Ok(Some(damaged(format!("SQLite could not read the schema: {e}")))),
+    };
+    let rows = match count("SELECT count(*) FROM entries NOT INDEXED") {
+        Ok(rows) => rows,
+        Err(e) => return Ok(Some(damaged(format!("SQLite could not read the table: {e}")))),
+    };
+    for index in indexes {
+        // A scan that reads the indexed column must walk every page of the index (a plain
+        // count(*) would be answered from the smallest index instead).
+        let column: Result<String, _> =
+            conn.query_row("SELECT name FROM pragma_index_info(?1)", [&index], |row| row.get(0));
+        let scanned = column.and_then(|column| {
+            count(&format!(
+                "SELECT count(*) + 0 * sum(\"{column}\" IS NULL) FROM entries INDEXED BY \"{index}\""
+            ))
+        });
+        match scanned {
+            Ok(n) if n == rows => {}
+            Ok(n) => {
+                return Ok(Some(damaged(format!(
+                    "the index {index} holds {n} entries, the table {rows}"
+                ))));
+            }
+            Err(e) => {
+                return Ok(Some(damaged(format!("SQLite could not read the index {index}: {e}"))));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn damaged(detail: String) -> Problem {
@@ -567,15 +607,13 @@ impl ChainChunk {
         let mut start = 0;
         let mut last_recorded_at = i64::MIN;
         let mut head_found = false;
+        // Entries of one append share their `recorded_at`: parsed once per run of them.
+        let mut parsed_recorded_at: Option<(&[u8], i64)> = None;
         for (i, row) in self.rows.iter().enumerate() {
-            let text = |from: usize, to: usize| std::str::from_utf8(&self.buf[from..to]).ok();
-            let id = text(start, row.id_end)?;
-            let event_type = text(row.id_end, row.type_end)?;
-            let keypack = match row.keypack_end {
-                Some(end) => Some(text(row.type_end, end)?),
-                None => None,
-            };
-            let body = &self.buf[row.keypack_end.unwrap_or(row.type_end)..row.body_end];
+            let bytes = |from: usize, to: usize| &self.buf[from..to];
+            let keypack = row.keypack_end.map(|end| bytes(row.type_end, end));
+            let body = bytes(row.keypack_end.unwrap_or(row.type_end), row.body_end);
+            let (id, event_type) = (bytes(start, row.id_end), bytes(row.id_end, row.type_end));
             start = row.body_end;
             let seq = self.first_seq + i as u64;
             if row.seq != seq as i64 || EntryHash::chain(&prev_hash, body) != row.hash {
@@ -583,12 +621,17 @@ impl ChainChunk {
             }
             let columns = EntryColumns::read(body).ok()?;
             let micros = |text: &str| Timestamp::parse(text).ok().map(Timestamp::micros);
+            let recorded_at = match parsed_recorded_at {
+                Some((text, micros)) if text == columns.recorded_at.as_bytes() => Some(micros),
+                _ => micros(columns.recorded_at),
+            };
+            parsed_recorded_at = recorded_at.map(|m| (columns.recorded_at.as_bytes(), m));
             let sound = columns.seq == seq
-                && columns.id == id
-                && columns.event_type == event_type
-                && columns.keypack == keypack
+                && columns.id.as_bytes() == id
+                && columns.event_type.as_bytes() == event_type
+                && columns.keypack.map(str::as_bytes) == keypack
                 && micros(columns.at) == Some(row.at)
-                && micros(columns.recorded_at) == Some(row.recorded_at)
+                && recorded_at == Some(row.recorded_at)
                 && row.recorded_at >= last_recorded_at;
             if !sound {
                 return None;
