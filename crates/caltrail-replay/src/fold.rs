@@ -1,5 +1,6 @@
 //! Folding events into state, in ledger order, up to an as-of point.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use caltrail_events::{
@@ -41,6 +42,8 @@ pub struct Replay {
     pub purchases: Vec<PurchaseRow>,
     pub keypacks: Vec<KeypackRow>,
     keypack_index: HashMap<String, usize, FastHash>,
+    /// The same, by the handle of the pack's name: what CAL events look up.
+    keypack_by_sym: HashMap<Sym, usize, FastHash>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
     timelines: Vec<Vec<(Timestamp, u64)>>,
     pub cals: Vec<CalRow>,
@@ -48,8 +51,6 @@ pub struct Replay {
     cal_index: HashMap<(Sym, Sym), usize, FastHash>,
     /// The texts `issues` rows refer to.
     pub strings: Strings,
-    /// Reused for lower-casing, once per CAL event.
-    scratch: String,
     pub migrations: Vec<MigrationRow>,
     migration_index: HashMap<String, usize>,
     pub status_changes: Vec<StatusChangeRow>,
@@ -79,11 +80,11 @@ impl Replay {
             purchases: Vec::new(),
             keypacks: Vec::new(),
             keypack_index: HashMap::default(),
+            keypack_by_sym: HashMap::default(),
             timelines: Vec::new(),
             cals: Vec::new(),
             cal_index: HashMap::default(),
             strings: Strings::default(),
-            scratch: String::new(),
             migrations: Vec::new(),
             migration_index: HashMap::new(),
             status_changes: Vec::new(),
@@ -117,7 +118,10 @@ impl Replay {
             self.events.push(event_row(seq, recorded_at, hash, event));
         }
         for server in event.servers() {
-            self.server(server);
+            // Nearly always known: one lookup, and a row made only for a new server.
+            if !self.servers.contains_key(server) {
+                self.server(server);
+            }
         }
         let at = event.at;
         match &event.data {
@@ -253,11 +257,17 @@ impl Replay {
                 }
             }
             EventData::CalIssued(e) => {
-                let (cal_type, product_version) = self.pack_kind(e.keypack.as_str());
+                let holder = self.strings.intern(e.holder.as_str());
+                let key = self.cal_key(e.keypack.as_str(), holder);
+                let (cal_type, product_version) = self.pack_kind(key.0);
                 let expires_at =
                     e.expires_at.or_else(|| e.temporary.then(|| add_days(at, TEMPORARY_CAL_DAYS)));
-                let key = self.cal_key(e.keypack.as_str(), e.holder.as_str());
-                let renewal = self.cal_index.contains_key(&key);
+                let next = self.cals.len();
+                // One lookup: the CAL's row if the holder had one from this pack, else a new one.
+                let (index, renewal) = match self.cal_index.entry(key) {
+                    Entry::Occupied(found) => (*found.get(), true),
+                    Entry::Vacant(slot) => (*slot.insert(next), false),
+                };
                 let server_status =
                     self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
                 let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
@@ -266,7 +276,7 @@ impl Replay {
                     at,
                     server: self.strings.intern(e.server.as_str()),
                     keypack: key.0,
-                    holder: self.strings.intern(e.holder.as_str()),
+                    holder,
                     cal_type,
                     product_version,
                     temporary: e.temporary,
@@ -275,53 +285,55 @@ impl Replay {
                     session_host_version: e.session_host_version,
                     server_status,
                 });
-                match self.cal_index.get(&key) {
-                    Some(&index) => {
-                        let cal = &mut self.cals[index];
+                if renewal {
+                    let cal = &mut self.cals[index];
+                    // Compared first: a renewal mostly comes from the same server and host.
+                    if cal.server != e.server {
                         cal.server = e.server.clone();
-                        cal.n_issues += 1;
-                        cal.renewed_at = Some(at);
-                        cal.expires_at = expires_at;
-                        cal.temporary = e.temporary;
-                        cal.revoked_at = None;
-                        cal.cleared_at = None;
-                        if e.hardware_id.is_some() {
-                            cal.hardware_id = e.hardware_id.clone();
-                        }
-                        if e.session_host.is_some() {
+                    }
+                    cal.n_issues += 1;
+                    cal.renewed_at = Some(at);
+                    cal.expires_at = expires_at;
+                    cal.temporary = e.temporary;
+                    cal.revoked_at = None;
+                    cal.cleared_at = None;
+                    if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
+                        cal.hardware_id = e.hardware_id.clone();
+                    }
+                    if e.session_host.is_some() {
+                        if cal.session_host != e.session_host {
                             cal.session_host = e.session_host.clone();
-                            cal.session_host_version = e.session_host_version;
                         }
+                        cal.session_host_version = e.session_host_version;
                     }
-                    None => {
-                        self.cal_index.insert(key, self.cals.len());
-                        self.cals.push(CalRow {
-                            server: e.server.clone(),
-                            keypack: e.keypack.as_str().to_owned(),
-                            holder: e.holder.as_str().to_owned(),
-                            cal_type,
-                            product_version,
-                            hardware_id: e.hardware_id.clone(),
-                            temporary: e.temporary,
-                            issued_at: at,
-                            renewed_at: None,
-                            n_issues: 1,
-                            expires_at,
-                            revoked_at: None,
-                            cleared_at: None,
-                            session_host: e.session_host.clone(),
-                            session_host_version: e.session_host_version,
-                            active: false,
-                        });
-                    }
+                } else {
+                    self.cals.push(CalRow {
+                        server: e.server.clone(),
+                        keypack: e.keypack.as_str().to_owned(),
+                        holder: e.holder.as_str().to_owned(),
+                        cal_type,
+                        product_version,
+                        hardware_id: e.hardware_id.clone(),
+                        temporary: e.temporary,
+                        issued_at: at,
+                        renewed_at: None,
+                        n_issues: 1,
+                        expires_at,
+                        revoked_at: None,
+                        cleared_at: None,
+                        session_host: e.session_host.clone(),
+                        session_host_version: e.session_host_version,
+                        active: false,
+                    });
                 }
             }
             EventData::CalRevoked(e) => {
-                let key = self.cal_key(e.keypack.as_str(), e.holder.as_str());
+                let holder = self.strings.intern(e.holder.as_str());
+                let key = self.cal_key(e.keypack.as_str(), holder);
                 if let Some(&index) = self.cal_index.get(&key) {
                     self.cals[index].revoked_at = Some(at);
                 }
-                let (cal_type, product_version) = self.pack_kind(e.keypack.as_str());
+                let (cal_type, product_version) = self.pack_kind(key.0);
                 let installed_on_server = self
                     .keypacks
                     .iter()
@@ -384,22 +396,13 @@ impl Replay {
     }
 
     /// The CAL type and version of a pack, unknown when the ledger has no such pack.
-    /// The key of a CAL in `cal_index`.
-    fn cal_key(&mut self, keypack: &str, holder: &str) -> (Sym, Sym) {
-        let keypack = self.strings.intern(keypack);
-        let holder = if holder.is_ascii() {
-            self.scratch.clear();
-            self.scratch.push_str(holder);
-            self.scratch.make_ascii_lowercase();
-            self.strings.intern(&self.scratch)
-        } else {
-            self.strings.intern(&holder.to_lowercase())
-        };
-        (keypack, holder)
+    /// The key of a CAL in `cal_index`: its pack and its holder's name in lower case.
+    fn cal_key(&mut self, keypack: &str, holder: Sym) -> (Sym, Sym) {
+        (self.strings.intern(keypack), self.strings.lower(holder))
     }
 
-    fn pack_kind(&self, keypack: &str) -> (Option<CalType>, Option<ProductVersion>) {
-        let pack = self.keypack_index.get(keypack).map(|i| &self.keypacks[*i]);
+    fn pack_kind(&self, keypack: Sym) -> (Option<CalType>, Option<ProductVersion>) {
+        let pack = self.keypack_by_sym.get(&keypack).map(|i| &self.keypacks[*i]);
         (pack.map(|p| p.cal_type), pack.map(|p| p.product_version))
     }
 
@@ -477,6 +480,8 @@ impl Replay {
         });
         self.timelines.push(vec![(pack.installed_at, pack.current_quantity)]);
         self.keypack_index.insert(pack.keypack.clone(), index);
+        let sym = self.strings.intern(&pack.keypack);
+        self.keypack_by_sym.insert(sym, index);
         self.keypacks.push(pack);
     }
 

@@ -14,6 +14,8 @@ pub struct Sym(u32);
 pub struct Strings {
     index: HashMap<Box<str>, Sym, FastHash>,
     texts: Vec<Box<str>>,
+    /// By handle: the handle of the text in lower case, once asked for.
+    lower: Vec<Option<Sym>>,
 }
 
 impl Strings {
@@ -25,8 +27,28 @@ impl Strings {
         // More than 4 billion distinct texts would not fit in memory long before.
         let sym = Sym(u32::try_from(self.texts.len()).unwrap_or(u32::MAX));
         self.texts.push(text.into());
+        self.lower.push(None);
         self.index.insert(text.into(), sym);
         sym
+    }
+
+    /// The handle of a text in lower case, worked out once per text: holder names are compared
+    /// without case, for every CAL event.
+    pub fn lower(&mut self, sym: Sym) -> Sym {
+        if let Some(Some(lower)) = self.lower.get(sym.0 as usize) {
+            return *lower;
+        }
+        let text = self.get(sym);
+        let lower = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
+            let lowered = text.to_lowercase();
+            self.intern(&lowered)
+        } else {
+            sym
+        };
+        if let Some(slot) = self.lower.get_mut(sym.0 as usize) {
+            *slot = Some(lower);
+        }
+        lower
     }
 
     /// The text of a handle this replay gave out.
@@ -47,5 +69,19 @@ mod tests {
         assert_eq!(strings.intern("ls01"), a);
         assert_ne!(a, b);
         assert_eq!((strings.get(a), strings.get(b)), ("ls01", "ls02"));
+    }
+
+    #[test]
+    fn lower_case_is_its_own_text() {
+        let mut strings = Strings::default();
+        let ann = strings.intern("CONTOSO\\Ann");
+        let lower = strings.lower(ann);
+        assert_eq!(strings.get(lower), "contoso\\ann");
+        assert_eq!(strings.lower(lower), lower);
+        let already = strings.intern("contoso\\ann");
+        assert_eq!(strings.lower(already), lower);
+        let sigma = strings.intern("ΣΟΦΙΑ");
+        let sigma_lower = strings.lower(sigma);
+        assert_eq!(strings.get(sigma_lower), "ΣΟΦΙΑ".to_lowercase());
     }
 }
