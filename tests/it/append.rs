@@ -207,3 +207,22 @@ pub fn append_stdin(sandbox: &Sandbox, input: &str) -> crate::Run {
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     crate::Run::from(child.wait_with_output().unwrap())
 }
+
+/// Regression: the index check of `verify` read `sum()` over no rows as NULL and called an
+/// empty ledger damaged (found by the model test).
+#[test]
+fn a_ledger_with_no_entries_verifies() {
+    let sandbox = Sandbox::new();
+    assert_eq!(
+        append_stdin(&sandbox, "\n").ok().stdout,
+        format!("appended 0 events (0 duplicates skipped); head 0 {}\n", "0".repeat(64))
+    );
+    assert_eq!(
+        sandbox.run(&["verify"]).ok().stdout,
+        format!("ok: 0 events, head {}\n", "0".repeat(64))
+    );
+    assert_eq!(
+        sandbox.run(&["verify", "--deep"]).ok().stdout,
+        format!("ok: 0 events, head {}\n", "0".repeat(64))
+    );
+}

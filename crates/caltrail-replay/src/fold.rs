@@ -37,7 +37,8 @@ pub struct Replay {
     /// Whether `events` rows are kept (the table is large and only some queries read it).
     keep_events: bool,
     pub events: Vec<EventRow>,
-    pub servers: BTreeMap<ServerName, ServerRow>,
+    /// By name; unordered (looked up for every event), so readers sort by name.
+    pub servers: HashMap<ServerName, ServerRow, FastHash>,
     pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
     pub purchases: Vec<PurchaseRow>,
     pub keypacks: Vec<KeypackRow>,
@@ -75,7 +76,7 @@ impl Replay {
             n_applied: 0,
             keep_events,
             events: Vec::new(),
-            servers: BTreeMap::new(),
+            servers: HashMap::default(),
             agreements: BTreeMap::new(),
             purchases: Vec::new(),
             keypacks: Vec::new(),

@@ -157,7 +157,8 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .finish()
         }),
         "servers" => {
-            let rows: Vec<_> = replay.servers.values().collect();
+            let mut rows: Vec<_> = replay.servers.values().collect();
+            rows.sort_by(|a, b| a.server.cmp(&b.server));
             batches(&rows, part, |rows| {
                 TableBuilder::new(rows)
                     .text("server", |r| Some(r.server.as_str()))

@@ -475,7 +475,7 @@ fn sqlite_check(
             conn.query_row("SELECT name FROM pragma_index_info(?1)", [&index], |row| row.get(0));
         let scanned = column.and_then(|column| {
             count(&format!(
-                "SELECT count(*) + 0 * sum(\"{column}\" IS NULL) FROM entries INDEXED BY \"{index}\""
+                "SELECT count(*) + 0 * count(\"{column}\") FROM entries INDEXED BY \"{index}\""
             ))
         });
         match scanned {
