@@ -100,9 +100,11 @@ impl Ledger {
             }
             other => other,
         };
-        let mut ledger = Ledger::connect(path, flags).map_err(not_writable)?;
-        ledger.initialise_if_new().map_err(not_writable)?;
-        Ok(ledger)
+        retry_while_busy(|| {
+            let mut ledger = Ledger::connect(path, flags).map_err(not_writable)?;
+            ledger.initialise_if_new().map_err(not_writable)?;
+            Ok(ledger)
+        })
     }
 
     /// Opens an existing ledger to read it; a missing file is an error, never a new ledger.
@@ -297,6 +299,11 @@ impl Ledger {
     /// dropped without it leaves the ledger as it was.
     pub fn begin_append(&mut self, recorded_at: Timestamp) -> Result<Appender<'_>, AppendError> {
         let path = self.path.clone();
+        let conn = &self.conn;
+        retry_while_busy(|| {
+            // Only to wait for the lock: the transaction is begun for real below.
+            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").map_err(|e| sqlite(&path, e))
+        })?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -629,6 +636,31 @@ fn head_of(conn: &Connection) -> Result<Head, rusqlite::Error> {
             recorded_at: Timestamp::from_micros(recorded_at),
         },
     })
+}
+
+/// Runs `attempt` again while SQLite says the file is busy, for as long as `BUSY_TIMEOUT`.
+/// The busy timeout covers waiting for a lock, but not the cases where SQLite answers "busy" at
+/// once to avoid a deadlock: two processes creating the same ledger, or one switching it to WAL
+/// while another opens it.
+fn retry_while_busy<T>(
+    mut attempt: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match attempt() {
+            Err(StoreError::Sqlite { error, .. })
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
