@@ -327,7 +327,8 @@ impl Ledger {
         })
     }
 
-    /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given.
+    /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given; the
+    /// entry is lent, and freed on another thread.
     /// An entry that does not decode stops the walk with `StoreError::Corrupt`; `verify` says more.
     ///
     /// Decoding is most of the work of a replay, so it runs on worker threads while this thread
@@ -335,7 +336,7 @@ impl Ledger {
     pub fn for_each_entry(
         &self,
         until_seq: Option<u64>,
-        mut visit: impl FnMut(StoredEntry) -> Result<(), StoreError>,
+        mut visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut statement = self
@@ -354,7 +355,10 @@ impl Ledger {
                 Ok((!chunk.seqs.is_empty()).then_some(chunk))
             },
             |chunk| chunk.decode(path),
-            |decoded| decoded?.into_iter().try_for_each(&mut visit),
+            |decoded| match decoded {
+                Ok(entries) => entries.iter().try_for_each(&mut visit),
+                Err(_) => std::mem::replace(decoded, Ok(Vec::new())).map(drop),
+            },
         )
     }
 }

@@ -9,12 +9,14 @@ pub(crate) const CHUNK_ROWS: usize = 1024;
 
 /// Calls `produce` for chunks until it gives `None`, runs `work` on each chunk on worker
 /// threads, and calls `consume` with the results in the order the chunks were produced.
+/// Results are dropped on the workers too, after `consume`: freeing millions of decoded events
+/// is work the consuming thread, which folds them, need not do.
 /// Chunks go to the workers in turn and come back in the same turn, so no reordering is
 /// needed; at most two per worker are in flight. The first error stops everything.
 pub(crate) fn in_order<C: Send, R: Send, E>(
     mut produce: impl FnMut() -> Result<Option<C>, E>,
     work: impl Fn(C) -> R + Sync,
-    mut consume: impl FnMut(R) -> Result<(), E>,
+    mut consume: impl FnMut(&mut R) -> Result<(), E>,
 ) -> Result<(), E> {
     let n_workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let work = &work;
@@ -22,10 +24,11 @@ pub(crate) fn in_order<C: Send, R: Send, E>(
         let mut to_workers = Vec::with_capacity(n_workers);
         let mut from_workers = Vec::with_capacity(n_workers);
         for _ in 0..n_workers {
-            let (chunk_tx, chunk_rx) = mpsc::sync_channel::<C>(2);
+            let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(C, Vec<R>)>(2);
             let (result_tx, result_rx) = mpsc::sync_channel::<R>(2);
             let worker = move || {
-                for chunk in chunk_rx {
+                for (chunk, consumed) in chunk_rx {
+                    drop(consumed);
                     if result_tx.send(work(chunk)).is_err() {
                         break;
                     }
@@ -40,13 +43,15 @@ pub(crate) fn in_order<C: Send, R: Send, E>(
             from_workers.push(result_rx);
         }
         let (mut sent, mut received) = (0usize, 0usize);
+        let mut consumed: Vec<R> = Vec::new();
         let mut producing = true;
         loop {
             if producing && sent - received < 2 * n_workers {
                 match produce()? {
                     Some(chunk) => {
                         // Sending fails only if the worker panicked; `recv` below reports it.
-                        let _ = to_workers[sent % n_workers].send(chunk);
+                        let _ = to_workers[sent % n_workers]
+                            .send((chunk, std::mem::take(&mut consumed)));
                         sent += 1;
                     }
                     None => producing = false,
@@ -56,11 +61,12 @@ pub(crate) fn in_order<C: Send, R: Send, E>(
             if received == sent {
                 return Ok(());
             }
-            let result = from_workers[received % n_workers]
+            let mut result = from_workers[received % n_workers]
                 .recv()
                 .expect("invariant: a worker answers every chunk unless it panicked");
             received += 1;
-            consume(result)?;
+            consume(&mut result)?;
+            consumed.push(result);
         }
     })
 }
@@ -84,7 +90,7 @@ mod tests {
                 n * 2
             },
             |n| {
-                seen.push(n);
+                seen.push(*n);
                 Ok(())
             },
         )
@@ -104,7 +110,7 @@ mod tests {
             |n| n,
             |n| {
                 consumed += 1;
-                if n == 10 { Err(n) } else { Ok(()) }
+                if *n == 10 { Err(*n) } else { Ok(()) }
             },
         );
         assert_eq!((result, consumed), (Err(10), 10));

@@ -245,7 +245,7 @@ impl Ledger {
             },
             |chunk| chunk.check(expected_head),
             |checked| {
-                let checked = checked.ok_or(Fallback::Exact)?;
+                let checked = checked.take().ok_or(Fallback::Exact)?;
                 if checked.first_recorded_at < last_recorded_at {
                     return Err(Fallback::Exact);
                 }

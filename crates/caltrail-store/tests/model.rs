@@ -90,7 +90,7 @@ proptest! {
             }
         }
         let mut stored = Vec::new();
-        ledger.for_each_entry(None, |e| { stored.push(e.entry.event); Ok(()) }).unwrap();
+        ledger.for_each_entry(None, |e| { stored.push(e.entry.event.clone()); Ok(()) }).unwrap();
         prop_assert_eq!(&stored, &model.events);
         let mut head = EntryHash::GENESIS;
         for (i, event) in model.events.iter().enumerate() {
