@@ -37,16 +37,18 @@ pub enum DecodeError {
 }
 
 /// What the ledger keeps beside an entry's bytes, read from the bytes without decoding the
-/// event: `verify` compares it with the columns of every entry.
+/// event: `verify` compares it with the columns of every entry. Texts are the bytes of the CBOR
+/// text strings, not checked for UTF-8: they are compared with stored text, byte for byte, and
+/// `Entry::decode` is what checks an entry's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryColumns<'a> {
     pub seq: u64,
-    pub recorded_at: &'a str,
-    pub id: &'a str,
-    pub event_type: &'a str,
-    pub at: &'a str,
+    pub recorded_at: &'a [u8],
+    pub id: &'a [u8],
+    pub event_type: &'a [u8],
+    pub at: &'a [u8],
     /// The pack an event creates (`Event::new_keypack`).
-    pub keypack: Option<&'a str>,
+    pub keypack: Option<&'a [u8]>,
 }
 
 impl<'a> EntryColumns<'a> {
@@ -63,8 +65,8 @@ impl<'a> EntryColumns<'a> {
         if c.map().map_err(cbor)? != 4 {
             return Err(invalid("", "an entry has 4 fields"));
         }
-        let field = |c: &mut cbor::Cursor<'a>, name: &str| match c.text().map_err(cbor)? {
-            key if key == name => Ok(()),
+        let field = |c: &mut cbor::Cursor<'a>, name: &str| match c.text_bytes().map_err(cbor)? {
+            key if key == name.as_bytes() => Ok(()),
             _ => Err(invalid(name, "is not where an entry has it")),
         };
         field(&mut c, "format")?;
@@ -75,18 +77,18 @@ impl<'a> EntryColumns<'a> {
         let seq = u64::try_from(c.integer().map_err(cbor)?)
             .map_err(|_| invalid("seq", "must be a positive integer"))?;
         field(&mut c, "recorded_at")?;
-        let recorded_at = c.text().map_err(cbor)?;
+        let recorded_at = c.text_bytes().map_err(cbor)?;
         field(&mut c, "event")?;
         let (mut id, mut event_type, mut at, mut keypack) = (None, None, None, None);
         for _ in 0..c.map().map_err(cbor)? {
-            match c.text().map_err(cbor)? {
-                "id" => id = Some(c.text().map_err(cbor)?),
-                "type" => event_type = Some(c.text().map_err(cbor)?),
-                "at" => at = Some(c.text().map_err(cbor)?),
-                "data" if matches!(event_type, Some("keypack.installed" | "cals.migrated")) => {
+            match c.text_bytes().map_err(cbor)? {
+                b"id" => id = Some(c.text_bytes().map_err(cbor)?),
+                b"type" => event_type = Some(c.text_bytes().map_err(cbor)?),
+                b"at" => at = Some(c.text_bytes().map_err(cbor)?),
+                b"data" if matches!(event_type, Some(b"keypack.installed" | b"cals.migrated")) => {
                     for _ in 0..c.map().map_err(cbor)? {
-                        if c.text().map_err(cbor)? == "keypack" {
-                            keypack = Some(c.text().map_err(cbor)?);
+                        if c.text_bytes().map_err(cbor)? == b"keypack" {
+                            keypack = Some(c.text_bytes().map_err(cbor)?);
                         } else {
                             c.skip().map_err(cbor)?;
                         }
@@ -97,7 +99,7 @@ impl<'a> EntryColumns<'a> {
         }
         c.end().map_err(cbor)?;
         let required =
-            |value: Option<&'a str>, path: &str| value.ok_or_else(|| invalid(path, "is required"));
+            |value: Option<&'a [u8]>, path: &str| value.ok_or_else(|| invalid(path, "is required"));
         Ok(EntryColumns {
             seq,
             recorded_at,

@@ -117,13 +117,17 @@ fn every_type_round_trips_through_the_stored_form() {
             (columns.seq, columns.recorded_at, columns.id, columns.event_type, columns.at),
             (
                 3,
-                entry.recorded_at.to_rfc3339().as_str(),
-                entry.event.id.as_str(),
-                entry.event.event_type().as_str(),
-                entry.event.at.to_rfc3339().as_str()
+                entry.recorded_at.to_rfc3339().as_bytes(),
+                entry.event.id.as_str().as_bytes(),
+                entry.event.event_type().as_str().as_bytes(),
+                entry.event.at.to_rfc3339().as_bytes()
             )
         );
-        assert_eq!(columns.keypack, entry.event.new_keypack().map(|k| k.as_str()), "{line}");
+        assert_eq!(
+            columns.keypack,
+            entry.event.new_keypack().map(|k| k.as_str().as_bytes()),
+            "{line}"
+        );
     }
     assert_eq!(EventType::ALL.len(), 12);
 }

@@ -4,6 +4,7 @@
 pub mod baseline;
 mod error;
 mod hash;
+mod hash_lanes;
 mod ledger;
 mod pipeline;
 mod verify;

@@ -9,6 +9,7 @@ use rusqlite::types::Value as SqlValue;
 
 use crate::error::StoreError;
 use crate::hash::EntryHash;
+use crate::hash_lanes;
 use crate::ledger::{Ledger, TRIGGERS};
 use crate::pipeline::{self, CHUNK_ROWS};
 
@@ -609,27 +610,42 @@ impl ChainChunk {
         let mut head_found = false;
         // Entries of one append share their `recorded_at`: parsed once per run of them.
         let mut parsed_recorded_at: Option<(&[u8], i64)> = None;
-        for (i, row) in self.rows.iter().enumerate() {
-            let bytes = |from: usize, to: usize| &self.buf[from..to];
+        let bytes = |from: usize, to: usize| &self.buf[from..to];
+        let body_start = |row: &ChainRow| row.keypack_end.unwrap_or(row.type_end);
+        // Each hash from the stored hash before it, so all of them at once.
+        let pairs: Vec<(EntryHash, &[u8])> = self
+            .rows
+            .iter()
+            .scan(self.prev_hash, |prev, row| {
+                let pair = (*prev, bytes(body_start(row), row.body_end));
+                *prev = row.hash;
+                Some(pair)
+            })
+            .collect();
+        let hashes = hash_lanes::chain_all(&pairs);
+        for (i, (row, hash)) in self.rows.iter().zip(hashes).enumerate() {
             let keypack = row.keypack_end.map(|end| bytes(row.type_end, end));
-            let body = bytes(row.keypack_end.unwrap_or(row.type_end), row.body_end);
+            let body = bytes(body_start(row), row.body_end);
             let (id, event_type) = (bytes(start, row.id_end), bytes(row.id_end, row.type_end));
             start = row.body_end;
             let seq = self.first_seq + i as u64;
-            if row.seq != seq as i64 || EntryHash::chain(&prev_hash, body) != row.hash {
+            if row.seq != seq as i64 || hash != row.hash {
                 return None;
             }
             let columns = EntryColumns::read(body).ok()?;
-            let micros = |text: &str| Timestamp::parse(text).ok().map(Timestamp::micros);
+            let micros = |text: &[u8]| {
+                let text = std::str::from_utf8(text).ok()?;
+                Timestamp::parse(text).ok().map(Timestamp::micros)
+            };
             let recorded_at = match parsed_recorded_at {
-                Some((text, micros)) if text == columns.recorded_at.as_bytes() => Some(micros),
+                Some((text, micros)) if text == columns.recorded_at => Some(micros),
                 _ => micros(columns.recorded_at),
             };
-            parsed_recorded_at = recorded_at.map(|m| (columns.recorded_at.as_bytes(), m));
+            parsed_recorded_at = recorded_at.map(|m| (columns.recorded_at, m));
             let sound = columns.seq == seq
-                && columns.id.as_bytes() == id
-                && columns.event_type.as_bytes() == event_type
-                && columns.keypack.map(str::as_bytes) == keypack
+                && columns.id == id
+                && columns.event_type == event_type
+                && columns.keypack == keypack
                 && micros(columns.at) == Some(row.at)
                 && recorded_at == Some(row.recorded_at)
                 && row.recorded_at >= last_recorded_at;
