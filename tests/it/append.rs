@@ -92,6 +92,62 @@ fn a_conflicting_id_is_refused_and_nothing_is_written() {
     );
 }
 
+/// Lines 1 to 100 with ids `e-1` to `e-100`, then `extra`: the earlier event a line repeats
+/// is in another group of the insert than the line itself.
+fn hundred_events_then(extra: &str) -> String {
+    let mut lines: Vec<String> = (1..=100)
+        .map(|n| {
+            format!(
+                r#"{{"id":"e-{n}","type":"server.database_rebuilt","at":"2025-05-01T00:{:02}:00Z","data":{{"server":"ls02.contoso.com"}}}}"#,
+                n % 60
+            )
+        })
+        .collect();
+    lines.push(extra.to_owned());
+    lines.join("\n")
+}
+
+#[test]
+fn a_repeated_line_within_one_batch_is_a_duplicate() {
+    let sandbox = Sandbox::new();
+    let input = hundred_events_then(
+        r#"{"id":"e-3","type":"server.database_rebuilt","at":"2025-05-01T00:03:00Z","data":{"server":"LS02.contoso.com"}}"#,
+    );
+    let run = append_stdin(&sandbox, &input).ok();
+    assert!(
+        run.stdout.starts_with("appended 100 events (1 duplicate skipped); head 100 "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn conflicts_within_one_batch_name_the_earlier_line() {
+    let sandbox = Sandbox::new();
+    let changed = hundred_events_then(
+        r#"{"id":"e-3","type":"server.database_rebuilt","at":"2025-05-01T00:04:00Z","data":{"server":"ls02.contoso.com"}}"#,
+    );
+    let run = append_stdin(&sandbox, &changed);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "caltrail: <stdin>:101: id: \"e-3\" is already used by <stdin>:3 with different content\nnothing was appended\n"
+    );
+    let pack = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","type":"keypack.installed","at":"2025-03-01T09:30:00Z","data":{{"server":"ls01.contoso.com","keypack":"ls01/4","agreement":"EA-6543210","product_version":"2022","cal_type":"per_user","quantity":50}}}}"#
+        )
+    };
+    let input = format!("{}\n{}", pack("k-1"), hundred_events_then(&pack("k-2")));
+    let run = append_stdin(&sandbox, &input);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "caltrail: <stdin>:102: data.keypack: a key pack named \"ls01/4\" already exists (created by <stdin>:1)\nnothing was appended\n"
+    );
+    assert!(!sandbox.db().exists());
+}
+
 #[test]
 fn a_batch_with_one_bad_line_leaves_the_ledger_byte_for_byte_unchanged() {
     let sandbox = Sandbox::new();

@@ -1,11 +1,10 @@
 //! The ledger file: opening it, its schema and format version, appending under one write lock,
 //! and reading entries back in order. The only code that knows SQLite.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caltrail_events::{Entry, Event, EventId, FastHash, Name, Timestamp};
+use caltrail_events::{Entry, Event, Name, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{AppendError, Earlier, StoreError};
@@ -320,9 +319,9 @@ impl Ledger {
             recorded_at,
             appended: 0,
             duplicates: 0,
-            events: Vec::new(),
-            ids: HashMap::default(),
-            keypacks: HashMap::default(),
+            n_pushed: 0,
+            first_seq: head.n_events + 1,
+            inserted_index: Vec::new(),
             group: Vec::with_capacity(GROUP_ROWS),
         })
     }
@@ -374,9 +373,11 @@ const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// An append in progress: one transaction under the write lock. Entries are encoded and
 /// hashed onto the running head and inserted a group at a time. The insert is tried first: the
-/// `UNIQUE` columns and the trigger refuse a used id or pack name, and only then, event by
-/// event, is the earlier entry read to tell a duplicate from a conflict. A new event costs no
-/// lookup of its own.
+/// `UNIQUE` columns and the trigger refuse a used id or pack name, whether the earlier event is
+/// in the ledger or earlier in this batch (its rows are in the same transaction), and only
+/// then, event by event, is the earlier entry read to tell a duplicate from a conflict. A new
+/// event costs no lookup of its own, and the appender holds no more than a group of events:
+/// a batch of any size appends in the same memory.
 pub struct Appender<'l> {
     path: PathBuf,
     tx: rusqlite::Transaction<'l>,
@@ -384,13 +385,15 @@ pub struct Appender<'l> {
     recorded_at: Timestamp,
     appended: u64,
     duplicates: u64,
-    /// Every event pushed, in order: its position is the `index` errors name.
-    events: Vec<Event>,
-    /// The first event of the batch with each id and each pack name it creates.
-    ids: HashMap<EventId, usize, FastHash>,
-    keypacks: HashMap<Name, usize, FastHash>,
-    /// Indexes of the events waiting for the next group insert.
-    group: Vec<usize>,
+    /// Events pushed so far, duplicates included: the next one's `index`.
+    n_pushed: usize,
+    /// The `seq` of the batch's first entry.
+    first_seq: u64,
+    /// For each entry this batch inserted, in `seq` order, the `index` of its event: errors
+    /// name an earlier event of the batch by it.
+    inserted_index: Vec<usize>,
+    /// The events waiting for the next group insert, with their `index`.
+    group: Vec<(usize, Event)>,
 }
 
 /// An entry ready to insert.
@@ -404,32 +407,8 @@ impl Appender<'_> {
     /// Adds the next event of the batch. An error refuses the whole batch: the appender is
     /// then only good to be dropped.
     pub fn push(&mut self, event: Event) -> Result<(), AppendError> {
-        let index = self.events.len();
-        if let Some(&earlier) = self.ids.get(&event.id) {
-            if self.events[earlier] == event {
-                self.duplicates += 1;
-                self.events.push(event);
-                return Ok(());
-            }
-            return Err(AppendError::ConflictingId {
-                index,
-                id: event.id.clone(),
-                earlier: Earlier::InBatch { index: earlier },
-            });
-        }
-        if let Some(keypack) = event.new_keypack() {
-            if let Some(&earlier) = self.keypacks.get(keypack) {
-                return Err(AppendError::KeypackExists {
-                    index,
-                    keypack: keypack.clone(),
-                    earlier: Earlier::InBatch { index: earlier },
-                });
-            }
-            self.keypacks.insert(keypack.clone(), index);
-        }
-        self.ids.insert(event.id.clone(), index);
-        self.events.push(event);
-        self.group.push(index);
+        self.group.push((self.n_pushed, event));
+        self.n_pushed += 1;
         if self.group.len() == GROUP_ROWS { self.flush() } else { Ok(()) }
     }
 
@@ -469,13 +448,12 @@ impl Appender<'_> {
     }
 
     fn flush(&mut self) -> Result<(), AppendError> {
-        let group = std::mem::take(&mut self.group);
+        let mut group = std::mem::take(&mut self.group);
         if group.len() == GROUP_ROWS {
             let sql = format!("{COLUMNS}{}", [ROW; GROUP_ROWS].join(", "));
             let mut statement = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mut head = self.head;
-            for (row, index) in group.iter().enumerate() {
-                let event = &self.events[*index];
+            for (row, (_, event)) in group.iter().enumerate() {
                 let prepared = self.prepare(event, &head);
                 self.bind(&mut statement, row, event, &prepared).map_err(|e| self.err(e))?;
                 head = Head {
@@ -489,8 +467,9 @@ impl Appender<'_> {
                     drop(statement);
                     self.head = head;
                     self.appended += group.len() as u64;
+                    self.inserted_index.extend(group.iter().map(|(index, _)| *index));
+                    group.clear();
                     self.group = group;
-                    self.group.clear();
                     return Ok(());
                 }
                 // Some event of the group is refused; SQLite undid the whole statement.
@@ -498,17 +477,15 @@ impl Appender<'_> {
                 Err(other) => return Err(self.err(other).into()),
             }
         }
-        for index in &group {
-            self.insert_one(*index)?;
+        for (index, event) in group.drain(..) {
+            self.insert_one(index, &event)?;
         }
         self.group = group;
-        self.group.clear();
         Ok(())
     }
 
     /// Inserts one event, or finds out why it cannot be.
-    fn insert_one(&mut self, index: usize) -> Result<(), AppendError> {
-        let event = &self.events[index];
+    fn insert_one(&mut self, index: usize, event: &Event) -> Result<(), AppendError> {
         let prepared = self.prepare(event, &self.head);
         let mut statement =
             self.tx.prepare_cached(&format!("{COLUMNS}{ROW}")).map_err(|e| self.err(e))?;
@@ -522,6 +499,7 @@ impl Appender<'_> {
                     recorded_at: Some(self.recorded_at),
                 };
                 self.appended += 1;
+                self.inserted_index.push(index);
                 return Ok(());
             }
             Err(refused) if is_constraint(&refused) => refused,
@@ -548,7 +526,7 @@ impl Appender<'_> {
             return Err(AppendError::ConflictingId {
                 index,
                 id: event.id.clone(),
-                earlier: Earlier::Entry { seq: seq as u64, id: event.id.as_str().to_owned() },
+                earlier: self.earlier(seq, event.id.as_str()),
             });
         }
         if let Some(keypack) = event.new_keypack() {
@@ -564,11 +542,21 @@ impl Appender<'_> {
                 return Err(AppendError::KeypackExists {
                     index,
                     keypack: keypack.clone(),
-                    earlier: Earlier::Entry { seq: seq as u64, id },
+                    earlier: self.earlier(seq, &id),
                 });
             }
         }
         Err(self.err(refused).into())
+    }
+
+    /// The earlier event an error names: by its place in this batch when this batch
+    /// inserted it, else by its entry.
+    fn earlier(&self, seq: i64, id: &str) -> Earlier {
+        let seq = seq as u64;
+        match seq.checked_sub(self.first_seq).and_then(|i| self.inserted_index.get(i as usize)) {
+            Some(&index) => Earlier::InBatch { index },
+            None => Earlier::Entry { seq, id: id.to_owned() },
+        }
     }
 
     fn err(&self, error: rusqlite::Error) -> StoreError {

@@ -153,23 +153,55 @@ enum Input {
 }
 
 /// Reads every source and sends its lines parsed, a piece at a time, in order. The receiver
-/// hangs up only when it has taken everything, so sending does not fail.
+/// hangs up only when it has taken everything, so sending does not fail. A source is read as
+/// it is parsed, never held whole.
 fn read_all(
     sources: &[PathBuf],
     labels: &[String],
     chunks: mpsc::SyncSender<Input>,
 ) -> anyhow::Result<()> {
     for (source, path) in sources.iter().enumerate() {
-        let bytes = read_input(path).with_context(|| format!("cannot read {}", labels[source]))?;
-        // A byte order mark is what Windows editors put first; it carries no meaning.
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        for (piece, first_line) in pieces(bytes) {
+        let send = |piece: &[u8], first_line: usize| {
             let _ =
                 chunks.send(Input::Lines(parse_piece(piece, first_line, source, &labels[source])));
-        }
+        };
+        let read = if path == Path::new("-") {
+            for_each_piece(io::stdin().lock(), send)
+        } else {
+            std::fs::File::open(path).and_then(|file| for_each_piece(file, send))
+        };
+        read.with_context(|| format!("cannot read {}", labels[source]))?;
     }
     let _ = chunks.send(Input::Done);
     Ok(())
+}
+
+/// Reads `input` in pieces of about `PIECE_BYTES` that end just after a line break, so that no
+/// line is split, and calls `each` with every piece and the number of its first line.
+fn for_each_piece(mut input: impl Read, mut each: impl FnMut(&[u8], usize)) -> io::Result<()> {
+    let mut buffer: Vec<u8> = Vec::with_capacity(2 * PIECE_BYTES);
+    let mut first_line = 1;
+    let mut at_start = true;
+    loop {
+        let n_read = input.by_ref().take(PIECE_BYTES as u64).read_to_end(&mut buffer)?;
+        if std::mem::take(&mut at_start) && buffer.starts_with(b"\xEF\xBB\xBF") {
+            // A byte order mark is what Windows editors put first; it carries no meaning.
+            buffer.drain(..3);
+        }
+        if n_read == 0 {
+            if !buffer.is_empty() {
+                each(&buffer, first_line);
+            }
+            return Ok(());
+        }
+        // Up to the last whole line read; a line longer than a piece waits for the next read.
+        if let Some(last_break) = buffer.iter().rposition(|b| *b == b'\n') {
+            let piece = &buffer[..=last_break];
+            each(piece, first_line);
+            first_line += piece.iter().filter(|b| **b == b'\n').count();
+            buffer.drain(..=last_break);
+        }
+    }
 }
 
 /// Appends the events of every piece as they come, unless a line is invalid, and commits once
@@ -221,40 +253,12 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
-fn read_input(path: &Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        io::stdin().lock().read_to_end(&mut bytes)?;
-    } else {
-        std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    }
-    Ok(bytes)
-}
-
 /// The events, their places and the errors of some lines, in line order.
 #[derive(Default)]
 struct Parsed {
     events: Vec<Event>,
     places: Vec<Place>,
     errors: Vec<String>,
-}
-
-/// Pieces of about `PIECE_BYTES` that end just after a line break, so that no line is split,
-/// each with the number of its first line.
-fn pieces(bytes: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
-    let (mut start, mut first_line) = (0, 1);
-    std::iter::from_fn(move || {
-        if start >= bytes.len() {
-            return None;
-        }
-        let from = (start + PIECE_BYTES).min(bytes.len());
-        let end =
-            bytes[from..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| from + i + 1);
-        let piece = (&bytes[start..end], first_line);
-        first_line += piece.0.iter().filter(|b| **b == b'\n').count();
-        start = end;
-        Some(piece)
-    })
 }
 
 fn parse_piece(bytes: &[u8], first_line: usize, source: usize, label: &str) -> Parsed {
@@ -301,5 +305,76 @@ fn recorded_at() -> anyhow::Result<Timestamp> {
     match std::env::var(RECORDED_AT_ENV) {
         Ok(text) => Timestamp::parse(&text).map_err(|e| anyhow::anyhow!("{RECORDED_AT_ENV}: {e}")),
         Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `step` bytes per read, as a pipe does.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn pieces_of(bytes: &[u8], step: usize) -> Vec<(Vec<u8>, usize)> {
+        let mut pieces = Vec::new();
+        for_each_piece(Trickle { bytes, step }, |piece, line| pieces.push((piece.to_vec(), line)))
+            .unwrap();
+        pieces
+    }
+
+    #[test]
+    fn pieces_end_at_line_breaks_and_know_their_first_line() {
+        let line = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}\n", "x".repeat(n % 300));
+        let text: String = (1..=20_000).map(line).collect();
+        for step in [1 << 16, 7_777, PIECE_BYTES] {
+            let pieces = pieces_of(text.as_bytes(), step);
+            assert!(pieces.len() > 2, "{step}");
+            let mut next_line = 1;
+            for (piece, first_line) in &pieces {
+                assert_eq!(*first_line, next_line);
+                assert!(piece.ends_with(b"\n"));
+                assert!(piece.starts_with(format!("{{\"n\":{next_line},").as_bytes()));
+                next_line += piece.iter().filter(|b| **b == b'\n').count();
+            }
+            assert_eq!(next_line, 20_001);
+            assert_eq!(
+                pieces.iter().flat_map(|(p, _)| p.clone()).collect::<Vec<u8>>(),
+                text.as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_a_piece_stays_whole() {
+        let long = format!("{}\n", "y".repeat(PIECE_BYTES * 2 + 5));
+        let text = format!("a\n{long}b");
+        let pieces = pieces_of(text.as_bytes(), 1 << 16);
+        let lines: Vec<&[u8]> =
+            pieces.iter().flat_map(|(p, _)| p.split_inclusive(|b| *b == b'\n')).collect();
+        assert_eq!(lines, [&b"a\n"[..], long.as_bytes(), b"b"]);
+        assert_eq!(pieces.last().unwrap(), &(b"b".to_vec(), 3));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_and_empty_input_has_no_pieces() {
+        assert_eq!(pieces_of(b"\xEF\xBB\xBFa\nb\n", 1), [(b"a\nb\n".to_vec(), 1)]);
+        assert_eq!(pieces_of(b"", 1), []);
+        // Only the first bytes of an input can be a byte order mark.
+        assert_eq!(
+            pieces_of(b"a\n\xEF\xBB\xBF", 1),
+            [(b"a\n".to_vec(), 1), (b"\xEF\xBB\xBF".to_vec(), 2)]
+        );
     }
 }
