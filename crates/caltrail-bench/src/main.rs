@@ -13,7 +13,7 @@ use caltrail_store::{Ledger, baseline};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
-        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | decode LEDGER | replay LEDGER)")
+        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER)")
     };
     match args.first().map(String::as_str) {
         Some("insert") => {
@@ -24,6 +24,10 @@ fn main() -> anyhow::Result<()> {
         Some("scan") => {
             let (n, took) = baseline::plain_scan(arg(1)?)?;
             println!("plain_scan {n} {:.3}", took.as_secs_f64());
+        }
+        Some("scan-all-columns") => {
+            let (n, took) = baseline::plain_scan_all_columns(arg(1)?)?;
+            println!("plain_scan_all_columns {n} {:.3}", took.as_secs_f64());
         }
         Some("decode") => {
             let ledger = Ledger::open_existing(arg(1)?)?;
@@ -48,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             println!("replay {} {:.3}", replay.n_applied, started.elapsed().as_secs_f64());
         }
         _ => bail!(
-            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | decode LEDGER | replay LEDGER)"
+            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER)"
         ),
     }
     Ok(())
