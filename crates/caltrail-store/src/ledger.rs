@@ -393,13 +393,65 @@ pub struct Appender<'l> {
     /// name an earlier event of the batch by it.
     inserted_index: Vec<usize>,
     /// The events waiting for the next group insert, with their `index`.
-    group: Vec<(usize, Event)>,
+    group: Vec<(usize, PreparedEvent)>,
+}
+
+/// Where an append's next entries go, for encoding and hashing them ahead of the insert on
+/// another thread: the `seq` and `prev_hash` the next event gets if it is new, and the append's
+/// `recorded_at`. From `Appender::chain_ahead`.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainAhead {
+    next_seq: u64,
+    prev_hash: EntryHash,
+    recorded_at: Timestamp,
+}
+
+impl ChainAhead {
+    /// Encodes `event` and hashes it onto the chain, supposing every event before it was new.
+    pub fn prepare(&mut self, event: Event) -> PreparedEvent {
+        let entry = Entry::encode_parts(self.next_seq, self.recorded_at, &event.to_cbor());
+        let hash = EntryHash::chain(&self.prev_hash, &entry);
+        let ahead = Ahead {
+            seq: self.next_seq,
+            prev_hash: self.prev_hash,
+            recorded_at: self.recorded_at,
+            body: entry,
+            hash,
+        };
+        self.next_seq += 1;
+        self.prev_hash = hash;
+        PreparedEvent { event, ahead: Some(ahead) }
+    }
+}
+
+/// An event for `Appender::push_prepared`, maybe with its entry already encoded and hashed.
+#[derive(Debug)]
+pub struct PreparedEvent {
+    event: Event,
+    ahead: Option<Ahead>,
+}
+
+impl PreparedEvent {
+    /// An event to be encoded and hashed by the appender itself.
+    pub fn unprepared(event: Event) -> PreparedEvent {
+        PreparedEvent { event, ahead: None }
+    }
+}
+
+/// An entry encoded and hashed ahead, and the place in the chain it was made for.
+#[derive(Debug)]
+struct Ahead {
+    seq: u64,
+    prev_hash: EntryHash,
+    recorded_at: Timestamp,
+    body: Vec<u8>,
+    hash: EntryHash,
 }
 
 /// An entry ready to insert.
-struct Prepared {
+struct Prepared<'a> {
     seq: u64,
-    body: Vec<u8>,
+    body: std::borrow::Cow<'a, [u8]>,
     hash: EntryHash,
 }
 
@@ -407,9 +459,26 @@ impl Appender<'_> {
     /// Adds the next event of the batch. An error refuses the whole batch: the appender is
     /// then only good to be dropped.
     pub fn push(&mut self, event: Event) -> Result<(), AppendError> {
+        self.push_prepared(PreparedEvent::unprepared(event))
+    }
+
+    /// `push`, for an event maybe encoded and hashed ahead by `ChainAhead::prepare`. The entry
+    /// made ahead is used only if it was made for the place the event takes now (no duplicate
+    /// before it shifted the chain); otherwise the event is encoded and hashed again here, so
+    /// the bytes and hashes are those `push` gives either way.
+    pub fn push_prepared(&mut self, event: PreparedEvent) -> Result<(), AppendError> {
         self.group.push((self.n_pushed, event));
         self.n_pushed += 1;
         if self.group.len() == GROUP_ROWS { self.flush() } else { Ok(()) }
+    }
+
+    /// The place of the next entry, for encoding and hashing events ahead on another thread.
+    pub fn chain_ahead(&self) -> ChainAhead {
+        ChainAhead {
+            next_seq: self.head.n_events + 1,
+            prev_hash: self.head.hash,
+            recorded_at: self.recorded_at,
+        }
     }
 
     /// Writes what is left and commits: the batch is in the ledger.
@@ -422,11 +491,23 @@ impl Appender<'_> {
         Ok(report)
     }
 
-    fn prepare(&self, event: &Event, prev: &Head) -> Prepared {
+    /// The entry `event` makes after `prev`: the one made ahead if it was made for this place.
+    fn prepare<'e>(&self, event: &'e PreparedEvent, prev: &Head) -> Prepared<'e> {
         let seq = prev.n_events + 1;
-        let body = Entry::encode_parts(seq, self.recorded_at, &event.to_cbor());
-        let hash = EntryHash::chain(&prev.hash, &body);
-        Prepared { seq, body, hash }
+        match &event.ahead {
+            Some(ahead)
+                if ahead.seq == seq
+                    && ahead.prev_hash == prev.hash
+                    && ahead.recorded_at == self.recorded_at =>
+            {
+                Prepared { seq, body: std::borrow::Cow::Borrowed(&ahead.body), hash: ahead.hash }
+            }
+            _ => {
+                let body = Entry::encode_parts(seq, self.recorded_at, &event.event.to_cbor());
+                let hash = EntryHash::chain(&prev.hash, &body);
+                Prepared { seq, body: std::borrow::Cow::Owned(body), hash }
+            }
+        }
     }
 
     fn bind(
@@ -455,7 +536,7 @@ impl Appender<'_> {
             let mut head = self.head;
             for (row, (_, event)) in group.iter().enumerate() {
                 let prepared = self.prepare(event, &head);
-                self.bind(&mut statement, row, event, &prepared).map_err(|e| self.err(e))?;
+                self.bind(&mut statement, row, &event.event, &prepared).map_err(|e| self.err(e))?;
                 head = Head {
                     n_events: prepared.seq,
                     hash: prepared.hash,
@@ -485,8 +566,13 @@ impl Appender<'_> {
     }
 
     /// Inserts one event, or finds out why it cannot be.
-    fn insert_one(&mut self, index: usize, event: &Event) -> Result<(), AppendError> {
-        let prepared = self.prepare(event, &self.head);
+    fn insert_one(
+        &mut self,
+        index: usize,
+        prepared_event: &PreparedEvent,
+    ) -> Result<(), AppendError> {
+        let prepared = self.prepare(prepared_event, &self.head);
+        let event = &prepared_event.event;
         let mut statement =
             self.tx.prepare_cached(&format!("{COLUMNS}{ROW}")).map_err(|e| self.err(e))?;
         self.bind(&mut statement, 0, event, &prepared).map_err(|e| self.err(e))?;

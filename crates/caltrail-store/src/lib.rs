@@ -12,6 +12,7 @@ mod verify;
 pub use error::{AppendError, Earlier, StoreError};
 pub use hash::{EntryHash, HASH_CONTEXT};
 pub use ledger::{
-    APPLICATION_ID, AppendReport, Appender, FORMAT_VERSION, Head, Ledger, StoredEntry,
+    APPLICATION_ID, AppendReport, Appender, ChainAhead, FORMAT_VERSION, Head, Ledger,
+    PreparedEvent, StoredEntry,
 };
 pub use verify::{Depth, Problem, ProblemKind, VerifyReport};

@@ -77,9 +77,38 @@ fn wide_spec() -> impl Strategy<Value = Spec> {
     (0u16..2_000, variant, kind).prop_map(|(id, variant, kind)| Spec { id, variant, kind })
 }
 
+/// How the events of a batch reach the ledger.
+#[derive(Clone, Copy)]
+enum Push {
+    /// `Ledger::append`: the appender encodes and hashes each event.
+    Plain,
+    /// Encoded and hashed ahead with `ChainAhead`, as `caltrail append` does on its reading
+    /// thread; a duplicate shifts the chain, and the appender must then redo the rest.
+    Ahead,
+}
+
+fn append(
+    ledger: &mut Ledger,
+    batch: &[Event],
+    recorded_at: Timestamp,
+    push: Push,
+) -> Result<caltrail_store::AppendReport, caltrail_store::AppendError> {
+    match push {
+        Push::Plain => ledger.append(batch, recorded_at),
+        Push::Ahead => {
+            let mut appender = ledger.begin_append(recorded_at)?;
+            let mut ahead = appender.chain_ahead();
+            for event in batch {
+                appender.push_prepared(ahead.prepare(event.clone()))?;
+            }
+            appender.commit()
+        }
+    }
+}
+
 /// Appends `batches` to a new ledger and to the model; the same outcome for every batch, then
 /// the same events and the head hash recomputed from scratch.
-fn ledger_matches_model(batches: &[Vec<Spec>]) -> Result<(), TestCaseError> {
+fn ledger_matches_model(batches: &[Vec<Spec>], push: Push) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open_or_create(&dir.path().join("model.db")).unwrap();
     let recorded_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
@@ -87,7 +116,7 @@ fn ledger_matches_model(batches: &[Vec<Spec>]) -> Result<(), TestCaseError> {
     for batch in batches {
         let batch: Vec<Event> = batch.iter().map(|s| event(*s)).collect();
         let expected = model.append(&batch);
-        let actual = ledger.append(&batch, recorded_at);
+        let actual = append(&mut ledger, &batch, recorded_at, push);
         match (expected, actual) {
             (Some((appended, duplicates)), Ok(report)) => {
                 prop_assert_eq!((report.appended, report.duplicates), (appended, duplicates));
@@ -121,11 +150,16 @@ proptest! {
 
     #[test]
     fn the_ledger_behaves_like_the_model(batches in prop::collection::vec(prop::collection::vec(spec(), 1..12), 1..12)) {
-        ledger_matches_model(&batches)?;
+        ledger_matches_model(&batches, Push::Plain)?;
     }
 
     #[test]
     fn long_batches_behave_like_the_model(batches in prop::collection::vec(prop::collection::vec(wide_spec(), 1..200), 1..5)) {
-        ledger_matches_model(&batches)?;
+        ledger_matches_model(&batches, Push::Plain)?;
+    }
+
+    #[test]
+    fn events_prepared_ahead_behave_like_the_model(batches in prop::collection::vec(prop::collection::vec(wide_spec(), 1..200), 1..5)) {
+        ledger_matches_model(&batches, Push::Ahead)?;
     }
 }

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use caltrail_events::{Event, Timestamp};
 use std::sync::mpsc;
 
-use caltrail_store::{AppendError, AppendReport, Earlier, Ledger, StoreError};
+use caltrail_store::{
+    AppendError, AppendReport, ChainAhead, Earlier, Ledger, PreparedEvent, StoreError,
+};
 
 use crate::Outcome;
 
@@ -58,13 +60,16 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
     let recorded_at = recorded_at()?;
     // One thread reads and parses while this one writes: the ledger is written as the input is
     // validated, in one transaction that is rolled back if any line turns out invalid.
+    // It also encodes and hashes the events ahead, from the place in the chain this one sends
+    // once it holds the write lock.
     let (chunks_tx, chunks_rx) = mpsc::sync_channel::<Input>(4);
+    let (ahead_tx, ahead_rx) = mpsc::sync_channel::<ChainAhead>(1);
     let mut places = Vec::new();
     let mut errors = Vec::new();
     let existed = db.exists();
     let (read, written) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_all(&sources, &labels, chunks_tx));
-        let written = write_all(db, recorded_at, &chunks_rx, &mut places, &mut errors);
+        let reader = scope.spawn(|| read_all(&sources, &labels, ahead_rx, chunks_tx));
+        let written = write_all(db, recorded_at, ahead_tx, &chunks_rx, &mut places, &mut errors);
         let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (read, written)
     });
@@ -148,22 +153,45 @@ enum Refused {
 
 /// What the reader sends: lines parsed, in order, then `Done` once every source was read.
 enum Input {
-    Lines(Parsed),
+    Lines(Piece),
     Done,
+}
+
+/// The lines of a piece as the writer takes them: events maybe encoded and hashed ahead.
+struct Piece {
+    events: Vec<PreparedEvent>,
+    places: Vec<Place>,
+    errors: Vec<String>,
 }
 
 /// Reads every source and sends its lines parsed, a piece at a time, in order. The receiver
 /// hangs up only when it has taken everything, so sending does not fail. A source is read as
-/// it is parsed, never held whole.
+/// it is parsed, never held whole. Events are encoded and hashed ahead from the place `ahead`
+/// gives, received before the first piece is sent (none if the writer could not get one), and
+/// only while every line so far is valid.
 fn read_all(
     sources: &[PathBuf],
     labels: &[String],
+    ahead: mpsc::Receiver<ChainAhead>,
     chunks: mpsc::SyncSender<Input>,
 ) -> anyhow::Result<()> {
+    let mut chain: Option<Option<ChainAhead>> = None;
+    let mut any_error = false;
     for (source, path) in sources.iter().enumerate() {
         let send = |piece: &[u8], first_line: usize| {
-            let _ =
-                chunks.send(Input::Lines(parse_piece(piece, first_line, source, &labels[source])));
+            let parsed = parse_piece(piece, first_line, source, &labels[source]);
+            any_error |= !parsed.errors.is_empty();
+            let chain = chain.get_or_insert_with(|| ahead.recv().ok());
+            let events = parsed
+                .events
+                .into_iter()
+                .map(|event| match chain {
+                    Some(chain) if !any_error => chain.prepare(event),
+                    _ => PreparedEvent::unprepared(event),
+                })
+                .collect();
+            let piece = Piece { events, places: parsed.places, errors: parsed.errors };
+            let _ = chunks.send(Input::Lines(piece));
         };
         let read = if path == Path::new("-") {
             for_each_piece(io::stdin().lock(), send)
@@ -210,6 +238,7 @@ fn for_each_piece(mut input: impl Read, mut each: impl FnMut(&[u8], usize)) -> i
 fn write_all(
     db: &Path,
     recorded_at: Timestamp,
+    ahead: mpsc::SyncSender<ChainAhead>,
     chunks: &mpsc::Receiver<Input>,
     places: &mut Vec<Place>,
     errors: &mut Vec<String>,
@@ -227,6 +256,7 @@ fn write_all(
     let written = (|| {
         let mut ledger = Ledger::open_or_create(db).map_err(Refused::Open)?;
         let mut appender = ledger.begin_append(recorded_at).map_err(Refused::Append)?;
+        let _ = ahead.send(appender.chain_ahead());
         for input in chunks.iter() {
             let Some(events) = take(input, places, errors) else {
                 done = true;
@@ -234,7 +264,7 @@ fn write_all(
             };
             if errors.is_empty() {
                 for event in events {
-                    appender.push(event).map_err(Refused::Append)?;
+                    appender.push_prepared(event).map_err(Refused::Append)?;
                 }
             }
         }
@@ -243,6 +273,8 @@ fn write_all(
         }
         appender.commit().map(Some).map_err(Refused::Append)
     })();
+    // The reader may still wait for a place in the chain, if this failed before sending one.
+    drop(ahead);
     for input in chunks.iter() {
         take(input, places, errors);
     }

@@ -16,6 +16,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `append` parses and encodes events on one thread and frees them on another, and replays
+/// free on the decoding threads what the fold is done with. The system allocator is slow at
+/// freeing memory another thread allocated (an append of 11M events: 112 s, with this 86 s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A tamper-evident, event-sourced ledger of Remote Desktop Services CAL licensing.
 #[derive(Debug, Parser)]
 #[command(name = "caltrail", version, about, propagate_version = true)]
