@@ -254,19 +254,23 @@ mod avx2 {
     /// Rotates each lane right by 16 bits: a byte shuffle.
     #[target_feature(enable = "avx2")]
     fn rotr16(x: __m256i) -> __m256i {
-        let order = _mm256_setr_epi8(
-            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
-            8, 9, 14, 15, 12, 13,
-        );
-        _mm256_shuffle_epi8(x, order)
+        shuffle_bytes(x, [2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13])
     }
 
     /// Rotates each lane right by 8 bits: a byte shuffle.
     #[target_feature(enable = "avx2")]
     fn rotr8(x: __m256i) -> __m256i {
+        shuffle_bytes(x, [1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12])
+    }
+
+    /// Byte `i` of each 128-bit half becomes its byte `order[i]`.
+    #[target_feature(enable = "avx2")]
+    fn shuffle_bytes(x: __m256i, order: [i8; 16]) -> __m256i {
+        let o = order;
         let order = _mm256_setr_epi8(
-            1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10,
-            11, 8, 13, 14, 15, 12,
+            o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13],
+            o[14], o[15], o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9], o[10], o[11],
+            o[12], o[13], o[14], o[15],
         );
         _mm256_shuffle_epi8(x, order)
     }
