@@ -148,6 +148,37 @@ fn conflicts_within_one_batch_name_the_earlier_line() {
     assert!(!sandbox.db().exists());
 }
 
+/// The input is written as it is read: a file that cannot be read after another one was
+/// partly written still leaves the ledger as it was.
+#[test]
+fn a_read_error_after_pieces_were_written_appends_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.append_file(&fixtures().join("database-rebuilt.jsonl")).ok();
+    let before = crate::fingerprint(&sandbox.db());
+    let big = sandbox.dir.path().join("big.jsonl");
+    let lines: Vec<String> = (1..=12_000)
+        .map(|n| {
+            format!(
+                r#"{{"id":"big-{n}","type":"server.database_rebuilt","at":"2025-06-01T00:00:00Z","data":{{"server":"ls{n}.contoso.com"}},"note":"a line long enough to make this file span pieces"}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&big, lines.join("\n")).unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() > 2 << 20);
+    let folder = sandbox.dir.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let run = sandbox.run(&["append", big.to_str().unwrap(), folder.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!("caltrail: cannot read {}: ", folder.display())),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(crate::fingerprint(&sandbox.db()), before);
+    let whole = sandbox.run(&["append", big.to_str().unwrap()]).ok();
+    assert!(whole.stdout.starts_with("appended 12000 events (0 duplicates skipped); head 12005 "));
+}
+
 #[test]
 fn a_batch_with_one_bad_line_leaves_the_ledger_byte_for_byte_unchanged() {
     let sandbox = Sandbox::new();
