@@ -219,10 +219,15 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn text(&mut self, len: u64, offset: usize) -> Result<&'a str, CborError> {
+    /// The next `len` bytes, `len` as a head gives it.
+    fn take_len(&mut self, len: u64) -> Result<&'a [u8], CborError> {
         let len = usize::try_from(len)
             .map_err(|_| CborError::Malformed(format!("cut short at byte {}", self.bytes.len())))?;
-        std::str::from_utf8(self.take(len)?).map_err(|_| {
+        self.take(len)
+    }
+
+    fn text(&mut self, len: u64, offset: usize) -> Result<&'a str, CborError> {
+        std::str::from_utf8(self.take_len(len)?).map_err(|_| {
             CborError::Malformed(format!("a text string that is not UTF-8 at byte {offset}"))
         })
     }
@@ -258,11 +263,8 @@ impl<'a> Cursor<'a> {
     /// The bytes of the text string that comes next, not checked for UTF-8: for comparing with
     /// bytes known to be text, where the check would only cost time.
     pub fn text_bytes(&mut self) -> Result<&'a [u8], CborError> {
-        let offset = self.reader.at;
         let len = self.expect(TEXT, "a text string")?;
-        let len = usize::try_from(len)
-            .map_err(|_| CborError::Malformed(format!("cut short at byte {offset}")))?;
-        self.reader.take(len)
+        self.reader.take_len(len)
     }
 
     pub fn integer(&mut self) -> Result<i128, CborError> {
@@ -288,10 +290,7 @@ impl<'a> Cursor<'a> {
         let (major, info, n) = self.reader.head()?;
         match major {
             UNSIGNED | NEGATIVE => Ok(()),
-            TEXT => usize::try_from(n)
-                .map_err(|_| CborError::Malformed(format!("cut short at byte {offset}")))
-                .and_then(|len| self.reader.take(len))
-                .map(drop),
+            TEXT => self.reader.take_len(n).map(drop),
             ARRAY => (0..n).try_for_each(|_| self.skip_at(depth + 1)),
             MAP => (0..n).try_for_each(|_| {
                 self.text_bytes()?;

@@ -409,19 +409,30 @@ pub struct ChainAhead {
 impl ChainAhead {
     /// Encodes `event` and hashes it onto the chain, supposing every event before it was new.
     pub fn prepare(&mut self, event: Event) -> PreparedEvent {
-        let entry = Entry::encode_parts(self.next_seq, self.recorded_at, &event.to_cbor());
-        let hash = EntryHash::chain(&self.prev_hash, &entry);
+        let (body, hash) = encode_entry(self.next_seq, &self.prev_hash, self.recorded_at, &event);
         let ahead = Ahead {
             seq: self.next_seq,
             prev_hash: self.prev_hash,
             recorded_at: self.recorded_at,
-            body: entry,
+            body,
             hash,
         };
         self.next_seq += 1;
         self.prev_hash = hash;
         PreparedEvent { event, ahead: Some(ahead) }
     }
+}
+
+/// The stored bytes of `event` as entry `seq`, and their hash onto `prev_hash`.
+fn encode_entry(
+    seq: u64,
+    prev_hash: &EntryHash,
+    recorded_at: Timestamp,
+    event: &Event,
+) -> (Vec<u8>, EntryHash) {
+    let body = Entry::encode_parts(seq, recorded_at, &event.to_cbor());
+    let hash = EntryHash::chain(prev_hash, &body);
+    (body, hash)
 }
 
 /// An event for `Appender::push_prepared`, maybe with its entry already encoded and hashed.
@@ -503,8 +514,7 @@ impl Appender<'_> {
                 Prepared { seq, body: std::borrow::Cow::Borrowed(&ahead.body), hash: ahead.hash }
             }
             _ => {
-                let body = Entry::encode_parts(seq, self.recorded_at, &event.event.to_cbor());
-                let hash = EntryHash::chain(&prev.hash, &body);
+                let (body, hash) = encode_entry(seq, &prev.hash, self.recorded_at, &event.event);
                 Prepared { seq, body: std::borrow::Cow::Owned(body), hash }
             }
         }

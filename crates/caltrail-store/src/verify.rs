@@ -604,7 +604,6 @@ impl ChainChunk {
 
     /// Checks every row; `None` at the first that is not sound.
     fn check(self, expected_head: Option<EntryHash>) -> Option<Checked> {
-        let mut prev_hash = self.prev_hash;
         let mut start = 0;
         let mut last_recorded_at = i64::MIN;
         let mut head_found = false;
@@ -623,9 +622,8 @@ impl ChainChunk {
             })
             .collect();
         let hashes = hash_lanes::chain_all(&pairs);
-        for (i, (row, hash)) in self.rows.iter().zip(hashes).enumerate() {
+        for (i, ((row, (_, body)), hash)) in self.rows.iter().zip(&pairs).zip(hashes).enumerate() {
             let keypack = row.keypack_end.map(|end| bytes(row.type_end, end));
-            let body = bytes(body_start(row), row.body_end);
             let (id, event_type) = (bytes(start, row.id_end), bytes(row.id_end, row.type_end));
             start = row.body_end;
             let seq = self.first_seq + i as u64;
@@ -654,13 +652,12 @@ impl ChainChunk {
             }
             last_recorded_at = row.recorded_at;
             head_found |= expected_head == Some(row.hash);
-            prev_hash = row.hash;
         }
         Some(Checked {
             n_rows: self.rows.len() as u64,
             first_recorded_at: self.rows.first().map_or(i64::MAX, |r| r.recorded_at),
             last_recorded_at,
-            last_hash: prev_hash,
+            last_hash: self.rows.last().map_or(self.prev_hash, |r| r.hash),
             head_found,
         })
     }
