@@ -211,6 +211,9 @@ fn for_each_piece(mut input: impl Read, mut each: impl FnMut(&[u8], usize)) -> i
     let mut first_line = 1;
     let mut at_start = true;
     loop {
+        // What is kept from the last read has no line break: only the new bytes are searched,
+        // so a line of many pieces is not searched again with every read.
+        let kept = buffer.len();
         let n_read = input.by_ref().take(PIECE_BYTES as u64).read_to_end(&mut buffer)?;
         if std::mem::take(&mut at_start) && buffer.starts_with(b"\xEF\xBB\xBF") {
             // A byte order mark is what Windows editors put first; it carries no meaning.
@@ -223,7 +226,8 @@ fn for_each_piece(mut input: impl Read, mut each: impl FnMut(&[u8], usize)) -> i
             return Ok(());
         }
         // Up to the last whole line read; a line longer than a piece waits for the next read.
-        if let Some(last_break) = buffer.iter().rposition(|b| *b == b'\n') {
+        if let Some(last_break) = buffer[kept..].iter().rposition(|b| *b == b'\n') {
+            let last_break = kept + last_break;
             let piece = &buffer[..=last_break];
             each(piece, first_line);
             first_line += piece.iter().filter(|b| **b == b'\n').count();
