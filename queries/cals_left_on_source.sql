@@ -3,28 +3,27 @@
 -- covered them. Error while the source is still activated, warning once it is deactivated.
 -- Why it matters: using the source with CALs that were migrated is a licence violation, and a
 -- source restored, powered back on or reactivated with its old database issues them twice.
--- The CALs still there are the ones not removed, but never more than the source pack holds.
+-- The CALs still there are the ones not removed, but never more than the source pack holds: a
+-- decommissioned source holds nothing, and a source pack the ledger never knew has nothing on it.
 SELECT
     'cals_left_on_source' AS rule,
     CASE WHEN s.status = 'activated' THEN 'error' ELSE 'warning' END AS severity,
     m.migration AS subject,
-    concat(CASE WHEN k.keypack IS NULL THEN m.not_removed
-                ELSE LEAST(m.not_removed, k.current_quantity) END,
+    concat(LEAST(m.not_removed, k.current_quantity),
            ' CALs of ', m.from_keypack, ' migrated to ', m.target, ' on ',
            CAST(CAST(m."at" AS DATE) AS VARCHAR), ' are still on ', m.source,
            CASE WHEN s.status = 'activated' THEN ', which is still activated'
                 ELSE ', which is deactivated' END,
            ': remove them from the source') AS message,
-    CASE WHEN k.keypack IS NULL THEN m.not_removed
-         ELSE LEAST(m.not_removed, k.current_quantity) END AS quantity,
+    LEAST(m.not_removed, k.current_quantity) AS quantity,
     m.source,
     m.target,
     m.from_keypack,
     m.keypack,
     s.status AS source_status
 FROM migrations m
-LEFT JOIN keypacks k ON k.keypack = m.from_keypack
-LEFT JOIN servers s ON s.server = m.source
+JOIN keypacks k ON k.keypack = m.from_keypack
+LEFT JOIN servers s ON s.server = m.source AND s.incarnation = m.source_incarnation
 WHERE m.not_removed > 0
-  AND (k.keypack IS NULL OR k.current_quantity > 0)
+  AND k.current_quantity > 0
 ORDER BY m.seq, m.keypack

@@ -18,7 +18,7 @@ SELECT
     MAX(s.last_restored_at) AS restored_at,
     MAX(s.last_backup_taken_at) AS backup_taken_at
 FROM keypacks k
-JOIN servers s ON s.server = k.server
+JOIN servers s ON s.server = k.server AND s.incarnation = k.incarnation
 WHERE k.resurrected > 0 AND k.current_quantity > 0
 GROUP BY k.server
 ORDER BY subject

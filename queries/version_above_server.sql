@@ -15,7 +15,7 @@ SELECT
     k.product_version,
     s.os_version
 FROM keypacks k
-JOIN servers s ON s.server = k.server
+JOIN servers s ON s.server = k.server AND s.incarnation = k.incarnation
 WHERE k.current_quantity > 0
   AND s.os_version IS NOT NULL
   AND k.product_version > s.os_version

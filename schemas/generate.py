@@ -31,6 +31,11 @@ LICENSE_SERVER_ID = {
 METHOD = {"enum": ["automatic", "web_browser", "telephone"]}
 VERSION = {"enum": VERSIONS}
 CAL_TYPE = {"enum": ["per_user", "per_device"]}
+# A date, or an RFC 3339 time as TIMESTAMP.
+DATE_OR_TIME = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2}))?$",
+}
 ANNIVERSARY = {
     "type": "string",
     "pattern": r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
@@ -49,12 +54,15 @@ TYPES = {
             "cal_type": CAL_TYPE,
             "quantity": QUANTITY,
             "anniversary": ANNIVERSARY,
+            "software_assurance_until": DATE_OR_TIME,
+            "rights_through": VERSION,
         },
         ["agreement", "program", "product_version", "cal_type", "quantity"],
     ),
     "server.activated": (
-        "A license server was activated with the Microsoft Clearinghouse.",
-        {"server": SERVER, "license_server_id": LICENSE_SERVER_ID, "os_version": VERSION, "method": METHOD},
+        "A license server was activated with the Microsoft Clearinghouse. For a decommissioned name it begins a new incarnation; opening marks an opening balance recorded on the first day.",
+        {"server": SERVER, "license_server_id": LICENSE_SERVER_ID, "os_version": VERSION, "method": METHOD,
+         "opening": BOOL},
         ["server", "license_server_id", "os_version", "method"],
     ),
     "server.reactivated": (
@@ -94,7 +102,7 @@ TYPES = {
         ["server", "keypack"],
     ),
     "cals.migrated": (
-        "The migration wizard moved CALs from a source license server to a target one. source and target differ, and so do from_keypack and keypack.",
+        "The migration wizard moved CALs from a source license server to a target one. from_keypack and keypack differ; source may equal target (a replacement given the old name). agreement, product_version and cal_type describe CALs from a source the ledger never knew.",
         {
             "source": SERVER,
             "target": SERVER,
@@ -104,6 +112,10 @@ TYPES = {
             "keypack": NAME,
             "quantity": QUANTITY,
             "source_removed": BOOL,
+            "agreement": NAME,
+            "product_version": VERSION,
+            "cal_type": CAL_TYPE,
+            "source_license_server_id": LICENSE_SERVER_ID,
         },
         ["source", "target", "reason", "source_reachable", "from_keypack", "keypack", "quantity", "source_removed"],
     ),
@@ -146,6 +158,16 @@ TYPES = {
         "The licensing database was rebuilt: every pack on the server is gone.",
         {"server": SERVER},
         ["server"],
+    ),
+    "server.decommissioned": (
+        "The license server is gone: every pack on it, every CAL it issued, and what its migrations left on it.",
+        {"server": SERVER, "reason": {"enum": ["role_removed", "machine_retired", "machine_lost"]}},
+        ["server", "reason"],
+    ),
+    "event.retracted": (
+        "A correction: the named earlier event was recorded in error. It must name an event that is not a retraction and not already retracted.",
+        {"retracts": EVENT_ID, "reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+        ["retracts", "reason"],
     ),
 }
 

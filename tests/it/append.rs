@@ -313,3 +313,42 @@ fn a_ledger_with_no_entries_verifies() {
         format!("ok: 0 events, head {}\n", "0".repeat(64))
     );
 }
+
+/// A retraction checks what the ledger already holds: an event retracted by an earlier append
+/// cannot be retracted again, a retraction cannot be retracted, and a retraction appended
+/// twice is a duplicate like any event. Refused appends write nothing.
+#[test]
+fn retractions_are_checked_against_earlier_appends() {
+    let sandbox = Sandbox::new();
+    let purchase = r#"{"id":"p1","type":"agreement.purchased","at":"2025-01-10T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2022","cal_type":"per_user","quantity":500}}"#;
+    let retraction = r#"{"id":"x1","type":"event.retracted","at":"2025-02-01T00:00:00Z","data":{"retracts":"p1","reason":"500 for 50"}}"#;
+    append_stdin(&sandbox, &format!("{purchase}\n{retraction}\n")).ok();
+    let again = append_stdin(&sandbox, retraction).ok();
+    assert!(
+        again.stdout.starts_with("appended 0 events (1 duplicate skipped)"),
+        "{}",
+        again.stdout
+    );
+    let twice = append_stdin(
+        &sandbox,
+        r#"{"id":"x2","type":"event.retracted","at":"2025-02-02T00:00:00Z","data":{"retracts":"p1","reason":"again"}}"#,
+    );
+    assert_eq!(twice.code, 2);
+    assert_eq!(
+        twice.stderr,
+        "caltrail: <stdin>:1: data.retracts: retracts \"p1\", which entry 2, id \"x1\" already retracted\nnothing was appended\n"
+    );
+    let of_retraction = append_stdin(
+        &sandbox,
+        r#"{"id":"x3","type":"event.retracted","at":"2025-02-02T00:00:00Z","data":{"retracts":"x1","reason":"undo"}}"#,
+    );
+    assert_eq!(of_retraction.code, 2);
+    assert_eq!(
+        of_retraction.stderr,
+        "caltrail: <stdin>:1: data.retracts: retracts \"x1\", which is itself a retraction (entry 2, id \"x1\"): a retraction cannot be retracted\nnothing was appended\n"
+    );
+    assert_eq!(
+        sandbox.run(&["verify"]).ok().stdout.lines().next().unwrap().split(',').next(),
+        Some("ok: 2 events")
+    );
+}

@@ -186,12 +186,15 @@ fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
         keypacks.as_any().downcast_ref::<caltrail_sql::arrow::array::StringArray>().unwrap();
     assert_eq!(
         keypacks.iter().collect::<Vec<_>>(),
-        [Some("ls01/4"), Some("ls02/2"), Some("ls06/3")]
+        // Valid-time order of creation: ls06/3 was installed first.
+        [Some("ls06/3"), Some("ls01/4"), Some("ls02/2")]
     );
 }
 
 /// The first day with caltrail: an export of a server the ledger has never seen, imported,
-/// appended and reconciled; importing it again writes nothing.
+/// appended and reconciled; importing it again writes nothing. The import opens with an
+/// activation from the earliest IssueDate, so the CALs it brings (issued before the packs'
+/// recorded install) are not read as issued by a server never activated.
 #[test]
 fn import_then_append_then_reconcile_matches() {
     let sandbox = Sandbox::new();
@@ -210,11 +213,17 @@ fn import_then_append_then_reconcile_matches() {
         "EA-1",
         "--at",
         "2025-06-01T00:00:00Z",
+        "--os-version",
+        "2022",
+        "--license-server-id",
+        "ABCDE-12345-FGHIJ-67890-KLMNO-12345-PQRST",
     ];
     let imported = sandbox.run(&import_args).ok();
     assert_eq!(
         imported.stdout,
         concat!(
+            r#"{"id":"import:ls30.contoso.com:activated:opening","type":"server.activated","at":"2025-05-12T08:10:00Z","note":"opening balance recorded by import: activated on or before this time","data":{"server":"ls30.contoso.com","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","os_version":"2022","method":"automatic","opening":true}}"#,
+            "\n",
             r#"{"id":"import:ls30.contoso.com:keypack:4","type":"keypack.installed","at":"2025-06-01T00:00:00Z","note":"imported from a Win32_TSLicenseKeyPack export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/4","agreement":"EA-1","product_version":"2012","cal_type":"per_user","quantity":20,"wmi_keypack_id":4}}"#,
             "\n",
             r#"{"id":"import:ls30.contoso.com:keypack:5","type":"keypack.installed","at":"2025-06-01T00:00:00Z","note":"imported from a Win32_TSLicenseKeyPack export","data":{"server":"ls30.contoso.com","keypack":"ls30.contoso.com/5","agreement":"EA-1","product_version":"2022","cal_type":"per_device","quantity":5,"wmi_keypack_id":5}}"#,
@@ -229,8 +238,13 @@ fn import_then_append_then_reconcile_matches() {
     let file = sandbox.dir.path().join("import.jsonl");
     std::fs::write(&file, &imported.stdout).unwrap();
     let appended = sandbox.append_file(&file).ok();
-    assert!(appended.stdout.starts_with("appended 4 events (0 duplicates skipped)"));
+    assert!(appended.stdout.starts_with("appended 5 events (0 duplicates skipped)"));
     assert_eq!(sandbox.run(&import_args).ok().stdout, "");
+    let check = sandbox.run(&["check", "--rule", "issued_while_inactive"]);
+    assert_eq!(
+        (check.code, check.stdout.as_str()),
+        (0, "rule  severity  subject  message  quantity\n")
+    );
     let reconciled = sandbox.run(&[
         "reconcile",
         "--server",
@@ -275,11 +289,16 @@ fn an_agreement_map_names_the_agreement_per_pack() {
             map.to_str().unwrap(),
             "--at",
             "2025-06-01T00:00:00Z",
+            "--os-version",
+            "2022",
+            "--license-server-id",
+            "ABCDE12345FGHIJ67890KLMNO12345PQRST",
         ])
         .ok();
     let agreements: Vec<String> = run
         .stdout
         .lines()
+        .filter(|l| l.contains("keypack.installed"))
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["agreement"]
                 .as_str()
@@ -297,11 +316,40 @@ fn an_agreement_map_names_the_agreement_per_pack() {
         keypacks.to_str().unwrap(),
         "--agreement-map",
         map.to_str().unwrap(),
+        "--os-version",
+        "2022",
+        "--license-server-id",
+        "ABCDE12345FGHIJ67890KLMNO12345PQRST",
     ]);
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
         "caltrail: row 1 (line 3): no agreement for KeyPackId 4 (2012 per_user) in the agreement map\n"
+    );
+}
+
+/// An import for a server the ledger never saw activated must say what the opening activation
+/// is: the refusal names the missing flag, and nothing is printed.
+#[test]
+fn an_import_without_an_activation_names_the_missing_flag() {
+    let sandbox = Sandbox::new();
+    let keypacks = fixtures().join("wmi/ls30-keypacks-wmi.csv");
+    let run = sandbox.run(&[
+        "import",
+        "--server",
+        "ls30",
+        "--keypacks",
+        keypacks.to_str().unwrap(),
+        "--agreement",
+        "EA-1",
+        "--os-version",
+        "2022",
+    ]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "caltrail: the ledger holds no activation of ls30: the import records an opening activation, which needs --os-version and --license-server-id (missing: --license-server-id)\n"
     );
 }
 

@@ -14,10 +14,12 @@ const BEYOND_SCHEMA: &[(&str, &str)] = &[
     ("conflicting-id-in-batch", "needs the other lines"),
     ("keypack-name-reused", "needs the other lines"),
     ("migration-pack-name-taken", "needs the other lines"),
+    ("retracts-unknown", "needs the other lines"),
+    ("retracts-retraction", "needs the other lines"),
+    ("retracts-twice", "needs the other lines"),
     ("duplicate-json-key", "a JSON parser keeps one of the two values"),
     ("not-utf8", "not text at all"),
     ("downgrade-from-older", "compares two fields"),
-    ("migration-to-itself", "compares two fields"),
     ("migration-pack-name-reused", "compares two fields"),
     ("restore-backup-after-restore", "compares two fields"),
 ];

@@ -4,8 +4,9 @@
 
 use crate::fields::{FieldError, Object, ObjectWriter};
 use crate::types::{
-    ActivationMethod, Anniversary, CalType, EventId, LicenseServerId, MigrationReason, Name,
-    ProductVersion, Program, Quantity, ReactivationReason, RemovalMethod, ServerName, Timestamp,
+    ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,
+    LicenseServerId, MigrationReason, Name, ProductVersion, Program, Quantity, ReactivationReason,
+    RemovalMethod, ServerName, Timestamp,
 };
 use crate::value::Value;
 
@@ -33,6 +34,8 @@ pub enum EventData {
     CalRevoked(CalRevoked),
     ServerRestored(ServerRestored),
     ServerDatabaseRebuilt(ServerDatabaseRebuilt),
+    ServerDecommissioned(ServerDecommissioned),
+    EventRetracted(EventRetracted),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +47,10 @@ pub struct AgreementPurchased {
     pub cal_type: CalType,
     pub quantity: Quantity,
     pub anniversary: Option<Anniversary>,
+    /// When Software Assurance on these CALs ends (v2).
+    pub software_assurance_until: Option<DateOrTime>,
+    /// The newest version the licensing statement shows for these CALs (v2).
+    pub rights_through: Option<ProductVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +59,9 @@ pub struct ServerActivated {
     pub license_server_id: LicenseServerId,
     pub os_version: ProductVersion,
     pub method: ActivationMethod,
+    /// An opening balance: recorded on the first day for a server activated earlier (v2).
+    /// Stored only when true, so activations written before it keep their bytes.
+    pub opening: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +110,11 @@ pub struct CalsMigrated {
     pub keypack: Name,
     pub quantity: Quantity,
     pub source_removed: bool,
+    /// What the wizard was told, for a source the ledger never knew (v2).
+    pub agreement: Option<Name>,
+    pub product_version: Option<ProductVersion>,
+    pub cal_type: Option<CalType>,
+    pub source_license_server_id: Option<LicenseServerId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +159,22 @@ pub struct ServerDatabaseRebuilt {
     pub server: ServerName,
 }
 
+/// The license server is gone (v2): every pack on it, every CAL it issued, and what its
+/// migrations left on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerDecommissioned {
+    pub server: ServerName,
+    pub reason: DecommissionReason,
+}
+
+/// A correction (v2): the named event was recorded in error and never happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRetracted {
+    pub retracts: EventId,
+    /// Invariant: 1 to 500 characters.
+    pub reason: String,
+}
+
 /// The `type` of an event, as the contract spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
@@ -159,6 +190,8 @@ pub enum EventType {
     CalRevoked,
     ServerRestored,
     ServerDatabaseRebuilt,
+    ServerDecommissioned,
+    EventRetracted,
 }
 
 impl EventType {
@@ -175,6 +208,8 @@ impl EventType {
         EventType::CalRevoked,
         EventType::ServerRestored,
         EventType::ServerDatabaseRebuilt,
+        EventType::ServerDecommissioned,
+        EventType::EventRetracted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -191,6 +226,8 @@ impl EventType {
             EventType::CalRevoked => "cal.revoked",
             EventType::ServerRestored => "server.restored",
             EventType::ServerDatabaseRebuilt => "server.database_rebuilt",
+            EventType::ServerDecommissioned => "server.decommissioned",
+            EventType::EventRetracted => "event.retracted",
         }
     }
 
@@ -212,8 +249,12 @@ impl EventType {
                 "cal_type",
                 "quantity",
                 "anniversary",
+                "software_assurance_until",
+                "rights_through",
             ],
-            EventType::ServerActivated => &["server", "license_server_id", "os_version", "method"],
+            EventType::ServerActivated => {
+                &["server", "license_server_id", "os_version", "method", "opening"]
+            }
             EventType::ServerReactivated => {
                 &["server", "license_server_id", "reason", "method", "os_version"]
             }
@@ -238,6 +279,10 @@ impl EventType {
                 "keypack",
                 "quantity",
                 "source_removed",
+                "agreement",
+                "product_version",
+                "cal_type",
+                "source_license_server_id",
             ],
             EventType::SourceCalsRemoved => {
                 &["server", "keypack", "quantity", "migration", "method"]
@@ -257,6 +302,8 @@ impl EventType {
                 &["server", "backup_taken_at", "same_machine", "os_replaced"]
             }
             EventType::ServerDatabaseRebuilt => &["server"],
+            EventType::ServerDecommissioned => &["server", "reason"],
+            EventType::EventRetracted => &["retracts", "reason"],
         }
     }
 }
@@ -335,10 +382,19 @@ impl Event {
         }
     }
 
+    /// The id of the event this one retracts, for a correction.
+    pub fn retracts(&self) -> Option<&EventId> {
+        match &self.data {
+            EventData::EventRetracted(e) => Some(&e.retracts),
+            _ => None,
+        }
+    }
+
     /// The servers the event concerns, the first one first (the source, for a migration).
     pub fn servers(&self) -> Vec<&ServerName> {
         match &self.data {
-            EventData::AgreementPurchased(_) => vec![],
+            EventData::AgreementPurchased(_) | EventData::EventRetracted(_) => vec![],
+            EventData::ServerDecommissioned(e) => vec![&e.server],
             EventData::ServerActivated(e) => vec![&e.server],
             EventData::ServerReactivated(e) => vec![&e.server],
             EventData::ServerDeactivated(e) => vec![&e.server],
@@ -369,6 +425,8 @@ impl EventData {
             EventData::CalRevoked(_) => EventType::CalRevoked,
             EventData::ServerRestored(_) => EventType::ServerRestored,
             EventData::ServerDatabaseRebuilt(_) => EventType::ServerDatabaseRebuilt,
+            EventData::ServerDecommissioned(_) => EventType::ServerDecommissioned,
+            EventData::EventRetracted(_) => EventType::EventRetracted,
         }
     }
 
@@ -383,12 +441,18 @@ impl EventData {
                 .text("product_version", e.product_version.as_str())
                 .text("cal_type", e.cal_type.as_str())
                 .integer("quantity", e.quantity.get())
-                .optional_text("anniversary", e.anniversary.map(|a| a.to_string())),
+                .optional_text("anniversary", e.anniversary.map(|a| a.to_string()))
+                .optional_text(
+                    "software_assurance_until",
+                    e.software_assurance_until.map(|d| d.to_string()),
+                )
+                .optional_text("rights_through", e.rights_through.map(|v| v.as_str())),
             EventData::ServerActivated(e) => w
                 .text("server", e.server.as_str())
                 .text("license_server_id", e.license_server_id.as_str())
                 .text("os_version", e.os_version.as_str())
-                .text("method", e.method.as_str()),
+                .text("method", e.method.as_str())
+                .optional_boolean("opening", e.opening.then_some(true)),
             EventData::ServerReactivated(e) => w
                 .text("server", e.server.as_str())
                 .text("license_server_id", e.license_server_id.as_str())
@@ -419,7 +483,14 @@ impl EventData {
                 .text("from_keypack", e.from_keypack.as_str())
                 .text("keypack", e.keypack.as_str())
                 .integer("quantity", e.quantity.get())
-                .boolean("source_removed", e.source_removed),
+                .boolean("source_removed", e.source_removed)
+                .optional_text("agreement", e.agreement.as_ref().map(Name::as_str))
+                .optional_text("product_version", e.product_version.map(|v| v.as_str()))
+                .optional_text("cal_type", e.cal_type.map(|t| t.as_str()))
+                .optional_text(
+                    "source_license_server_id",
+                    e.source_license_server_id.as_ref().map(LicenseServerId::as_str),
+                ),
             EventData::SourceCalsRemoved(e) => w
                 .text("server", e.server.as_str())
                 .text("keypack", e.keypack.as_str())
@@ -445,6 +516,12 @@ impl EventData {
                 .boolean("same_machine", e.same_machine)
                 .boolean("os_replaced", e.os_replaced),
             EventData::ServerDatabaseRebuilt(e) => w.text("server", e.server.as_str()),
+            EventData::ServerDecommissioned(e) => {
+                w.text("server", e.server.as_str()).text("reason", e.reason.as_str())
+            }
+            EventData::EventRetracted(e) => {
+                w.text("retracts", e.retracts.as_str()).text("reason", e.reason.as_str())
+            }
         };
         w.finish()
     }
@@ -478,12 +555,16 @@ fn read_data(event_type: EventType, d: &Object, at: Timestamp) -> Result<EventDa
             cal_type: d.parsed("cal_type", CalType::parse)?,
             quantity: quantity(d, "quantity")?,
             anniversary: d.optional_parsed("anniversary", Anniversary::parse)?,
+            software_assurance_until: d
+                .optional_parsed("software_assurance_until", DateOrTime::parse)?,
+            rights_through: d.optional_parsed("rights_through", ProductVersion::parse)?,
         }),
         EventType::ServerActivated => EventData::ServerActivated(ServerActivated {
             server: d.parsed("server", ServerName::parse)?,
             license_server_id: d.parsed("license_server_id", LicenseServerId::parse)?,
             os_version: d.parsed("os_version", ProductVersion::parse)?,
             method: d.parsed("method", ActivationMethod::parse)?,
+            opening: d.optional_boolean("opening")?.unwrap_or(false),
         }),
         EventType::ServerReactivated => EventData::ServerReactivated(ServerReactivated {
             server: d.parsed("server", ServerName::parse)?,
@@ -537,14 +618,9 @@ fn read_data(event_type: EventType, d: &Object, at: Timestamp) -> Result<EventDa
             quantity: optional_quantity(d, "quantity")?,
         }),
         EventType::CalsMigrated => {
+            // The source may be the target (v2): a replacement machine given the old one's name.
             let source = d.parsed("source", ServerName::parse)?;
             let target = d.parsed("target", ServerName::parse)?;
-            if source == target {
-                return Err(FieldError::new(
-                    d.path("target"),
-                    format!("must differ from data.source, got {:?} for both", source.as_str()),
-                ));
-            }
             let from_keypack = d.parsed("from_keypack", Name::parse)?;
             let keypack = d.parsed("keypack", Name::parse)?;
             if from_keypack == keypack {
@@ -562,6 +638,11 @@ fn read_data(event_type: EventType, d: &Object, at: Timestamp) -> Result<EventDa
                 keypack,
                 quantity: quantity(d, "quantity")?,
                 source_removed: d.boolean("source_removed")?,
+                agreement: d.optional_parsed("agreement", Name::parse)?,
+                product_version: d.optional_parsed("product_version", ProductVersion::parse)?,
+                cal_type: d.optional_parsed("cal_type", CalType::parse)?,
+                source_license_server_id: d
+                    .optional_parsed("source_license_server_id", LicenseServerId::parse)?,
             })
         }
         EventType::SourceCalsRemoved => EventData::SourceCalsRemoved(SourceCalsRemoved {
@@ -605,6 +686,24 @@ fn read_data(event_type: EventType, d: &Object, at: Timestamp) -> Result<EventDa
         EventType::ServerDatabaseRebuilt => {
             EventData::ServerDatabaseRebuilt(ServerDatabaseRebuilt {
                 server: d.parsed("server", ServerName::parse)?,
+            })
+        }
+        EventType::ServerDecommissioned => EventData::ServerDecommissioned(ServerDecommissioned {
+            server: d.parsed("server", ServerName::parse)?,
+            reason: d.parsed("reason", DecommissionReason::parse)?,
+        }),
+        EventType::EventRetracted => {
+            let reason = d.text("reason")?;
+            let length = reason.chars().count();
+            if !(1..=500).contains(&length) {
+                return Err(FieldError::new(
+                    d.path("reason"),
+                    format!("must be 1 to 500 characters long, got {length}"),
+                ));
+            }
+            EventData::EventRetracted(EventRetracted {
+                retracts: d.parsed("retracts", EventId::parse)?,
+                reason: reason.to_owned(),
             })
         }
     })

@@ -203,6 +203,16 @@ impl<'a> ObjectWriter<'a> {
         self.fields.push((Cow::Borrowed(name), Value::Bool(value)));
         self
     }
+    pub(crate) fn optional_boolean(
+        &mut self,
+        name: &'static str,
+        value: Option<bool>,
+    ) -> &mut Self {
+        if let Some(value) = value {
+            self.boolean(name, value);
+        }
+        self
+    }
     pub(crate) fn value(&mut self, name: &'static str, value: Value<'a>) -> &mut Self {
         self.fields.push((Cow::Borrowed(name), value));
         self

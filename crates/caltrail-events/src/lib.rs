@@ -11,15 +11,16 @@ mod value;
 
 pub use entry::{DecodeError, ENTRY_FORMAT, Entry, EntryColumns};
 pub use event::{
-    AgreementPurchased, CalIssued, CalRevoked, CalsMigrated, Event, EventData, EventType,
-    KeypackInstalled, KeypackRemoved, ServerActivated, ServerDatabaseRebuilt, ServerDeactivated,
-    ServerReactivated, ServerRestored, SourceCalsRemoved,
+    AgreementPurchased, CalIssued, CalRevoked, CalsMigrated, Event, EventData, EventRetracted,
+    EventType, KeypackInstalled, KeypackRemoved, ServerActivated, ServerDatabaseRebuilt,
+    ServerDeactivated, ServerDecommissioned, ServerReactivated, ServerRestored, SourceCalsRemoved,
 };
 pub use fields::FieldError;
 pub use hashing::{FastHash, WordHasher};
 pub use types::{
-    ActivationMethod, Anniversary, CalType, EventId, LicenseServerId, MigrationReason, Name,
-    ProductVersion, Program, Quantity, ReactivationReason, RemovalMethod, ServerName, Timestamp,
+    ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,
+    LicenseServerId, MigrationReason, Name, ProductVersion, Program, Quantity, ReactivationReason,
+    RemovalMethod, ServerName, Timestamp,
 };
 pub use value::Value;
 

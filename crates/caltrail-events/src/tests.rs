@@ -69,7 +69,7 @@ fn field_errors_name_the_field() {
     assert_eq!(error_of(&INSTALL.replace(",\"quantity\":50", "")), "data.quantity: is required");
     assert_eq!(
         error_of(&INSTALL.replace("keypack.installed", "keypack.install")),
-        "type: unknown event type \"keypack.install\" (expected one of: agreement.purchased, server.activated, server.reactivated, server.deactivated, keypack.installed, keypack.removed, cals.migrated, source.cals_removed, cal.issued, cal.revoked, server.restored, server.database_rebuilt)"
+        "type: unknown event type \"keypack.install\" (expected one of: agreement.purchased, server.activated, server.reactivated, server.deactivated, keypack.installed, keypack.removed, cals.migrated, source.cals_removed, cal.issued, cal.revoked, server.restored, server.database_rebuilt, server.decommissioned, event.retracted)"
     );
     assert_eq!(
         error_of(&INSTALL.replace("2025-03-01T09:30:00Z", "2025-03-01 09:30")),
@@ -105,6 +105,12 @@ fn every_type_round_trips_through_the_stored_form() {
         r#"{"id":"i","type":"keypack.installed","at":"2023-05-02T10:30:00+02:00","data":{"server":"ls09.adatum.com","keypack":"ls09/2","agreement":"RET-001","product_version":"2016","cal_type":"per_device","quantity":30,"wmi_keypack_id":2}}"#,
         r#"{"id":"a","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09.adatum.com","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic"}}"#,
         r#"{"id":"x","type":"server.database_rebuilt","at":"2025-01-01T00:00:00Z","data":{"server":"ls01"}}"#,
+        r#"{"id":"o","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic","opening":true}}"#,
+        r#"{"id":"g","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ts-old","target":"ts-old","reason":"source_not_functioning","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false,"agreement":"EA-1","product_version":"2016","cal_type":"per_device","source_license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1"}}"#,
+        r#"{"id":"q","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31","rights_through":"2022"}}"#,
+        r#"{"id":"q2","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31T12:00:00Z"}}"#,
+        r#"{"id":"z","type":"server.decommissioned","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","reason":"role_removed"}}"#,
+        r#"{"id":"y","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{"retracts":"q","reason":"recorded twice"}}"#,
     ];
     for line in lines {
         let event = Event::from_json(line).unwrap();
@@ -129,7 +135,7 @@ fn every_type_round_trips_through_the_stored_form() {
             "{line}"
         );
     }
-    assert_eq!(EventType::ALL.len(), 12);
+    assert_eq!(EventType::ALL.len(), 14);
 }
 
 #[test]
@@ -199,4 +205,36 @@ fn timestamps_parse_as_chrono_parses_them() {
             .map(|t| t.timestamp_micros());
         assert_eq!(Timestamp::parse(&text).ok().map(Timestamp::micros), chrono, "{text}");
     }
+}
+
+/// Fields added in v2 are written only when given (`opening` only when true), so the bytes of
+/// every event written before them are unchanged; a date stays a date.
+#[test]
+fn fields_added_later_leave_earlier_bytes_alone() {
+    let plain = r#"{"id":"a","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic"}}"#;
+    let not_opening = plain.replace("\"automatic\"", "\"automatic\",\"opening\":false");
+    assert_eq!(
+        Event::from_json(plain).unwrap().to_cbor(),
+        Event::from_json(&not_opening).unwrap().to_cbor()
+    );
+    let opening = plain.replace("\"automatic\"", "\"automatic\",\"opening\":true");
+    assert_ne!(
+        Event::from_json(plain).unwrap().to_cbor(),
+        Event::from_json(&opening).unwrap().to_cbor()
+    );
+    let purchase = r#"{"id":"q","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31"}}"#;
+    let event = Event::from_json(purchase).unwrap();
+    assert_eq!(
+        event.data.to_value().to_json().to_string(),
+        r#"{"agreement":"EA-1","program":"select","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31"}"#
+    );
+    assert_eq!(
+        error_of(&purchase.replace("2022-01-31", "2022-02-30")),
+        "data.software_assurance_until: must be a date (YYYY-MM-DD) or an RFC 3339 time, got \"2022-02-30\""
+    );
+    let long = format!(
+        r#"{{"id":"y","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{{"retracts":"q","reason":"{}"}}}}"#,
+        "x".repeat(501)
+    );
+    assert_eq!(error_of(&long), "data.reason: must be 1 to 500 characters long, got 501");
 }

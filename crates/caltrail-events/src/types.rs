@@ -91,6 +91,15 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a license server is gone (v2).
+    DecommissionReason {
+        RoleRemoved = "role_removed",
+        MachineRetired = "machine_retired",
+        MachineLost = "machine_lost",
+    }
+}
+
+text_enum! {
     /// How migrated CALs were taken off the source server by hand.
     RemovalMethod { Wmi = "wmi", Deactivated = "deactivated", RoleRemoved = "role_removed" }
 }
@@ -263,6 +272,51 @@ impl Anniversary {
 impl fmt::Display for Anniversary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
+/// A date (`YYYY-MM-DD`) or an RFC 3339 time: how licensing statements give the end of
+/// Software Assurance. Kept as given (a time in UTC), so that a date stays a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DateOrTime {
+    Date(chrono::NaiveDate),
+    Time(Timestamp),
+}
+
+impl DateOrTime {
+    pub fn parse(text: &str) -> Result<DateOrTime, String> {
+        if text.len() == 10 {
+            return chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(DateOrTime::Date)
+                .map_err(|_| {
+                    format!("must be a date (YYYY-MM-DD) or an RFC 3339 time, got {text:?}")
+                });
+        }
+        Timestamp::parse(text)
+            .map(DateOrTime::Time)
+            .map_err(|_| format!("must be a date (YYYY-MM-DD) or an RFC 3339 time, got {text:?}"))
+    }
+
+    /// The last moment it covers: a date covers its whole day, in UTC.
+    pub fn end(self) -> Timestamp {
+        match self {
+            DateOrTime::Time(t) => t,
+            DateOrTime::Date(date) => {
+                let start =
+                    date.and_hms_opt(0, 0, 0).expect("invariant: midnight exists every day");
+                Timestamp::from_micros(start.and_utc().timestamp_micros() + 86_400_000_000 - 1)
+                    .expect("invariant: a four-digit year fits in i64 microseconds")
+            }
+        }
+    }
+}
+
+impl fmt::Display for DateOrTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DateOrTime::Date(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+            DateOrTime::Time(t) => f.write_str(&t.to_rfc3339()),
+        }
     }
 }
 

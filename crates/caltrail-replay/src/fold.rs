@@ -1,4 +1,6 @@
-//! Folding events into state, in ledger order, up to an as-of point.
+//! Folding events into state, in valid-time order (`at`, then `seq`), up to an as-of point.
+//! The caller hands events over in that order (`order::out_of_order` finds the few that a
+//! ledger holds out of it); names are known ahead from every considered entry (`know`).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -14,15 +16,26 @@ use crate::strings::{Strings, Sym};
 /// How long a temporary per-device CAL lasts when its event gives no `expires_at`.
 const TEMPORARY_CAL_DAYS: i64 = 90;
 
-/// Which events count (EVENTS.md, "Ordering").
+/// Which events count (EVENTS.md, "Time").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {
     /// Every event; "active" is judged at the current time.
     Latest,
-    /// The first N events; "active" is judged at the `at` of event N.
+    /// The first N entries; "active" is judged at the latest `at` among them (retractions
+    /// left out). The caller hands over only those entries.
     Seq(u64),
-    /// The events whose `at` is at or before T, in ledger order; "active" is judged at T.
+    /// The events whose `at` is at or before T, plus every retraction; judged at T.
     Time(Timestamp),
+}
+
+/// What a pack is, known from the event that creates it whatever its `at`: a CAL imported with
+/// an `IssueDate` before its pack's install still belongs to that pack.
+#[derive(Debug, Clone)]
+struct PackKind {
+    agreement: String,
+    product_version: ProductVersion,
+    cal_type: CalType,
+    downgraded_from: Option<ProductVersion>,
 }
 
 /// The state the events describe, as rows. Built by `apply` in ledger order, then `finish`.
@@ -34,6 +47,8 @@ pub struct Replay {
     /// The last entry applied, 0 when none.
     pub last_seq: u64,
     pub n_applied: u64,
+    /// The latest `at` of the events applied, retractions left out: when `AsOf::Seq` judges.
+    latest_at: Option<Timestamp>,
     /// Whether `events` rows are kept (the table is large and only some queries read it).
     keep_events: bool,
     pub events: Vec<EventRow>,
@@ -43,8 +58,6 @@ pub struct Replay {
     pub purchases: Vec<PurchaseRow>,
     pub keypacks: Vec<KeypackRow>,
     keypack_index: HashMap<String, usize, FastHash>,
-    /// The same, by the handle of the pack's name: what CAL events look up.
-    keypack_by_sym: HashMap<Sym, usize, FastHash>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
     timelines: Vec<Vec<(Timestamp, u64)>>,
     pub cals: Vec<CalRow>,
@@ -52,6 +65,13 @@ pub struct Replay {
     cal_index: HashMap<(Sym, Sym), usize, FastHash>,
     /// The texts `issues` rows refer to.
     pub strings: Strings,
+    /// Retracted event ids, with the id of the retraction (EVENTS.md, `event.retracted`).
+    retracted_by: HashMap<String, String>,
+    /// Pack-creating events seen by `know`, resolved into `pack_kinds` at the first `apply`.
+    pending_definitions: Vec<Event>,
+    pack_kinds: HashMap<Sym, PackKind, FastHash>,
+    /// Earlier incarnations of server names (the current one is in `servers`).
+    pub past_servers: Vec<ServerRow>,
     pub migrations: Vec<MigrationRow>,
     migration_index: HashMap<String, usize>,
     pub status_changes: Vec<StatusChangeRow>,
@@ -67,13 +87,15 @@ impl Replay {
     pub fn new(as_of: AsOf, now: Timestamp, keep_events: bool) -> Replay {
         let active_at = match as_of {
             AsOf::Time(t) => t,
-            _ => now,
+            // Until `finish`: then the latest `at` of the events applied.
+            AsOf::Seq(_) | AsOf::Latest => now,
         };
         Replay {
             as_of,
             active_at,
             last_seq: 0,
             n_applied: 0,
+            latest_at: None,
             keep_events,
             events: Vec::new(),
             servers: HashMap::default(),
@@ -81,11 +103,14 @@ impl Replay {
             purchases: Vec::new(),
             keypacks: Vec::new(),
             keypack_index: HashMap::default(),
-            keypack_by_sym: HashMap::default(),
             timelines: Vec::new(),
             cals: Vec::new(),
             cal_index: HashMap::default(),
             strings: Strings::default(),
+            retracted_by: HashMap::new(),
+            pending_definitions: Vec::new(),
+            pack_kinds: HashMap::default(),
+            past_servers: Vec::new(),
             migrations: Vec::new(),
             migration_index: HashMap::new(),
             status_changes: Vec::new(),
@@ -105,19 +130,105 @@ impl Replay {
         }
     }
 
-    /// Applies one entry if the as-of point includes it.
-    pub fn apply(&mut self, seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) {
-        match self.as_of {
-            AsOf::Seq(n) if seq > n => return,
-            AsOf::Seq(n) if seq == n => self.active_at = event.at,
-            AsOf::Time(t) if event.at > t => return,
+    /// Takes note of a known entry before the fold, whatever its `at`: retractions, and the
+    /// events that create packs, so that names resolve against every known entry. Call it for
+    /// those entries (others are ignored), in chain order, before the first `apply`.
+    pub fn know(&mut self, event: &Event) {
+        match &event.data {
+            EventData::EventRetracted(e) => {
+                self.retracted_by
+                    .insert(e.retracts.as_str().to_owned(), event.id.as_str().to_owned());
+            }
+            EventData::KeypackInstalled(_) | EventData::CalsMigrated(_) => {
+                self.pending_definitions.push(event.clone());
+            }
             _ => {}
         }
-        self.last_seq = seq;
-        self.n_applied += 1;
-        if self.keep_events {
-            self.events.push(event_row(seq, recorded_at, hash, event));
+    }
+
+    /// Whether `know` needs to see this event.
+    pub fn is_known_ahead(event_type: caltrail_events::EventType) -> bool {
+        use caltrail_events::EventType;
+        matches!(
+            event_type,
+            EventType::EventRetracted | EventType::KeypackInstalled | EventType::CalsMigrated
+        )
+    }
+
+    /// The kinds of every pack `know` saw and no retraction took back. A migrated pack is what
+    /// its source pack is, else what the migration says; sources are resolved until nothing
+    /// changes, since a migration may be recorded before its source pack.
+    fn resolve_definitions(&mut self) {
+        let definitions = std::mem::take(&mut self.pending_definitions);
+        let live: Vec<&Event> =
+            definitions.iter().filter(|e| !self.retracted_by.contains_key(e.id.as_str())).collect();
+        let mut kinds: HashMap<&str, PackKind> = HashMap::new();
+        for event in &live {
+            if let EventData::KeypackInstalled(e) = &event.data {
+                kinds.insert(
+                    e.keypack.as_str(),
+                    PackKind {
+                        agreement: e.agreement.as_str().to_owned(),
+                        product_version: e.product_version,
+                        cal_type: e.cal_type,
+                        downgraded_from: e.downgraded_from,
+                    },
+                );
+            }
         }
+        loop {
+            let mut added = false;
+            for event in &live {
+                let EventData::CalsMigrated(e) = &event.data else { continue };
+                if kinds.contains_key(e.keypack.as_str()) {
+                    continue;
+                }
+                if let Some(kind) = migrated_kind(kinds.get(e.from_keypack.as_str()), e) {
+                    kinds.insert(e.keypack.as_str(), kind);
+                    added = true;
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+        for (name, kind) in kinds {
+            let sym = self.strings.intern(name);
+            self.pack_kinds.insert(sym, kind);
+        }
+    }
+
+    /// Applies one entry if the as-of point includes it. Entries come in valid-time order.
+    pub fn apply(&mut self, seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) {
+        if !self.pending_definitions.is_empty() {
+            self.resolve_definitions();
+        }
+        let is_retraction = matches!(event.data, EventData::EventRetracted(_));
+        match self.as_of {
+            AsOf::Seq(n) if seq > n => return,
+            AsOf::Seq(_) if !is_retraction => {
+                self.latest_at = Some(self.latest_at.map_or(event.at, |t| t.max(event.at)));
+            }
+            // A retraction applies whatever its `at` (EVENTS.md, "Time").
+            AsOf::Time(t) if event.at > t && !is_retraction => return,
+            _ => {}
+        }
+        self.last_seq = self.last_seq.max(seq);
+        // Looked up only when the ledger retracts anything: it costs a hash per event.
+        let retracted_by = if self.retracted_by.is_empty() {
+            None
+        } else {
+            self.retracted_by.get(event.id.as_str()).cloned()
+        };
+        if self.keep_events {
+            let mut row = event_row(seq, recorded_at, hash, event);
+            row.retracted_by = retracted_by.clone();
+            self.events.push(row);
+        }
+        if is_retraction || retracted_by.is_some() {
+            return;
+        }
+        self.n_applied += 1;
         for server in event.servers() {
             // Nearly always known: one lookup, and a row made only for a new server.
             if !self.servers.contains_key(server) {
@@ -163,13 +274,23 @@ impl Replay {
                 });
             }
             EventData::ServerActivated(e) => {
+                if self.servers[&e.server].status == ServerStatus::Decommissioned {
+                    // A new machine of the old name: its own database, no packs.
+                    let past = self.servers.remove(&e.server).expect("invariant: just found");
+                    let incarnation = past.incarnation + 1;
+                    self.past_servers.push(past);
+                    self.server(&e.server).incarnation = incarnation;
+                }
                 let row = self.server(&e.server);
                 row.status = ServerStatus::Activated;
                 row.license_server_id = Some(e.license_server_id.as_str().to_owned());
                 row.os_version = Some(e.os_version);
                 row.activated_at = Some(at);
+                row.opening = e.opening;
                 self.status_changed(seq, at, &e.server);
             }
+            EventData::ServerDecommissioned(e) => self.decommission(seq, at, &e.server),
+            EventData::EventRetracted(_) => {}
             EventData::ServerReactivated(e) => {
                 let row = self.server(&e.server);
                 row.status = ServerStatus::Activated;
@@ -197,22 +318,52 @@ impl Replay {
             EventData::CalsMigrated(e) => {
                 let quantity = u64::from(e.quantity.get());
                 let source = self.keypack_index.get(e.from_keypack.as_str()).copied();
-                if let Some(source) = source {
-                    // The new pack inherits agreement, version, type and downgrade from the
-                    // source pack (EVENTS.md), and starts its own history.
-                    let mut pack = self.keypacks[source].clone();
-                    if e.source_removed {
-                        self.take_out(seq, at, source, quantity);
-                    }
-                    pack.keypack = e.keypack.as_str().to_owned();
-                    pack.server = e.target.clone();
-                    pack.wmi_keypack_id = None;
-                    pack.origin = Origin::Migrated;
-                    pack.migration = Some(event.id.as_str().to_owned());
-                    pack.from_keypack = Some(e.from_keypack.as_str().to_owned());
-                    pack.start_history(seq, at, quantity);
+                if let Some(source) = source
+                    && e.source_removed
+                {
+                    self.take_out(seq, at, source, quantity);
+                }
+                let source_incarnation = match source {
+                    Some(index) => self.keypacks[index].incarnation,
+                    None => self.servers[&e.source].incarnation,
+                };
+                // The new pack inherits agreement, version, type and downgrade from the source
+                // pack (EVENTS.md), known ahead whatever its `at`; for a source the ledger never
+                // knew, from the event itself. Without either its CALs cannot be counted.
+                let new_sym = self.strings.intern(e.keypack.as_str());
+                let kind = self.pack_kinds.get(&new_sym).cloned().or_else(|| {
+                    let from = self.strings.intern(e.from_keypack.as_str());
+                    migrated_kind(self.pack_kinds.get(&from), e)
+                });
+                let pack_known = kind.is_some();
+                if let Some(kind) = kind {
+                    let incarnation = self.servers[&e.target].incarnation;
+                    let pack = KeypackRow {
+                        keypack: e.keypack.as_str().to_owned(),
+                        server: e.target.clone(),
+                        incarnation,
+                        agreement: kind.agreement,
+                        product_version: kind.product_version,
+                        cal_type: kind.cal_type,
+                        downgraded_from: kind.downgraded_from,
+                        wmi_keypack_id: None,
+                        origin: Origin::Migrated,
+                        migration: Some(event.id.as_str().to_owned()),
+                        from_keypack: Some(e.from_keypack.as_str().to_owned()),
+                        installed_seq: seq,
+                        installed_at: at,
+                        installed: quantity,
+                        removed: 0,
+                        restored: 0,
+                        lost: 0,
+                        current_quantity: quantity,
+                        resurrected: 0,
+                        active_issued: 0,
+                        available: 0,
+                    };
                     self.add_pack(seq, pack);
                 }
+                let target_incarnation = self.servers[&e.target].incarnation;
                 self.migration_index.insert(event.id.as_str().to_owned(), self.migrations.len());
                 self.migrations.push(MigrationRow {
                     migration: event.id.as_str().to_owned(),
@@ -223,9 +374,19 @@ impl Replay {
                     reason: e.reason.as_str(),
                     source_reachable: e.source_reachable,
                     from_keypack: e.from_keypack.as_str().to_owned(),
+                    source_incarnation,
+                    target_incarnation,
                     keypack: e.keypack.as_str().to_owned(),
                     quantity,
                     source_removed: e.source_removed,
+                    agreement: e.agreement.as_ref().map(|a| a.as_str().to_owned()),
+                    product_version: e.product_version,
+                    cal_type: e.cal_type,
+                    source_license_server_id: e
+                        .source_license_server_id
+                        .as_ref()
+                        .map(|id| id.as_str().to_owned()),
+                    pack_known,
                     removed_by_hand: 0,
                     removed_at: None,
                     not_removed: if e.source_removed { 0 } else { quantity },
@@ -358,9 +519,7 @@ impl Replay {
             }
             EventData::ServerRestored(e) => self.restore(seq, at, e),
             EventData::ServerDatabaseRebuilt(e) => {
-                let packs: Vec<usize> = (0..self.keypacks.len())
-                    .filter(|i| self.keypacks[*i].server == e.server)
-                    .collect();
+                let packs = self.packs_of(&e.server);
                 for index in packs {
                     let current = self.keypacks[index].current_quantity;
                     self.set_quantity(seq, at, index, 0);
@@ -377,6 +536,9 @@ impl Replay {
 
     /// Judges what is active at `active_at` and derives the per-pack counts and true-up years.
     pub fn finish(mut self) -> Replay {
+        if let (AsOf::Seq(_), Some(latest)) = (self.as_of, self.latest_at) {
+            self.active_at = latest;
+        }
         let active_at = self.active_at;
         let mut active_per_pack: HashMap<&str, u64> = HashMap::new();
         for cal in &mut self.cals {
@@ -403,8 +565,45 @@ impl Replay {
     }
 
     fn pack_kind(&self, keypack: Sym) -> (Option<CalType>, Option<ProductVersion>) {
-        let pack = self.keypack_by_sym.get(&keypack).map(|i| &self.keypacks[*i]);
-        (pack.map(|p| p.cal_type), pack.map(|p| p.product_version))
+        let kind = self.pack_kinds.get(&keypack);
+        (kind.map(|p| p.cal_type), kind.map(|p| p.product_version))
+    }
+
+    /// The packs of the server's current incarnation.
+    fn packs_of(&self, server: &ServerName) -> Vec<usize> {
+        let incarnation = self.servers.get(server).map_or(1, |s| s.incarnation);
+        (0..self.keypacks.len())
+            .filter(|i| {
+                self.keypacks[*i].server == *server && self.keypacks[*i].incarnation == incarnation
+            })
+            .collect()
+    }
+
+    /// The server is gone: its packs hold nothing, its CALs are cleared, and nothing its
+    /// migrations moved is left on it (EVENTS.md, `server.decommissioned`).
+    fn decommission(&mut self, seq: u64, at: Timestamp, server: &ServerName) {
+        for index in self.packs_of(server) {
+            let current = self.keypacks[index].current_quantity;
+            self.set_quantity(seq, at, index, 0);
+            let pack = &mut self.keypacks[index];
+            pack.removed += current;
+            pack.resurrected = 0;
+        }
+        for cal in self.cals.iter_mut().filter(|c| c.server == *server) {
+            cal.cleared_at.get_or_insert(at);
+        }
+        let incarnation = self.servers[server].incarnation;
+        for migration in self
+            .migrations
+            .iter_mut()
+            .filter(|m| m.source == *server && m.source_incarnation == incarnation)
+        {
+            migration.not_removed = 0;
+        }
+        let row = self.server(server);
+        row.status = ServerStatus::Decommissioned;
+        row.decommissioned_at = Some(at);
+        self.status_changed(seq, at, server);
     }
 
     fn server(&mut self, server: &ServerName) -> &mut ServerRow {
@@ -414,11 +613,14 @@ impl Replay {
         }
         self.servers.entry(server.clone()).or_insert_with(|| ServerRow {
             server: server.clone(),
+            incarnation: 1,
             status: ServerStatus::NeverActivated,
             license_server_id: None,
             os_version: None,
             activated_at: None,
+            opening: false,
             deactivated_at: None,
+            decommissioned_at: None,
             reactivated_at: None,
             last_restored_at: None,
             last_backup_taken_at: None,
@@ -432,6 +634,7 @@ impl Replay {
             seq,
             at,
             server: server.clone(),
+            incarnation: row.incarnation,
             status: row.status,
             license_server_id: row.license_server_id.clone(),
             os_version: row.os_version,
@@ -440,11 +643,13 @@ impl Replay {
 
     fn install(&mut self, seq: u64, at: Timestamp, e: &KeypackInstalled) {
         let quantity = u64::from(e.quantity.get());
+        let incarnation = self.servers[&e.server].incarnation;
         self.add_pack(
             seq,
             KeypackRow {
                 keypack: e.keypack.as_str().to_owned(),
                 server: e.server.clone(),
+                incarnation,
                 agreement: e.agreement.as_str().to_owned(),
                 product_version: e.product_version,
                 cal_type: e.cal_type,
@@ -482,7 +687,13 @@ impl Replay {
         self.timelines.push(vec![(pack.installed_at, pack.current_quantity)]);
         self.keypack_index.insert(pack.keypack.clone(), index);
         let sym = self.strings.intern(&pack.keypack);
-        self.keypack_by_sym.insert(sym, index);
+        // A pack applied without `know` having seen it (callers that fold events directly).
+        self.pack_kinds.entry(sym).or_insert_with(|| PackKind {
+            agreement: pack.agreement.clone(),
+            product_version: pack.product_version,
+            cal_type: pack.cal_type,
+            downgraded_from: pack.downgraded_from,
+        });
         self.keypacks.push(pack);
     }
 
@@ -521,10 +732,7 @@ impl Replay {
     fn restore(&mut self, seq: u64, at: Timestamp, e: &caltrail_events::ServerRestored) {
         let backup = e.backup_taken_at;
         let keeps_unissued = e.same_machine && !e.os_replaced;
-        for index in 0..self.keypacks.len() {
-            if self.keypacks[index].server != e.server {
-                continue;
-            }
+        for index in self.packs_of(&e.server) {
             let quantity_at_backup = self.timelines[index]
                 .iter()
                 .rev()
@@ -606,7 +814,22 @@ fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> Eve
         target_server: target_server.map(str::to_owned),
         data: event.data.to_value().to_json().to_string(),
         hash: hash.to_owned(),
+        retracted_by: None,
     }
+}
+
+/// What a migrated pack is: its source pack's kind, else what the migration event says (all
+/// three of agreement, version and type), else unknown.
+fn migrated_kind(source: Option<&PackKind>, e: &caltrail_events::CalsMigrated) -> Option<PackKind> {
+    if let Some(source) = source {
+        return Some(source.clone());
+    }
+    Some(PackKind {
+        agreement: e.agreement.as_ref()?.as_str().to_owned(),
+        product_version: e.product_version?,
+        cal_type: e.cal_type?,
+        downgraded_from: None,
+    })
 }
 
 fn add_days(t: Timestamp, days: i64) -> Timestamp {

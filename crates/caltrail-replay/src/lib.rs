@@ -3,10 +3,12 @@
 //! breaks a rule is data for the rules. No storage, no Arrow, no SQL, no printing.
 
 mod fold;
+mod order;
 mod rows;
 mod strings;
 
 pub use fold::{AsOf, Replay};
+pub use order::{KnownEntry, out_of_order};
 pub use rows::*;
 pub use strings::{Strings, Sym};
 

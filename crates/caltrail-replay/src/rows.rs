@@ -22,6 +22,8 @@ pub struct EventRow {
     /// The event's `data` as canonical JSON text.
     pub data: String,
     pub hash: String,
+    /// The id of the `event.retracted` that retracts it, when one is known.
+    pub retracted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum ServerStatus {
     NeverActivated,
     Activated,
     Deactivated,
+    /// Gone (`server.decommissioned`); a later activation starts a new incarnation.
+    Decommissioned,
 }
 
 impl ServerStatus {
@@ -37,6 +41,7 @@ impl ServerStatus {
             ServerStatus::NeverActivated => "never_activated",
             ServerStatus::Activated => "activated",
             ServerStatus::Deactivated => "deactivated",
+            ServerStatus::Decommissioned => "decommissioned",
         }
     }
 }
@@ -44,11 +49,16 @@ impl ServerStatus {
 #[derive(Debug, Clone)]
 pub struct ServerRow {
     pub server: ServerName,
+    /// 1 for the first machine of the name; a `server.activated` after a decommission adds 1.
+    pub incarnation: u32,
     pub status: ServerStatus,
     pub license_server_id: Option<String>,
     pub os_version: Option<ProductVersion>,
     pub activated_at: Option<Timestamp>,
+    /// The activation was recorded as an opening balance.
+    pub opening: bool,
     pub deactivated_at: Option<Timestamp>,
+    pub decommissioned_at: Option<Timestamp>,
     pub reactivated_at: Option<Timestamp>,
     pub last_restored_at: Option<Timestamp>,
     pub last_backup_taken_at: Option<Timestamp>,
@@ -101,6 +111,8 @@ impl Origin {
 pub struct KeypackRow {
     pub keypack: String,
     pub server: ServerName,
+    /// The incarnation of the server current at the pack's `installed_at`.
+    pub incarnation: u32,
     pub agreement: String,
     pub product_version: ProductVersion,
     pub cal_type: CalType,
@@ -182,9 +194,21 @@ pub struct MigrationRow {
     pub reason: &'static str,
     pub source_reachable: bool,
     pub from_keypack: String,
+    /// The incarnation of the source that held `from_keypack` (the source's current one at the
+    /// migration when the pack is unknown), and of the target that got the new pack.
+    pub source_incarnation: u32,
+    pub target_incarnation: u32,
     pub keypack: String,
     pub quantity: u64,
     pub source_removed: bool,
+    /// What the event says of a source the ledger never knew.
+    pub agreement: Option<String>,
+    pub product_version: Option<ProductVersion>,
+    pub cal_type: Option<CalType>,
+    pub source_license_server_id: Option<String>,
+    /// Whether the ledger knows the pack the CALs came from, or the event says what they are:
+    /// false means the CALs cannot be counted anywhere.
+    pub pack_known: bool,
     /// Removed from the source by hand afterwards (`source.cals_removed`).
     pub removed_by_hand: u64,
     pub removed_at: Option<Timestamp>,
@@ -198,6 +222,7 @@ pub struct StatusChangeRow {
     pub seq: u64,
     pub at: Timestamp,
     pub server: ServerName,
+    pub incarnation: u32,
     pub status: ServerStatus,
     pub license_server_id: Option<String>,
     pub os_version: Option<ProductVersion>,

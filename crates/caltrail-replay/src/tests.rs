@@ -3,7 +3,7 @@
 use caltrail_events::{Event, Timestamp};
 use serde_json::json;
 
-use crate::{AsOf, Replay};
+use crate::{AsOf, KnownEntry, Replay};
 
 fn event(id: &str, event_type: &str, at: &str, data: serde_json::Value) -> Event {
     let line = json!({"id": id, "type": event_type, "at": at, "data": data}).to_string();
@@ -12,11 +12,12 @@ fn event(id: &str, event_type: &str, at: &str, data: serde_json::Value) -> Event
 
 fn replay(events: &[Event], as_of: AsOf) -> Replay {
     let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
-    let mut replay = Replay::new(as_of, now, true);
-    for (i, e) in events.iter().enumerate() {
-        replay.apply(i as u64 + 1, now, "", e);
-    }
-    replay.finish()
+    Replay::new(as_of, now, true).fold_all(events.iter().enumerate().map(|(i, event)| KnownEntry {
+        seq: i as u64 + 1,
+        recorded_at: now,
+        hash: "",
+        event,
+    }))
 }
 
 fn install(id: &str, at: &str, server: &str, keypack: &str, quantity: u32) -> Event {
@@ -147,4 +148,60 @@ fn true_up_years_start_on_the_anniversary_before_the_first_purchase() {
     let starts: Vec<String> =
         state.true_up_periods.iter().map(|p| p.period_start.to_rfc3339()).collect();
     assert_eq!(starts, ["2023-07-01T00:00:00Z", "2024-07-01T00:00:00Z", "2025-07-01T00:00:00Z"]);
+}
+
+#[test]
+fn a_late_record_applies_at_its_valid_time() {
+    // Recorded after the restore, done before it: the restore brings the 40 back.
+    let events = [
+        install("k", "2025-01-01T00:00:00Z", "ls01", "p", 100),
+        event(
+            "b",
+            "server.restored",
+            "2025-04-01T00:00:00Z",
+            json!({"server": "ls01", "backup_taken_at": "2025-03-01T00:00:00Z",
+                   "same_machine": true, "os_replaced": false}),
+        ),
+        event(
+            "r",
+            "keypack.removed",
+            "2025-03-15T00:00:00Z",
+            json!({"server": "ls01", "keypack": "p", "quantity": 40}),
+        ),
+    ];
+    let state = replay(&events, AsOf::Latest);
+    let pack = &state.keypacks[0];
+    assert_eq!(
+        (pack.removed, pack.restored, pack.current_quantity, pack.resurrected),
+        (40, 40, 100, 40)
+    );
+    let before_restore =
+        replay(&events, AsOf::Time(Timestamp::parse("2025-03-20T00:00:00Z").unwrap()));
+    assert_eq!(before_restore.keypacks[0].current_quantity, 60);
+    // The first three entries, judged at the latest `at` among them: the restore's.
+    let by_seq = replay(&events, AsOf::Seq(3));
+    assert_eq!(by_seq.active_at, Timestamp::parse("2025-04-01T00:00:00Z").unwrap());
+}
+
+#[test]
+fn a_retracted_event_never_happened_and_its_pack_is_unknown() {
+    let events = [
+        install("k", "2025-01-01T00:00:00Z", "ls01", "p", 100),
+        issue("c", "2025-01-02T00:00:00Z", "p", "ann"),
+        event(
+            "x",
+            "event.retracted",
+            "2025-01-03T00:00:00Z",
+            json!({"retracts": "k", "reason": "wrong server"}),
+        ),
+    ];
+    let state = replay(&events, AsOf::Latest);
+    assert!(state.keypacks.is_empty());
+    assert_eq!((state.cals[0].cal_type, state.issues[0].cal_type), (None, None));
+    assert_eq!(state.n_applied, 1);
+    let marks: Vec<Option<&str>> = state.events.iter().map(|e| e.retracted_by.as_deref()).collect();
+    assert_eq!(marks, [Some("x"), None, None]);
+    // A retraction applies whatever its `at`: as of before it, the pack never was either.
+    let earlier = replay(&events, AsOf::Time(Timestamp::parse("2025-01-01T12:00:00Z").unwrap()));
+    assert!(earlier.keypacks.is_empty());
 }

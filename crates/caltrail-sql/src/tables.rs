@@ -56,7 +56,7 @@ fn batches<R>(rows: &[R], part: Part, one: impl Fn(&[R]) -> RecordBatch) -> Vec<
 pub fn n_batches(replay: &Replay, name: &str) -> usize {
     let rows = match name {
         "events" => replay.events.len(),
-        "servers" => replay.servers.len(),
+        "servers" => replay.servers.len() + replay.past_servers.len(),
         "agreements" => replay.agreements.len(),
         "purchases" => replay.purchases.len(),
         "keypacks" => replay.keypacks.len(),
@@ -154,19 +154,24 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .text("target_server", |r| r.target_server.as_ref())
                 .text("data", |r| Some(&r.data))
                 .text("hash", |r| Some(&r.hash))
+                .text("retracted_by", |r| r.retracted_by.as_ref())
                 .finish()
         }),
         "servers" => {
-            let mut rows: Vec<_> = replay.servers.values().collect();
-            rows.sort_by(|a, b| a.server.cmp(&b.server));
+            let mut rows: Vec<_> =
+                replay.servers.values().chain(replay.past_servers.iter()).collect();
+            rows.sort_by(|a, b| (&a.server, a.incarnation).cmp(&(&b.server, b.incarnation)));
             batches(&rows, part, |rows| {
                 TableBuilder::new(rows)
                     .text("server", |r| Some(r.server.as_str()))
+                    .count("incarnation", |r| u64::from(r.incarnation))
                     .text("status", |r| Some(r.status.as_str()))
                     .text("license_server_id", |r| r.license_server_id.as_ref())
                     .text("os_version", |r| r.os_version.map(|v| v.as_str()))
                     .time("activated_at", |r| r.activated_at)
+                    .boolean("opening", |r| Some(r.opening))
                     .time("deactivated_at", |r| r.deactivated_at)
+                    .time("decommissioned_at", |r| r.decommissioned_at)
                     .time("reactivated_at", |r| r.reactivated_at)
                     .time("last_restored_at", |r| r.last_restored_at)
                     .time("last_backup_taken_at", |r| r.last_backup_taken_at)
@@ -206,6 +211,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
             TableBuilder::new(rows)
                 .text("keypack", |r| Some(&r.keypack))
                 .text("server", |r| Some(r.server.as_str()))
+                .count("incarnation", |r| u64::from(r.incarnation))
                 .text("agreement", |r| Some(&r.agreement))
                 .text("product_version", |r| version(r.product_version))
                 .text("cal_type", |r| cal_type(r.cal_type))
@@ -257,12 +263,19 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .text("reason", |r| Some(r.reason))
                 .boolean("source_reachable", |r| Some(r.source_reachable))
                 .text("from_keypack", |r| Some(&r.from_keypack))
+                .count("source_incarnation", |r| u64::from(r.source_incarnation))
+                .count("target_incarnation", |r| u64::from(r.target_incarnation))
                 .text("keypack", |r| Some(&r.keypack))
                 .count("quantity", |r| r.quantity)
                 .boolean("source_removed", |r| Some(r.source_removed))
                 .count("removed_by_hand", |r| r.removed_by_hand)
                 .time("removed_at", |r| r.removed_at)
                 .count("not_removed", |r| r.not_removed)
+                .text("agreement", |r| r.agreement.as_ref())
+                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+                .text("source_license_server_id", |r| r.source_license_server_id.as_ref())
+                .boolean("pack_known", |r| Some(r.pack_known))
                 .finish()
         }),
         "server_status" => batches(&replay.status_changes, part, |rows| {
@@ -270,6 +283,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
                 .text("server", |r| Some(r.server.as_str()))
+                .count("incarnation", |r| u64::from(r.incarnation))
                 .text("status", |r| Some(r.status.as_str()))
                 .text("license_server_id", |r| r.license_server_id.as_ref())
                 .text("os_version", |r| r.os_version.map(|v| v.as_str()))

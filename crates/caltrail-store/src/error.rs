@@ -48,10 +48,19 @@ pub enum AppendError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// `index` is the event's position in the batch (0-based).
-    #[error("{:?} is already used by {earlier} with different content", id.as_str())]
+    #[error("{}", self.message(&self.earlier().map(Earlier::to_string).unwrap_or_default()))]
     ConflictingId { index: usize, id: EventId, earlier: Earlier },
-    #[error("a key pack named {:?} already exists (created by {earlier})", keypack.as_str())]
+    #[error("{}", self.message(&self.earlier().map(Earlier::to_string).unwrap_or_default()))]
     KeypackExists { index: usize, keypack: Name, earlier: Earlier },
+    /// An `event.retracted` names no earlier event.
+    #[error("{}", self.message(""))]
+    RetractsUnknown { index: usize, id: EventId },
+    /// An `event.retracted` names another retraction.
+    #[error("{}", self.message(&self.earlier().map(Earlier::to_string).unwrap_or_default()))]
+    RetractsRetraction { index: usize, id: EventId, earlier: Earlier },
+    /// An `event.retracted` names an event an earlier retraction already retracted.
+    #[error("{}", self.message(&self.earlier().map(Earlier::to_string).unwrap_or_default()))]
+    AlreadyRetracted { index: usize, id: EventId, earlier: Earlier },
 }
 
 impl AppendError {
@@ -59,18 +68,62 @@ impl AppendError {
     pub fn index(&self) -> Option<usize> {
         match self {
             AppendError::Store(_) => None,
-            AppendError::ConflictingId { index, .. } | AppendError::KeypackExists { index, .. } => {
-                Some(*index)
-            }
+            AppendError::ConflictingId { index, .. }
+            | AppendError::KeypackExists { index, .. }
+            | AppendError::RetractsUnknown { index, .. }
+            | AppendError::RetractsRetraction { index, .. }
+            | AppendError::AlreadyRetracted { index, .. } => Some(*index),
         }
     }
 
     /// The earlier event it clashes with, if any.
     pub fn earlier(&self) -> Option<&Earlier> {
         match self {
-            AppendError::Store(_) => None,
+            AppendError::Store(_) | AppendError::RetractsUnknown { .. } => None,
             AppendError::ConflictingId { earlier, .. }
-            | AppendError::KeypackExists { earlier, .. } => Some(earlier),
+            | AppendError::KeypackExists { earlier, .. }
+            | AppendError::RetractsRetraction { earlier, .. }
+            | AppendError::AlreadyRetracted { earlier, .. } => Some(earlier),
+        }
+    }
+
+    /// The field of the refused event the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            AppendError::Store(_) => "",
+            AppendError::ConflictingId { .. } => "id",
+            AppendError::KeypackExists { .. } => "data.keypack",
+            AppendError::RetractsUnknown { .. }
+            | AppendError::RetractsRetraction { .. }
+            | AppendError::AlreadyRetracted { .. } => "data.retracts",
+        }
+    }
+
+    /// The message, with the earlier event named as `earlier` says (a file's line, or an
+    /// entry of the ledger).
+    pub fn message(&self, earlier: &str) -> String {
+        match self {
+            AppendError::Store(error) => error.to_string(),
+            AppendError::ConflictingId { id, .. } => {
+                format!("{:?} is already used by {earlier} with different content", id.as_str())
+            }
+            AppendError::KeypackExists { keypack, .. } => {
+                format!(
+                    "a key pack named {:?} already exists (created by {earlier})",
+                    keypack.as_str()
+                )
+            }
+            AppendError::RetractsUnknown { id, .. } => format!(
+                "retracts {:?}, but no event with that id is in the ledger or earlier in this append",
+                id.as_str()
+            ),
+            AppendError::RetractsRetraction { id, .. } => format!(
+                "retracts {:?}, which is itself a retraction ({earlier}): a retraction cannot be retracted",
+                id.as_str()
+            ),
+            AppendError::AlreadyRetracted { id, .. } => {
+                format!("retracts {:?}, which {earlier} already retracted", id.as_str())
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caltrail_events::{Entry, Event, Name, Timestamp};
+use caltrail_events::{Entry, Event, EventType, Name, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{AppendError, Earlier, StoreError};
@@ -323,7 +323,87 @@ impl Ledger {
             first_seq: head.n_events + 1,
             inserted_index: Vec::new(),
             group: Vec::with_capacity(GROUP_ROWS),
+            retracted: None,
         })
+    }
+
+    /// The number of entries recorded at or before `t`: `recorded_at` never decreases along
+    /// the chain, so they are its first entries (`--known-at TIME`).
+    pub fn n_known_at(&self, t: Timestamp) -> Result<u64, StoreError> {
+        let n: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(seq) FROM entries WHERE recorded_at <= ?1",
+                [t.micros()],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.classify(e))?;
+        Ok(n.map_or(0, |n| n as u64))
+    }
+
+    /// Calls `visit(seq, at)` for every entry up to `until_seq`, in chain order, reading only
+    /// the `at` column (microseconds), and with the decoded entry for those whose type is in
+    /// `decode_types`: what a replay must know before it folds (valid-time order, and the
+    /// events that others name). The `at` column is checked against the bytes by `verify`,
+    /// and again by the replay as it folds.
+    pub fn scan_times(
+        &self,
+        until_seq: Option<u64>,
+        decode_types: &[EventType],
+        mut visit: impl FnMut(u64, i64, Option<StoredEntry>),
+    ) -> Result<(), StoreError> {
+        let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let types: Vec<String> = decode_types.iter().map(|t| format!("'{}'", t.as_str())).collect();
+        let sql = format!(
+            "SELECT seq, at, CASE WHEN type IN ({}) THEN body END, \
+             CASE WHEN type IN ({}) THEN hash END FROM entries WHERE seq <= ?1 ORDER BY seq",
+            types.join(", "),
+            types.join(", ")
+        );
+        let mut statement = self.conn.prepare(&sql).map_err(|e| self.classify(e))?;
+        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
+            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let at: i64 = row.get(1).map_err(|e| self.err(e))?;
+            let body = row.get_ref(2).map_err(|e| self.err(e))?;
+            let entry = match body.as_blob_or_null().map_err(|e| self.err(e.into()))? {
+                None => None,
+                Some(body) => {
+                    let hash =
+                        row.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+                    Some(self.decode_one(seq as u64, body, hash)?)
+                }
+            };
+            visit(seq as u64, at, entry);
+        }
+        Ok(())
+    }
+
+    /// The entries with these `seq`s, decoded, in the order asked.
+    pub fn read_entries(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT body, hash FROM entries WHERE seq = ?1")
+            .map_err(|e| self.classify(e))?;
+        let mut entries = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let (body, hash): (Vec<u8>, Vec<u8>) = statement
+                .query_row([seq as i64], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(|e| self.classify(e))?;
+            entries.push(self.decode_one(seq, &body, &hash)?);
+        }
+        Ok(entries)
+    }
+
+    fn decode_one(&self, seq: u64, body: &[u8], hash: &[u8]) -> Result<StoredEntry, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { path: self.path.clone(), seq, reason };
+        let entry = Entry::decode(body).map_err(|e| corrupt(e.to_string()))?;
+        if entry.seq != seq {
+            return Err(corrupt(format!("its bytes say it is entry {}", entry.seq)));
+        }
+        let hash =
+            EntryHash::from_slice(hash).ok_or_else(|| corrupt("hash is not 32 bytes".into()))?;
+        Ok(StoredEntry { hash, entry })
     }
 
     /// Calls `visit` with every entry in chain order, decoded, up to `until_seq` when given; the
@@ -394,6 +474,9 @@ pub struct Appender<'l> {
     inserted_index: Vec<usize>,
     /// The events waiting for the next group insert, with their `index`.
     group: Vec<(usize, PreparedEvent)>,
+    /// The ids retracted so far, with the `seq` and id of the retraction; read from the ledger
+    /// when the batch's first retraction comes (retractions are rare, and the read scans).
+    retracted: Option<std::collections::HashMap<String, (i64, String)>>,
 }
 
 /// Where an append's next entries go, for encoding and hashing them ahead of the insert on
@@ -478,6 +561,12 @@ impl Appender<'_> {
     /// before it shifted the chain); otherwise the event is encoded and hashed again here, so
     /// the bytes and hashes are those `push` gives either way.
     pub fn push_prepared(&mut self, event: PreparedEvent) -> Result<(), AppendError> {
+        if let Some(target) = event.event.retracts() {
+            // The events before it in the batch are in the transaction after a flush, so the
+            // target is looked up in one place whether it came earlier in the batch or not.
+            self.flush()?;
+            self.check_retraction(self.n_pushed, &event.event, target)?;
+        }
         self.group.push((self.n_pushed, event));
         self.n_pushed += 1;
         if self.group.len() == GROUP_ROWS { self.flush() } else { Ok(()) }
@@ -643,6 +732,77 @@ impl Appender<'_> {
             }
         }
         Err(self.err(refused).into())
+    }
+
+    /// Refuses a retraction that names no earlier event, a retraction, or an event already
+    /// retracted (EVENTS.md, `event.retracted`).
+    fn check_retraction(
+        &mut self,
+        index: usize,
+        event: &Event,
+        target: &caltrail_events::EventId,
+    ) -> Result<(), AppendError> {
+        let find =
+            |tx: &rusqlite::Transaction, id: &str| -> rusqlite::Result<Option<(i64, String)>> {
+                tx.prepare_cached("SELECT seq, type FROM entries WHERE id = ?1")?
+                    .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            };
+        // A retraction already stored under its own id is a duplicate or a conflict, which
+        // the insert tells apart.
+        if find(&self.tx, event.id.as_str()).map_err(|e| self.err(e))?.is_some() {
+            return Ok(());
+        }
+        let Some((seq, event_type)) = find(&self.tx, target.as_str()).map_err(|e| self.err(e))?
+        else {
+            return Err(AppendError::RetractsUnknown { index, id: target.clone() });
+        };
+        if event_type == EventType::EventRetracted.as_str() {
+            let earlier = self.earlier(seq, target.as_str());
+            return Err(AppendError::RetractsRetraction { index, id: target.clone(), earlier });
+        }
+        if self.retracted.is_none() {
+            self.retracted = Some(self.read_retracted()?);
+        }
+        let retracted = self.retracted.as_ref().expect("invariant: just read");
+        if let Some((seq, by)) = retracted.get(target.as_str()) {
+            let earlier = self.earlier(*seq, by);
+            return Err(AppendError::AlreadyRetracted { index, id: target.clone(), earlier });
+        }
+        // The batch was flushed before this retraction: it becomes the next entry.
+        let seq = self.head.n_events as i64 + 1;
+        self.retracted
+            .as_mut()
+            .expect("invariant: just read")
+            .insert(target.as_str().to_owned(), (seq, event.id.as_str().to_owned()));
+        Ok(())
+    }
+
+    /// Every id the ledger's retractions name, with the retraction's `seq` and id.
+    fn read_retracted(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (i64, String)>, StoreError> {
+        let mut statement = self
+            .tx
+            .prepare_cached("SELECT seq, body FROM entries WHERE type = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut rows =
+            statement.query([EventType::EventRetracted.as_str()]).map_err(|e| self.err(e))?;
+        let mut retracted = std::collections::HashMap::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let body = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            let entry = Entry::decode(body).map_err(|err| StoreError::Corrupt {
+                path: self.path.clone(),
+                seq: seq as u64,
+                reason: err.to_string(),
+            })?;
+            if let Some(target) = entry.event.retracts() {
+                retracted
+                    .insert(target.as_str().to_owned(), (seq, entry.event.id.as_str().to_owned()));
+            }
+        }
+        Ok(retracted)
     }
 
     /// The earlier event an error names: by its place in this batch when this batch

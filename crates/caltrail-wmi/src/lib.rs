@@ -14,7 +14,10 @@ pub use observed::{
     BUILT_IN_QUANTITY, KeypackExport, LicenseStatus, ObservedKeypack, ObservedLicense,
     read_keypacks, read_licenses,
 };
-pub use reconcile::{AgreementSource, Comparison, Verdict, import_events, reconcile};
+pub use reconcile::{
+    AgreementSource, Comparison, OpeningActivation, Verdict, import_events,
+    needs_opening_activation, reconcile,
+};
 pub use records::{ExportFormat, decode_text};
 
 #[cfg(test)]

@@ -128,7 +128,12 @@ fn pair<'a>(ledger: &[&'a KeypackRow], observed: &'a [ObservedKeypack]) -> Vec<P
 }
 
 fn packs_on<'a>(replay: &'a Replay, server: &ServerName) -> Vec<&'a KeypackRow> {
-    replay.keypacks.iter().filter(|p| &p.server == server && p.current_quantity > 0).collect()
+    let incarnation = replay.servers.get(server).map_or(1, |s| s.incarnation);
+    replay
+        .keypacks
+        .iter()
+        .filter(|p| &p.server == server && p.incarnation == incarnation && p.current_quantity > 0)
+        .collect()
 }
 
 /// Compares the ledger's view of `server` with its export.
@@ -290,6 +295,28 @@ impl AgreementSource {
     }
 }
 
+/// An opening activation for `import_events` to write, for a server the ledger holds no
+/// activation of (EVENTS.md, `server.activated`, `opening`).
+#[derive(Debug, Clone)]
+pub struct OpeningActivation {
+    /// When the activation is known to hold from; `None`: the earliest `IssueDate` of the
+    /// export, else the import's time.
+    pub at: Option<Timestamp>,
+    pub os_version: caltrail_events::ProductVersion,
+    pub license_server_id: caltrail_events::LicenseServerId,
+    pub method: caltrail_events::ActivationMethod,
+}
+
+/// Whether the ledger holds no activation of `server`: an import then needs an opening one,
+/// or every CAL it brings would read as issued by a server never activated.
+pub fn needs_opening_activation(replay: &Replay, server: &ServerName) -> bool {
+    let activated = |row: &caltrail_replay::ServerRow| {
+        row.server == *server && (row.activated_at.is_some() || row.reactivated_at.is_some())
+    };
+    !(replay.servers.get(server).is_some_and(activated)
+        || replay.past_servers.iter().any(activated))
+}
+
 /// The events that bring the ledger's view of `server` to what the export shows: packs it does
 /// not have, CALs it does not know of, and revocations. Ids are derived from the server and the
 /// WMI ids, so importing the same export again gives events the ledger already has.
@@ -300,10 +327,28 @@ pub fn import_events(
     licenses: &[ObservedLicense],
     agreements: &AgreementSource,
     at: Timestamp,
+    opening: Option<&OpeningActivation>,
 ) -> Result<Vec<Event>, String> {
     let ledger = packs_on(replay, server);
     let pairs = pair(&ledger, observed);
     let mut events = Vec::new();
+    if let Some(opening) = opening {
+        let earliest_issue = licenses.iter().filter_map(|l| l.issued_at).min();
+        let activated_at = opening.at.or(earliest_issue).unwrap_or(at);
+        events.push(build(json!({
+            "id": import_id(server, "activated", "opening")?,
+            "type": "server.activated",
+            "at": activated_at.to_rfc3339(),
+            "note": "opening balance recorded by import: activated on or before this time",
+            "data": {
+                "server": server.as_str(),
+                "license_server_id": opening.license_server_id.as_str(),
+                "os_version": opening.os_version.as_str(),
+                "method": opening.method.as_str(),
+                "opening": true,
+            }
+        }))?);
+    }
     // The ledger's name of the pack behind each KeyPackId of the export.
     let mut names: Vec<(u32, String)> = Vec::new();
     for pair in &pairs {

@@ -109,25 +109,12 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
         };
         let place =
             |index: usize| format!("{}:{}", labels[places[index].source], places[index].line);
-        let field = match &error {
-            AppendError::ConflictingId { .. } => "id",
-            _ => "data.keypack",
+        let earlier = match error.earlier() {
+            Some(Earlier::InBatch { index }) => place(*index),
+            Some(earlier) => earlier.to_string(),
+            None => String::new(),
         };
-        let message = match (&error, error.earlier()) {
-            (AppendError::ConflictingId { id, .. }, Some(Earlier::InBatch { index })) => format!(
-                "{:?} is already used by {} with different content",
-                id.as_str(),
-                place(*index)
-            ),
-            (AppendError::KeypackExists { keypack, .. }, Some(Earlier::InBatch { index })) => {
-                format!(
-                    "a key pack named {:?} already exists (created by {})",
-                    keypack.as_str(),
-                    place(*index)
-                )
-            }
-            _ => error.to_string(),
-        };
+        let (field, message) = (error.field(), error.message(&earlier));
         anyhow::anyhow!("{}: {field}: {message}\nnothing was appended", place(index))
     })?;
     writeln!(

@@ -79,10 +79,11 @@ fn summary(data: &EventData) -> String {
             e.program
         ),
         EventData::ServerActivated(e) => format!(
-            "activated ({}), Windows Server {}, id {}",
+            "activated ({}), Windows Server {}, id {}{}",
             e.method,
             e.os_version,
-            e.license_server_id.as_str()
+            e.license_server_id.as_str(),
+            if e.opening { ", opening balance" } else { "" }
         ),
         EventData::ServerReactivated(e) => format!(
             "reactivated ({}, {}), new id {}{}",
@@ -135,5 +136,9 @@ fn summary(data: &EventData) -> String {
             if e.os_replaced { ", OS reinstalled" } else { "" }
         ),
         EventData::ServerDatabaseRebuilt(_) => "licensing database rebuilt".to_owned(),
+        EventData::ServerDecommissioned(e) => format!("decommissioned ({})", e.reason),
+        EventData::EventRetracted(e) => {
+            format!("retracts {}: {}", e.retracts.as_str(), e.reason)
+        }
     }
 }

@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use caltrail_events::Timestamp;
+use caltrail_events::{EventType, Timestamp};
 use caltrail_replay::{AsOf, Replay};
 use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, TABLE_NAMES};
-use caltrail_store::Ledger;
+use caltrail_store::{Ledger, StoreError, StoredEntry};
 
 use crate::Outcome;
 use crate::arrow_table::to_table;
@@ -30,39 +30,132 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
     })
 }
 
-/// The as-of point shared by the reporting commands.
+/// `--known-at`: a sequence number or a recording time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownAt {
+    /// The first N entries.
+    Seq(u64),
+    /// The entries recorded at or before T.
+    Time(Timestamp),
+}
+
+pub fn parse_known_at(text: &str) -> Result<KnownAt, String> {
+    match parse_as_of(text) {
+        Ok(AsOf::Seq(n)) => Ok(KnownAt::Seq(n)),
+        Ok(AsOf::Time(t)) => Ok(KnownAt::Time(t)),
+        Ok(AsOf::Latest) => unreachable!("parse_as_of gives a sequence number or a time"),
+        Err(message) => Err(message),
+    }
+}
+
+/// The as-of point and the known-at bound shared by the reporting commands (EVENTS.md, "Time").
 #[derive(Debug, clap::Args)]
 pub struct AsOfArgs {
-    /// Replay only up to this point: a sequence number (the first N events) or a time (the
-    /// events whose `at` is at or before it; a date means its end, in UTC).
+    /// Judge the position at this point: a time (the events whose `at` is at or before it; a
+    /// date means its end, in UTC) or a sequence number (what the ledger held after its first
+    /// N entries, judged at the latest `at` among them).
     #[arg(long, value_name = "N|TIME", value_parser = parse_as_of)]
     as_of: Option<AsOf>,
+    /// Read the ledger as it stood then: only the entries recorded up to sequence number N, or
+    /// at or before TIME. With --as-of TIME: what the ledger said then about that moment.
+    #[arg(long, value_name = "N|TIME", value_parser = parse_known_at)]
+    known_at: Option<KnownAt>,
 }
 
 impl AsOfArgs {
     /// Every event.
     pub fn latest() -> AsOfArgs {
-        AsOfArgs { as_of: None }
+        AsOfArgs { as_of: None, known_at: None }
     }
 }
 
-/// Replays the ledger up to the as-of point.
-pub fn replay(db: &Path, as_of: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
+/// Replays the ledger to the as-of point, in valid-time order: by `at`, ties by `seq`.
+///
+/// A first pass reads the `at` column of every known entry and decodes the few entries others
+/// name (retractions, pack-creating events), so that names resolve whatever their `at`. The
+/// entries out of valid-time order (`out_of_order`: none in most ledgers) are read next and
+/// held; the main pass streams the rest, which is in order, and merges the held ones in.
+pub fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
     let ledger = Ledger::open_existing(db)?;
-    let as_of = as_of.as_of.unwrap_or(AsOf::Latest);
-    if let AsOf::Seq(n) = as_of {
-        let head = ledger.head()?;
-        if n == 0 || n > head.n_events {
-            bail!("--as-of {n}: the ledger has events 1 to {}", head.n_events);
+    let as_of = args.as_of.unwrap_or(AsOf::Latest);
+    let head = ledger.head()?;
+    let n_known = match (as_of, args.known_at) {
+        (AsOf::Seq(_), Some(_)) => bail!(
+            "--as-of N already says what the ledger knew (its first N entries): give --as-of a time to combine it with --known-at"
+        ),
+        (AsOf::Seq(n), None) => {
+            if n == 0 || n > head.n_events {
+                bail!("--as-of {n}: the ledger has events 1 to {}", head.n_events);
+            }
+            n
         }
-    }
+        (_, Some(KnownAt::Seq(n))) => {
+            if n == 0 || n > head.n_events {
+                bail!("--known-at {n}: the ledger has events 1 to {}", head.n_events);
+            }
+            n
+        }
+        (_, Some(KnownAt::Time(t))) => ledger.n_known_at(t)?,
+        (_, None) => head.n_events,
+    };
     let mut replay = Replay::new(as_of, Timestamp::now(), keep_events);
-    ledger.for_each_entry(replay.until_seq(), |stored| {
+    let hex = |stored: &StoredEntry| {
         // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
-        let hash = if keep_events { stored.hash.to_hex() } else { String::new() };
-        replay.apply(stored.entry.seq, stored.entry.recorded_at, &hash, &stored.entry.event);
+        if keep_events { stored.hash.to_hex() } else { String::new() }
+    };
+    let mut ats = Vec::with_capacity(usize::try_from(n_known).unwrap_or(0));
+    let mut gap = None;
+    let ahead: Vec<EventType> =
+        EventType::ALL.iter().copied().filter(|t| Replay::is_known_ahead(*t)).collect();
+    ledger.scan_times(Some(n_known), &ahead, |seq, at, entry| {
+        if seq != ats.len() as u64 + 1 && gap.is_none() {
+            gap = Some(ats.len() as u64 + 1);
+        }
+        ats.push(at);
+        if let Some(stored) = entry {
+            replay.know(&stored.entry.event);
+        }
+    })?;
+    if let Some(seq) = gap {
+        bail!("{}: entry {seq} is missing: run caltrail verify", db.display());
+    }
+    let out_of_order: Vec<u64> =
+        caltrail_replay::out_of_order(&ats).into_iter().map(|i| i as u64 + 1).collect();
+    drop(ats);
+    let mut held = ledger.read_entries(&out_of_order)?;
+    held.sort_by_key(|stored| (stored.entry.event.at, stored.entry.seq));
+    let mut held = held.into_iter().peekable();
+    let mut next_out_of_order = out_of_order.iter().peekable();
+    let mut last = None;
+    ledger.for_each_entry(Some(n_known), |stored| {
+        let seq = stored.entry.seq;
+        if next_out_of_order.next_if_eq(&&seq).is_some() {
+            return Ok(());
+        }
+        let key = (stored.entry.event.at, seq);
+        while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
+            replay.apply(
+                early.entry.seq,
+                early.entry.recorded_at,
+                &hex(&early),
+                &early.entry.event,
+            );
+        }
+        // The order came from the `at` column; the bytes must agree, or the column was changed.
+        if last.is_some_and(|last| key < last) {
+            return Err(StoreError::Corrupt {
+                path: db.to_owned(),
+                seq,
+                reason: "its at column differs from its bytes".into(),
+            });
+        }
+        last = Some(key);
+        replay.apply(seq, stored.entry.recorded_at, &hex(stored), &stored.entry.event);
         Ok(())
     })?;
+    for late in held {
+        replay.apply(late.entry.seq, late.entry.recorded_at, &hex(&late), &late.entry.event);
+    }
     Ok(replay.finish())
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use caltrail_events::{ServerName, Timestamp};
+use caltrail_events::{ActivationMethod, LicenseServerId, ProductVersion, ServerName, Timestamp};
 use caltrail_wmi::{AgreementSource, Comparison, ObservedLicense, Verdict};
 
 use crate::Outcome;
@@ -152,6 +152,19 @@ pub struct ImportArgs {
     /// (default: now). CALs keep their IssueDate.
     #[arg(long, value_parser = parse_time)]
     at: Option<Timestamp>,
+    /// For a server the ledger holds no activation of, the import writes an opening
+    /// activation: from this time (default: the earliest IssueDate of --issued, else --at).
+    #[arg(long, value_parser = parse_time)]
+    activated_at: Option<Timestamp>,
+    /// The server's Windows Server version, for the opening activation.
+    #[arg(long, value_name = "VERSION", value_parser = |s: &str| ProductVersion::parse(s))]
+    os_version: Option<ProductVersion>,
+    /// The server's License Server ID, for the opening activation.
+    #[arg(long, value_name = "ID", value_parser = |s: &str| LicenseServerId::parse(s))]
+    license_server_id: Option<LicenseServerId>,
+    /// How the server was activated, for the opening activation, when known.
+    #[arg(long, value_name = "METHOD", default_value = "automatic", value_parser = |s: &str| ActivationMethod::parse(s))]
+    activation_method: ActivationMethod,
 }
 
 pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -175,6 +188,32 @@ pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Resu
         caltrail_replay::Replay::new(caltrail_replay::AsOf::Latest, Timestamp::now(), false)
             .finish()
     };
+    let opening = if caltrail_wmi::needs_opening_activation(&state, &args.files.server) {
+        let missing: Vec<&str> = [
+            ("--os-version", args.os_version.is_none()),
+            ("--license-server-id", args.license_server_id.is_none()),
+        ]
+        .iter()
+        .filter(|(_, missing)| *missing)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "the ledger holds no activation of {}: the import records an opening activation, which needs {} (missing: {})",
+                args.files.server.as_str(),
+                "--os-version and --license-server-id",
+                missing.join(", ")
+            );
+        }
+        Some(caltrail_wmi::OpeningActivation {
+            at: args.activated_at,
+            os_version: args.os_version.expect("invariant: checked above"),
+            license_server_id: args.license_server_id.clone().expect("invariant: checked above"),
+            method: args.activation_method,
+        })
+    } else {
+        None
+    };
     let events = caltrail_wmi::import_events(
         &state,
         &args.files.server,
@@ -182,6 +221,7 @@ pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Resu
         exports.licenses.as_deref().unwrap_or(&[]),
         &agreements,
         args.at.unwrap_or_else(Timestamp::now),
+        opening.as_ref(),
     )
     .map_err(anyhow::Error::msg)?;
     for event in &events {
