@@ -1,8 +1,8 @@
--- cal_older_than_host: a CAL issued for a session host whose Windows Server version is newer
--- than the CAL's version. One finding per issue (renewals included).
--- Why it matters: a session host needs CALs of its own version or newer; a 2022 host needs 2022
--- or 2025 CALs. The CAL's version is the installed version of its pack: a downgraded pack holds
--- older CALs.
+-- cal_older_than_host: a CAL issued for a session host whose level is newer than the CAL's
+-- level (its pack's version). Levels, not versions: a 2008 TS CAL serves a 2008 R2 host.
+-- One finding per issue.
+-- Why it matters: a session host needs a CAL of its own version or newer; an older CAL does
+-- not license the connection.
 SELECT
     'cal_older_than_host' AS rule,
     'error' AS severity,
@@ -19,9 +19,10 @@ SELECT
     i.keypack,
     i.holder,
     i.product_version AS cal_version,
-    i.session_host_version
+    i.session_host_version,
+    make_array(i.id) AS events
 FROM issues i
-WHERE i.session_host_version IS NOT NULL
-  AND i.product_version IS NOT NULL
-  AND i.session_host_version > i.product_version
+WHERE i.host_level IS NOT NULL
+  AND i.cal_level IS NOT NULL
+  AND i.host_level > i.cal_level
 ORDER BY i.seq

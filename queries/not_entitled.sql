@@ -1,8 +1,8 @@
--- not_entitled: a key pack names an agreement under which nothing of its version and CAL type
--- was ever purchased (for a downgrade, of the version it was downgraded from). One finding per
--- pack still holding CALs.
--- Why it matters: an agreement number is accepted at install without any check, so a pack can
--- sit on a server with no purchase behind it at all.
+-- not_entitled: a key pack whose agreement has no purchase whose rights reach the pack's
+-- requirement (its downgraded_from, else its version): none of that CAL type, or only older
+-- ones without Software Assurance that reaches it. One finding per pack.
+-- Why it matters: the Clearinghouse does not check an agreement number against purchases, so
+-- installed is not entitled; the pack was installed under an agreement that never bought it.
 SELECT
     'not_entitled' AS rule,
     'error' AS severity,
@@ -11,19 +11,21 @@ SELECT
            k.product_version, ' ', replace(k.cal_type, '_', '-'), ' CALs',
            CASE WHEN k.downgraded_from IS NOT NULL
                 THEN concat(' (downgraded from ', k.downgraded_from, ')') ELSE '' END,
-           ' under ', k.agreement, ', which has no purchase of ', k.entitlement_version, ' ',
-           replace(k.cal_type, '_', '-'), ' CALs') AS message,
+           ' under ', k.agreement, ', which has no purchase of ',
+           replace(k.cal_type, '_', '-'), ' CALs whose rights reach ', k.requirement) AS message,
     k.current_quantity AS quantity,
     k.server,
+    k.keypack,
     k.agreement,
     k.product_version,
-    k.entitlement_version,
-    k.cal_type
+    k.requirement,
+    k.cal_type,
+    make_array(k.installed_id) AS events
 FROM keypacks k
 WHERE k.current_quantity > 0
   AND NOT EXISTS (
-      SELECT 1 FROM agreements a
-      WHERE a.agreement = k.agreement
-        AND a.product_version = k.entitlement_version
-        AND a.cal_type = k.cal_type)
+      SELECT 1 FROM purchases p
+      WHERE p.agreement = k.agreement
+        AND p.cal_type = k.cal_type
+        AND p.ceiling >= k.requirement)
 ORDER BY subject

@@ -4,13 +4,14 @@
 -- Why it matters: revocation is limited so that per-device CALs are not shuffled between
 -- devices; revoking beyond the limit uses CALs that are not free yet.
 WITH revoked AS (
-    SELECT seq, "at", server, product_version, installed_on_server
+    SELECT seq, id, "at", server, product_version, installed_on_server
     FROM revocations
     WHERE cal_type = 'per_device' AND product_version IS NOT NULL
 ),
 windows AS (
     SELECT r.seq, r."at", r.server, r.product_version, r.installed_on_server,
-           COUNT(*) AS revoked_in_90_days
+           COUNT(*) AS revoked_in_90_days,
+           array_agg(p.id ORDER BY p.seq) AS ids
     FROM revoked r
     JOIN revoked p
       ON p.server = r.server
@@ -41,7 +42,8 @@ SELECT
     revocation_limit,
     installed_on_server,
     product_version,
-    "at"
+    "at",
+    array_slice(ids, 1, 20) AS events
 FROM over_limit
 WHERE worst = 1
 ORDER BY subject, product_version

@@ -1,88 +1,98 @@
--- true_up: for each agreement, version and CAL type, per anniversary year, what was purchased
--- by the end of the year, the peak installed and the peak active issued during the year, and
--- the shortfall to order.
--- Why it matters: at a true-up the customer orders for the peak used since the last true-up,
--- not for the number in use on the day. The shortfall is the larger peak (installed or active
--- issued) minus what was purchased by the year's end, never below zero.
-WITH installed_levels AS (
-    SELECT agreement, entitlement_version AS product_version, cal_type, "at", delta,
-           SUM(delta) OVER (
-               PARTITION BY agreement, entitlement_version, cal_type
-               ORDER BY "at", seq
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
-    FROM quantity_changes
+-- true_up: the use to order for, per true-up year, CAL type and level (RULES.md, "Reports").
+-- Years run from the agreement's anniversary to the next, the last ending at the judged time.
+-- peak_in_use: the largest number of holders in use at or above the level during the year,
+-- and peak_at when it was first reached; rights: purchased CALs of every agreement whose rights
+-- reach the level at the year's end; peak_installed: installed CALs whose requirement is at or
+-- above the level, for information only (packs are not use); shortfall: peak_in_use - rights,
+-- not below 0; order: on the newest level with a shortfall, the largest shortfall of that type
+-- and year (bought at that level it covers every level), 0 elsewhere.
+-- The caltrail binary keeps the rows of one agreement: --agreement, else the default one.
+WITH grid AS (
+    SELECT y.agreement, y.period_start, y.period_end, y.through_end, l.cal_type, l.level
+    FROM true_up_years y CROSS JOIN estate_levels l
 ),
-cal_edges AS (
-    SELECT k.agreement, k.entitlement_version AS product_version, k.cal_type,
-           c.issued_at AS "at", 1 AS delta
-    FROM cals c JOIN keypacks k ON k.keypack = c.keypack
-    UNION ALL
-    SELECT k.agreement, k.entitlement_version, k.cal_type,
-           LEAST(c.expires_at, c.revoked_at, c.cleared_at), -1
-    FROM cals c JOIN keypacks k ON k.keypack = c.keypack
-    WHERE COALESCE(c.expires_at, c.revoked_at, c.cleared_at) IS NOT NULL
+use_steps AS (
+    SELECT cal_type, level, "at" AS from_at, in_use AS value,
+           LEAD("at") OVER (PARTITION BY cal_type, level ORDER BY "at") AS to_at
+    FROM in_use_changes
 ),
-active_levels AS (
-    SELECT agreement, product_version, cal_type, "at", delta,
-           SUM(delta) OVER (
-               PARTITION BY agreement, product_version, cal_type
-               ORDER BY "at", delta
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level
-    FROM cal_edges
+installed_steps AS (
+    SELECT cal_type, level, "at" AS from_at, installed AS value,
+           LEAD("at") OVER (PARTITION BY cal_type, level ORDER BY "at") AS to_at
+    FROM installed_changes
 ),
-peak_installed AS (
-    SELECT p.agreement, p.product_version, p.cal_type, p.period_start,
-           GREATEST(
-               COALESCE(SUM(CASE WHEN l."at" < p.period_start THEN l.delta END), 0),
-               COALESCE(MAX(CASE WHEN l."at" >= p.period_start AND l."at" < p.period_end
-                                 THEN l.level END), 0)) AS peak_installed
-    FROM true_up_periods p
-    LEFT JOIN installed_levels l
-      ON l.agreement = p.agreement AND l.product_version = p.product_version
-     AND l.cal_type = p.cal_type
-    GROUP BY p.agreement, p.product_version, p.cal_type, p.period_start
+rights_steps AS (
+    SELECT cal_type, level, "at" AS from_at, rights AS value,
+           LEAD("at") OVER (PARTITION BY cal_type, level ORDER BY "at") AS to_at
+    FROM rights_changes
 ),
-peak_active AS (
-    SELECT p.agreement, p.product_version, p.cal_type, p.period_start,
-           GREATEST(
-               COALESCE(SUM(CASE WHEN l."at" < p.period_start THEN l.delta END), 0),
-               COALESCE(MAX(CASE WHEN l."at" >= p.period_start AND l."at" < p.period_end
-                                 THEN l.level END), 0)) AS peak_active_issued
-    FROM true_up_periods p
-    LEFT JOIN active_levels l
-      ON l.agreement = p.agreement AND l.product_version = p.product_version
-     AND l.cal_type = p.cal_type
-    GROUP BY p.agreement, p.product_version, p.cal_type, p.period_start
+-- The steps each year sees: those that start before its end (at its end, for the last year,
+-- which ends at the judged time) and end after its start.
+use_in_year AS (
+    SELECT g.agreement, g.period_start, g.cal_type, g.level, s.value,
+           GREATEST(s.from_at, g.period_start) AS reached_at,
+           ROW_NUMBER() OVER (
+               PARTITION BY g.agreement, g.period_start, g.cal_type, g.level
+               ORDER BY s.value DESC, GREATEST(s.from_at, g.period_start)
+           ) AS rank
+    FROM grid g
+    JOIN use_steps s
+      ON s.cal_type = g.cal_type AND s.level = g.level
+     AND (s.from_at < g.period_end OR (g.through_end AND s.from_at = g.period_end))
+     AND (s.to_at IS NULL OR s.to_at > g.period_start)
 ),
-purchased AS (
-    SELECT p.agreement, p.product_version, p.cal_type, p.period_start,
-           SUM(pu.quantity) AS purchased
-    FROM true_up_periods p
-    JOIN purchases pu
-      ON pu.agreement = p.agreement AND pu.product_version = p.product_version
-     AND pu.cal_type = p.cal_type AND pu."at" < p.period_end
-    GROUP BY p.agreement, p.product_version, p.cal_type, p.period_start
+installed_in_year AS (
+    SELECT g.agreement, g.period_start, g.cal_type, g.level, MAX(s.value) AS peak_installed
+    FROM grid g
+    JOIN installed_steps s
+      ON s.cal_type = g.cal_type AND s.level = g.level
+     AND (s.from_at < g.period_end OR (g.through_end AND s.from_at = g.period_end))
+     AND (s.to_at IS NULL OR s.to_at > g.period_start)
+    GROUP BY g.agreement, g.period_start, g.cal_type, g.level
+),
+rights_at_end AS (
+    SELECT g.agreement, g.period_start, g.cal_type, g.level, s.value AS rights
+    FROM grid g
+    JOIN rights_steps s
+      ON s.cal_type = g.cal_type AND s.level = g.level
+     AND s.from_at <= g.period_end AND (s.to_at IS NULL OR s.to_at > g.period_end)
+),
+rows AS (
+    SELECT g.agreement, g.period_start, g.period_end, g.cal_type, g.level,
+           COALESCE(u.value, 0) AS peak_in_use,
+           COALESCE(u.reached_at, g.period_start) AS peak_at,
+           COALESCE(r.rights, 0) AS rights,
+           COALESCE(i.peak_installed, 0) AS peak_installed,
+           GREATEST(COALESCE(u.value, 0) - COALESCE(r.rights, 0), 0) AS shortfall
+    FROM grid g
+    LEFT JOIN use_in_year u
+      ON u.agreement = g.agreement AND u.period_start = g.period_start
+     AND u.cal_type = g.cal_type AND u.level = g.level AND u.rank = 1
+    LEFT JOIN rights_at_end r
+      ON r.agreement = g.agreement AND r.period_start = g.period_start
+     AND r.cal_type = g.cal_type AND r.level = g.level
+    LEFT JOIN installed_in_year i
+      ON i.agreement = g.agreement AND i.period_start = g.period_start
+     AND i.cal_type = g.cal_type AND i.level = g.level
+),
+marked AS (
+    SELECT r.*,
+           MAX(shortfall) OVER (PARTITION BY agreement, period_start, cal_type) AS largest,
+           MAX(CASE WHEN shortfall > 0 THEN level END)
+               OVER (PARTITION BY agreement, period_start, cal_type) AS order_level
+    FROM rows r
 )
 SELECT
-    p.agreement,
-    p.product_version,
-    p.cal_type,
-    p.anniversary,
-    p.period_start,
-    p.period_end,
-    COALESCE(pu.purchased, 0) AS purchased,
-    i.peak_installed,
-    a.peak_active_issued,
-    GREATEST(0, GREATEST(i.peak_installed, a.peak_active_issued) - COALESCE(pu.purchased, 0))
-        AS shortfall
-FROM true_up_periods p
-JOIN peak_installed i
-  ON i.agreement = p.agreement AND i.product_version = p.product_version
- AND i.cal_type = p.cal_type AND i.period_start = p.period_start
-JOIN peak_active a
-  ON a.agreement = p.agreement AND a.product_version = p.product_version
- AND a.cal_type = p.cal_type AND a.period_start = p.period_start
-LEFT JOIN purchased pu
-  ON pu.agreement = p.agreement AND pu.product_version = p.product_version
- AND pu.cal_type = p.cal_type AND pu.period_start = p.period_start
-ORDER BY p.agreement, p.product_version, p.cal_type, p.period_start
+    agreement,
+    period_start,
+    period_end,
+    cal_type,
+    level,
+    peak_in_use,
+    peak_at,
+    rights,
+    peak_installed,
+    shortfall,
+    CASE WHEN level = order_level THEN largest ELSE 0 END AS "order"
+FROM marked
+ORDER BY agreement, period_start, cal_type, level DESC

@@ -152,8 +152,8 @@ fn stories_as_of_their_middle() {
         (
             "migration-unreachable-source.jsonl",
             "2025-03-20",
-            "over_entitlement,error,EA-6543210/2019/per_user,EA-6543210: 200 2019 per-user CALs are installed in 2 key packs but 100 were purchased (100 over),100\n\
-             cals_left_on_source,error,mus-008,\"100 CALs of ls01/4 migrated to ls02.contoso.com on 2025-03-01 are still on ls01.contoso.com, which is still activated: remove them from the source\",100\n",
+            "over_entitlement,error,EA-6543210/2019/per_user,\"EA-6543210: 200 per-user CALs that need level 2019 or newer are installed in 2 key packs, but its purchases give rights to 100 (100 over)\",100\n\
+             cals_left_on_source,error,mus-008,\"100 CALs of ls01/4 migrated to ls02.contoso.com on 2025-03-01 are still on ls01.contoso.com, which is activated: remove them from the source\",100\n",
         ),
         (
             "downgrade-2022-on-2019.jsonl",
@@ -161,7 +161,12 @@ fn stories_as_of_their_middle() {
             "version_above_server,error,ls05/2022-attempt,\"key pack ls05/2022-attempt holds 40 2022 per-user CALs on ls05.tailspin.com, a Windows Server 2019 license server\",40\n",
         ),
         ("reactivation-telephone.jsonl", "5", ""),
-        ("database-rebuilt.jsonl", "2024-01-15", ""),
+        // Rebuilt that day, re-installed later: owed until then (RULES.md, lost_not_reinstalled).
+        (
+            "database-rebuilt.jsonl",
+            "2024-01-15",
+            "lost_not_reinstalled,warning,ls09.adatum.com,ls09.adatum.com lost 30 2016 per-device CALs of RET-001 on 2024-01-15 that are not re-installed: ask the Clearinghouse to re-issue them,30\n",
+        ),
     ];
     for (story, as_of, expected) in cases {
         let sandbox = Sandbox::new();

@@ -14,7 +14,7 @@ const READS: &[&[&str]] = &[
     &["state", "keypacks", "--format", "csv"],
     &["state", "servers", "--format", "csv"],
     &["state", "events", "--format", "csv"],
-    &["true-up", "--format", "csv"],
+    &["true-up", "--as-of", "2025-12-31", "--format", "csv"],
 ];
 
 #[test]

@@ -40,14 +40,16 @@ impl Estate {
 pub const PLANTED: &[(&str, u32)] = &[
     ("over_entitlement", 1),
     ("not_entitled", 1),
-    ("over_issued", 1),
+    ("issued_beyond_installed", 1),
     ("cals_left_on_source", 1),
     ("version_above_server", 1),
     ("resurrected_by_restore", 1),
-    ("unissued_lost_on_restore", 1),
+    ("lost_not_reinstalled", 1),
+    ("migration_unknown_pack", 1),
     ("issued_while_inactive", 1),
     ("cal_older_than_host", 1),
     ("revocation_limit", 1),
+    ("per_user_revoked", 1),
 ];
 
 /// xorshift64*: small, fast and the same on every machine.
@@ -440,21 +442,27 @@ impl<'a> Generator<'a> {
         // cals_left_on_source and, with the restore below, over_entitlement: a migration whose
         // source was never cleaned up.
         self.event("cals.migrated", day(0), json!({"source": "p-src.planted.example", "target": "p-dst.planted.example", "reason": "source_not_functioning", "source_reachable": false, "from_keypack": "p-src/2", "keypack": "p-dst/2", "quantity": 50, "source_removed": false}));
-        // over_issued: 7 users on 5 per-user CALs.
+        // issued_beyond_installed: 7 users on 5 per-user CALs, still active when the estate is
+        // checked years later (their expiry is far out), so the finding does not depend on the
+        // day the check runs. A "revocation" of one of them: per_user_revoked.
         for u in 0..7 {
             self.issue(
                 "p-users.planted.example",
                 "p-users/2",
                 &format!("PLANTED\\user{u}"),
                 day(1),
-                None,
+                Some(365 * 40),
                 "2022",
             );
         }
+        self.event("cal.revoked", day(2), json!({"server": "p-users.planted.example", "keypack": "p-users/2", "holder": "PLANTED\\user0"}));
+        // migration_unknown_pack: CALs from a license server the ledger never knew, without
+        // the wizard's inputs.
+        self.event("cals.migrated", day(2), json!({"source": "p-ghost.planted.example", "target": "p-dst.planted.example", "reason": "source_not_functioning", "source_reachable": false, "from_keypack": "p-ghost/2", "keypack": "p-dst/3", "quantity": 5, "source_removed": false}));
         // resurrected_by_restore: CALs migrated away after the backup come back.
         self.event("cals.migrated", day(2), json!({"source": "p-restore.planted.example", "target": "p-new.planted.example", "reason": "source_replaced", "source_reachable": true, "from_keypack": "p-restore/2", "keypack": "p-new/2", "quantity": 20, "source_removed": true}));
         self.event("server.restored", day(5), json!({"server": "p-restore.planted.example", "backup_taken_at": time(day(1)), "same_machine": true, "os_replaced": false}));
-        // unissued_lost_on_restore: a restore onto a reinstalled OS.
+        // lost_not_reinstalled: a restore onto a reinstalled OS keeps only the issued CALs.
         for u in 0..2 {
             self.issue(
                 "p-lost.planted.example",

@@ -13,8 +13,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use crate::rows::*;
 use crate::strings::{Strings, Sym};
 
-/// How long a temporary per-device CAL lasts when its event gives no `expires_at`.
-const TEMPORARY_CAL_DAYS: i64 = 90;
+use crate::licence::{self, add_days, level_of};
 
 /// Which events count (EVENTS.md, "Time").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +51,8 @@ pub struct Replay {
     /// Whether `events` rows are kept (the table is large and only some queries read it).
     keep_events: bool,
     pub events: Vec<EventRow>,
+    /// Per CAL (same index as `cals`): its holder's name in lower case.
+    holder_keys: Vec<Sym>,
     /// By name; unordered (looked up for every event), so readers sort by name.
     pub servers: HashMap<ServerName, ServerRow, FastHash>,
     pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
@@ -79,8 +80,32 @@ pub struct Replay {
     pub revocations: Vec<RevocationRow>,
     pub restores: Vec<RestoreRow>,
     pub quantity_changes: Vec<QuantityChangeRow>,
-    pub true_up_periods: Vec<TrueUpPeriodRow>,
+    /// True-up years of every agreement (RULES.md, "Reports", `true_up`).
+    pub true_up_years: Vec<TrueUpYearRow>,
+    /// When each version was made available to volume licensing (`licence::made_available`).
+    pub made_available: Vec<(ProductVersion, Timestamp)>,
+    /// Stretches of time each CAL was active, closed as the fold goes and by `finish`.
+    pub intervals: Vec<UseInterval>,
+    /// Per CAL (same index as `cals`): since when its open stretch runs, and at what level.
+    open_intervals: Vec<Option<(Timestamp, ProductVersion)>>,
+    /// Holders in use at the judged time (`finish`).
+    pub holders: Vec<HolderRow>,
+    /// Counts at or above each level over time (`finish`).
+    pub in_use_steps: Vec<StepRow>,
+    pub rights_steps: Vec<StepRow>,
+    pub installed_steps: Vec<StepRow>,
+    /// Every CAL type and level with a purchase, a pack or a holder (`finish`).
+    pub estate_levels: Vec<(CalType, ProductVersion)>,
+    /// Per pack (same index as `keypacks`): `(at, quantity)` of every removal and migration
+    /// that took CALs out, for what a restore brings back.
+    left: Vec<Vec<(Timestamp, u64)>>,
+    debt_map: BTreeMap<DebtKey, DebtRow>,
+    /// What servers are owed (`finish`: those still owed).
+    pub debts: Vec<DebtRow>,
 }
+
+/// A server incarnation, agreement, requirement and CAL type.
+type DebtKey = (ServerName, u32, String, ProductVersion, CalType);
 
 impl Replay {
     /// An empty state. `now` is when "active" is judged for `AsOf::Latest`.
@@ -98,6 +123,7 @@ impl Replay {
             latest_at: None,
             keep_events,
             events: Vec::new(),
+            holder_keys: Vec::new(),
             servers: HashMap::default(),
             agreements: BTreeMap::new(),
             purchases: Vec::new(),
@@ -118,7 +144,18 @@ impl Replay {
             revocations: Vec::new(),
             restores: Vec::new(),
             quantity_changes: Vec::new(),
-            true_up_periods: Vec::new(),
+            true_up_years: Vec::new(),
+            made_available: licence::made_available(),
+            intervals: Vec::new(),
+            open_intervals: Vec::new(),
+            holders: Vec::new(),
+            in_use_steps: Vec::new(),
+            rights_steps: Vec::new(),
+            installed_steps: Vec::new(),
+            estate_levels: Vec::new(),
+            left: Vec::new(),
+            debt_map: BTreeMap::new(),
+            debts: Vec::new(),
         }
     }
 
@@ -265,12 +302,17 @@ impl Replay {
                 }
                 self.purchases.push(PurchaseRow {
                     seq,
+                    id: event.id.as_str().to_owned(),
                     at,
                     agreement: e.agreement.as_str().to_owned(),
                     program: e.program.as_str(),
                     product_version: e.product_version,
                     cal_type: e.cal_type,
                     quantity,
+                    anniversary: e.anniversary,
+                    software_assurance_until: e.software_assurance_until.map(|d| d.end()),
+                    rights_through: e.rights_through,
+                    ceiling: e.product_version,
                 });
             }
             EventData::ServerActivated(e) => {
@@ -307,12 +349,15 @@ impl Replay {
                 row.deactivated_at = Some(at);
                 self.status_changed(seq, at, &e.server);
             }
-            EventData::KeypackInstalled(e) => self.install(seq, at, e),
+            EventData::KeypackInstalled(e) => self.install(seq, event.id.as_str(), at, e),
             EventData::KeypackRemoved(e) => {
                 if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
                     let current = self.keypacks[index].current_quantity;
                     let wanted = e.quantity.map_or(current, |q| u64::from(q.get()));
-                    self.take_out(seq, at, index, wanted);
+                    let taken = self.take_out(seq, at, index, wanted);
+                    // Any removal from a migration's source pack completes it (RULES.md,
+                    // `cals_left_on_source`): the pack's migrations, oldest first.
+                    self.cover_migrations(e.keypack.as_str(), None, taken, at, event.id.as_str());
                 }
             }
             EventData::CalsMigrated(e) => {
@@ -351,6 +396,7 @@ impl Replay {
                         migration: Some(event.id.as_str().to_owned()),
                         from_keypack: Some(e.from_keypack.as_str().to_owned()),
                         installed_seq: seq,
+                        installed_id: event.id.as_str().to_owned(),
                         installed_at: at,
                         installed: quantity,
                         removed: 0,
@@ -358,6 +404,7 @@ impl Replay {
                         lost: 0,
                         current_quantity: quantity,
                         resurrected: 0,
+                        resurrected_by: None,
                         active_issued: 0,
                         available: 0,
                     };
@@ -388,6 +435,7 @@ impl Replay {
                         .map(|id| id.as_str().to_owned()),
                     pack_known,
                     removed_by_hand: 0,
+                    removals: Vec::new(),
                     removed_at: None,
                     not_removed: if e.source_removed { 0 } else { quantity },
                 });
@@ -397,33 +445,24 @@ impl Replay {
                 if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
                     self.take_out(seq, at, index, quantity);
                 }
-                // The named migration is covered first, then the other migrations of the pack
-                // in ledger order.
                 let named =
                     e.migration.as_ref().and_then(|id| self.migration_index.get(id.as_str()));
-                let mut order: Vec<usize> = named.copied().into_iter().collect();
-                order.extend(
-                    (0..self.migrations.len())
-                        .filter(|i| self.migrations[*i].from_keypack == e.keypack.as_str()),
+                self.cover_migrations(
+                    e.keypack.as_str(),
+                    named.copied(),
+                    quantity,
+                    at,
+                    event.id.as_str(),
                 );
-                let mut left = quantity;
-                for index in order {
-                    let migration = &mut self.migrations[index];
-                    let covered = left.min(migration.not_removed);
-                    if covered > 0 {
-                        migration.not_removed -= covered;
-                        migration.removed_by_hand += covered;
-                        migration.removed_at = Some(at);
-                        left -= covered;
-                    }
-                }
             }
             EventData::CalIssued(e) => {
                 let holder = self.strings.intern(e.holder.as_str());
                 let key = self.cal_key(e.keypack.as_str(), holder);
                 let (cal_type, product_version) = self.pack_kind(key.0);
-                let expires_at =
-                    e.expires_at.or_else(|| e.temporary.then(|| add_days(at, TEMPORARY_CAL_DAYS)));
+                let expires_at = e.expires_at.unwrap_or_else(|| {
+                    add_days(at, licence::default_lifetime_days(cal_type, e.temporary))
+                });
+                let level = e.session_host_version.or(product_version).map(level_of);
                 let next = self.cals.len();
                 // One lookup: the CAL's row if the holder had one from this pack, else a new one.
                 let (index, renewal) = match self.cal_index.entry(key) {
@@ -433,8 +472,10 @@ impl Replay {
                 let server_status =
                     self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
                 let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
+                let id = self.strings.intern(event.id.as_str());
                 self.issues.push(IssueRow {
                     seq,
+                    id,
                     at,
                     server: self.strings.intern(e.server.as_str()),
                     keypack: key.0,
@@ -448,6 +489,15 @@ impl Replay {
                     server_status,
                 });
                 if renewal {
+                    // The stretch it was active in goes on when it is renewed before it lapsed
+                    // at the same level; otherwise it ends and a new one starts here.
+                    if let (Some((start, open_level)), Some(until)) =
+                        (self.open_intervals[index], self.cals[index].active_until)
+                        && (at >= until || Some(open_level) != level)
+                    {
+                        self.close_interval(index, start, open_level, until.min(at));
+                        self.open_intervals[index] = None;
+                    }
                     let cal = &mut self.cals[index];
                     // Compared first: a renewal mostly comes from the same server and host.
                     if cal.server != e.server {
@@ -455,7 +505,10 @@ impl Replay {
                     }
                     cal.n_issues += 1;
                     cal.renewed_at = Some(at);
-                    cal.expires_at = expires_at;
+                    cal.expires_at = Some(expires_at);
+                    cal.expires_at_given = e.expires_at;
+                    cal.active_until = Some(active_until(cal_type, cal.issued_at, expires_at));
+                    cal.level = level;
                     cal.temporary = e.temporary;
                     cal.revoked_at = None;
                     cal.cleared_at = None;
@@ -480,22 +533,36 @@ impl Replay {
                         issued_at: at,
                         renewed_at: None,
                         n_issues: 1,
-                        expires_at,
+                        expires_at: Some(expires_at),
+                        expires_at_given: e.expires_at,
+                        active_until: Some(active_until(cal_type, at, expires_at)),
+                        level,
                         revoked_at: None,
                         cleared_at: None,
                         session_host: e.session_host.clone(),
                         session_host_version: e.session_host_version,
                         active: false,
                     });
+                    self.open_intervals.push(None);
+                    self.holder_keys.push(key.1);
+                }
+                if self.open_intervals[index].is_none()
+                    && let Some(level) = level
+                {
+                    self.open_intervals[index] = Some((at, level));
                 }
             }
             EventData::CalRevoked(e) => {
                 let holder = self.strings.intern(e.holder.as_str());
                 let key = self.cal_key(e.keypack.as_str(), holder);
-                if let Some(&index) = self.cal_index.get(&key) {
-                    self.cals[index].revoked_at = Some(at);
-                }
                 let (cal_type, product_version) = self.pack_kind(key.0);
+                // A per-user CAL cannot be revoked: the record is kept for `per_user_revoked`
+                // and not applied, so the CAL stays active (EVENTS.md, `cal.revoked`).
+                if cal_type != Some(CalType::PerUser)
+                    && let Some(&index) = self.cal_index.get(&key)
+                {
+                    self.cut(index, at, false);
+                }
                 let installed_on_server = self
                     .keypacks
                     .iter()
@@ -508,6 +575,7 @@ impl Replay {
                     .sum();
                 self.revocations.push(RevocationRow {
                     seq,
+                    id: event.id.as_str().to_owned(),
                     at,
                     server: e.server.clone(),
                     keypack: e.keypack.as_str().to_owned(),
@@ -517,35 +585,44 @@ impl Replay {
                     installed_on_server,
                 });
             }
-            EventData::ServerRestored(e) => self.restore(seq, at, e),
+            EventData::ServerRestored(e) => self.restore(seq, event.id.as_str(), at, e),
             EventData::ServerDatabaseRebuilt(e) => {
                 let packs = self.packs_of(&e.server);
                 for index in packs {
                     let current = self.keypacks[index].current_quantity;
+                    // A rebuild owes what the server held just before it.
+                    self.owe(index, current, at, event.id.as_str());
                     self.set_quantity(seq, at, index, 0);
                     self.keypacks[index].lost += current;
                     self.keypacks[index].resurrected = 0;
                 }
-                for cal in self.cals.iter_mut().filter(|c| c.server == e.server) {
-                    cal.cleared_at.get_or_insert(at);
-                }
+                self.clear_cals(&e.server, at, |_| true);
                 self.server(&e.server).last_rebuilt_at = Some(at);
             }
         }
     }
 
-    /// Judges what is active at `active_at` and derives the per-pack counts and true-up years.
+    /// Judges what is active at `active_at` and derives the per-pack counts, the counts at or
+    /// above each level, what servers are owed, and the true-up years.
     pub fn finish(mut self) -> Replay {
         if let (AsOf::Seq(_), Some(latest)) = (self.as_of, self.latest_at) {
             self.active_at = latest;
         }
         let active_at = self.active_at;
+        for index in 0..self.cals.len() {
+            if let (Some((start, level)), Some(until)) =
+                (self.open_intervals[index], self.cals[index].active_until)
+            {
+                self.close_interval(index, start, level, until);
+                self.open_intervals[index] = None;
+            }
+        }
         let mut active_per_pack: HashMap<&str, u64> = HashMap::new();
         for cal in &mut self.cals {
             cal.active = cal.revoked_at.is_none()
                 && cal.cleared_at.is_none()
                 && cal.issued_at <= active_at
-                && cal.expires_at.is_none_or(|t| t > active_at);
+                && cal.active_until.is_some_and(|t| t > active_at);
             if cal.active {
                 *active_per_pack.entry(cal.keypack.as_str()).or_default() += 1;
             }
@@ -554,8 +631,156 @@ impl Replay {
             pack.active_issued = active_per_pack.get(pack.keypack.as_str()).copied().unwrap_or(0);
             pack.available = pack.current_quantity.saturating_sub(pack.active_issued);
         }
-        self.true_up_periods = true_up_periods(&self.agreements, active_at);
+        for purchase in &mut self.purchases {
+            purchase.ceiling = licence::ceiling(purchase, active_at, &self.made_available);
+        }
+        self.holders = holders_at(&self.intervals, active_at, &self.strings);
+        self.in_use_steps = licence::in_use_steps(&self.intervals);
+        self.rights_steps = licence::rights_steps(&self.purchases, active_at, &self.made_available);
+        self.installed_steps = licence::installed_steps(
+            self.quantity_changes
+                .iter()
+                .map(|c| (c.cal_type, c.entitlement_version, c.at, c.delta)),
+        );
+        self.estate_levels = licence::estate_levels(
+            self.purchases.iter().map(|p| (p.cal_type, p.product_version)),
+            self.keypacks.iter().map(|k| (k.cal_type, k.entitlement_version())),
+            self.intervals.iter().map(|i| (i.cal_type, i.level)),
+        )
+        .into_iter()
+        .collect();
+        self.debts =
+            std::mem::take(&mut self.debt_map).into_values().filter(|d| d.owed > 0).collect();
+        self.true_up_years = true_up_years(&self.purchases, active_at);
         self
+    }
+
+    /// Ends a CAL's active stretch at `end`.
+    fn close_interval(
+        &mut self,
+        index: usize,
+        start: Timestamp,
+        level: ProductVersion,
+        end: Timestamp,
+    ) {
+        let cal = &self.cals[index];
+        if let Some(cal_type) = cal.cal_type
+            && start < end
+        {
+            self.intervals.push(UseInterval {
+                cal_type,
+                holder: self.holder_keys[index],
+                level,
+                temporary: cal.temporary,
+                start,
+                end,
+            });
+        }
+    }
+
+    /// A revocation or a clear at `at` ends the CAL's activity there.
+    fn cut(&mut self, index: usize, at: Timestamp, cleared: bool) {
+        if let Some((start, level)) = self.open_intervals[index] {
+            let until = self.cals[index].active_until.map_or(at, |t| t.min(at));
+            self.close_interval(index, start, level, until);
+            self.open_intervals[index] = None;
+        }
+        let cal = &mut self.cals[index];
+        if cleared {
+            cal.cleared_at.get_or_insert(at);
+        } else {
+            cal.revoked_at = Some(at);
+        }
+    }
+
+    /// Takes the server's CALs that `which` picks out of its database.
+    fn clear_cals(&mut self, server: &ServerName, at: Timestamp, which: impl Fn(&CalRow) -> bool) {
+        let chosen: Vec<usize> = (0..self.cals.len())
+            .filter(|i| {
+                let cal = &self.cals[*i];
+                cal.server == *server && cal.cleared_at.is_none() && which(cal)
+            })
+            .collect();
+        for index in chosen {
+            self.cut(index, at, true);
+        }
+    }
+
+    /// Covers the not-yet-removed CALs of a pack's migrations with a removal from the pack:
+    /// the named migration first, then the others oldest first.
+    fn cover_migrations(
+        &mut self,
+        keypack: &str,
+        named: Option<usize>,
+        quantity: u64,
+        at: Timestamp,
+        id: &str,
+    ) {
+        let mut order: Vec<usize> = named.into_iter().collect();
+        order.extend((0..self.migrations.len()).filter(|i| {
+            let migration = &self.migrations[*i];
+            migration.from_keypack == keypack && Some(*i) != named && migration.at <= at
+        }));
+        let mut left = quantity;
+        for index in order {
+            let migration = &mut self.migrations[index];
+            let covered = left.min(migration.not_removed);
+            if covered > 0 {
+                migration.not_removed -= covered;
+                migration.removed_by_hand += covered;
+                migration.removed_at = Some(at);
+                migration.removals.push(id.to_owned());
+                left -= covered;
+            }
+        }
+    }
+
+    /// The key of what a pack's server is owed for the pack's agreement, requirement and type.
+    fn debt_key(&self, index: usize) -> DebtKey {
+        let pack = &self.keypacks[index];
+        (
+            pack.server.clone(),
+            pack.incarnation,
+            pack.agreement.clone(),
+            pack.entitlement_version(),
+            pack.cal_type,
+        )
+    }
+
+    /// Adds to what the pack's server is owed for the pack's agreement, requirement and type.
+    fn owe(&mut self, index: usize, quantity: u64, at: Timestamp, id: &str) {
+        if quantity == 0 {
+            return;
+        }
+        let key = self.debt_key(index);
+        let debt = self.debt_map.entry(key.clone()).or_insert_with(|| DebtRow {
+            server: key.0,
+            incarnation: key.1,
+            agreement: key.2,
+            requirement: key.3,
+            cal_type: key.4,
+            owed: 0,
+            since: at,
+            events: Vec::new(),
+        });
+        if debt.owed == 0 {
+            debt.since = at;
+        }
+        debt.owed += quantity;
+        if debt.events.last().map(String::as_str) != Some(id) {
+            debt.events.push(id.to_owned());
+        }
+    }
+
+    /// Pays down what a server incarnation is owed for an agreement, requirement and type.
+    fn pay_down(&mut self, key: &DebtKey, quantity: u64, id: &str) {
+        if let Some(debt) = self.debt_map.get_mut(key)
+            && debt.owed > 0
+            && quantity > 0
+        {
+            debt.owed -= quantity.min(debt.owed);
+            debt.events.push(id.to_owned());
+        }
     }
 
     /// The CAL type and version of a pack, unknown when the ledger has no such pack.
@@ -589,10 +814,10 @@ impl Replay {
             pack.removed += current;
             pack.resurrected = 0;
         }
-        for cal in self.cals.iter_mut().filter(|c| c.server == *server) {
-            cal.cleared_at.get_or_insert(at);
-        }
+        self.clear_cals(server, at, |_| true);
         let incarnation = self.servers[server].incarnation;
+        // Debts end with the incarnation.
+        self.debt_map.retain(|key, _| !(key.0 == *server && key.1 == incarnation));
         for migration in self
             .migrations
             .iter_mut()
@@ -641,9 +866,18 @@ impl Replay {
         });
     }
 
-    fn install(&mut self, seq: u64, at: Timestamp, e: &KeypackInstalled) {
+    fn install(&mut self, seq: u64, id: &str, at: Timestamp, e: &KeypackInstalled) {
         let quantity = u64::from(e.quantity.get());
         let incarnation = self.servers[&e.server].incarnation;
+        // A re-install from the Clearinghouse pays down what a rebuild or a restore left owed.
+        let key = (
+            e.server.clone(),
+            incarnation,
+            e.agreement.as_str().to_owned(),
+            e.downgraded_from.unwrap_or(e.product_version),
+            e.cal_type,
+        );
+        self.pay_down(&key, quantity, id);
         self.add_pack(
             seq,
             KeypackRow {
@@ -659,6 +893,7 @@ impl Replay {
                 migration: None,
                 from_keypack: None,
                 installed_seq: seq,
+                installed_id: id.to_owned(),
                 installed_at: at,
                 installed: quantity,
                 removed: 0,
@@ -666,6 +901,7 @@ impl Replay {
                 lost: 0,
                 current_quantity: quantity,
                 resurrected: 0,
+                resurrected_by: None,
                 active_issued: 0,
                 available: 0,
             },
@@ -685,6 +921,7 @@ impl Replay {
             delta: pack.current_quantity as i64,
         });
         self.timelines.push(vec![(pack.installed_at, pack.current_quantity)]);
+        self.left.push(Vec::new());
         self.keypack_index.insert(pack.keypack.clone(), index);
         let sym = self.strings.intern(&pack.keypack);
         // A pack applied without `know` having seen it (callers that fold events directly).
@@ -697,8 +934,9 @@ impl Replay {
         self.keypacks.push(pack);
     }
 
-    /// Takes up to `wanted` CALs out of a pack; a pack never goes below zero.
-    fn take_out(&mut self, seq: u64, at: Timestamp, index: usize, wanted: u64) {
+    /// Takes up to `wanted` CALs out of a pack; a pack never goes below zero. Returns how many
+    /// were taken.
+    fn take_out(&mut self, seq: u64, at: Timestamp, index: usize, wanted: u64) -> u64 {
         let pack = &self.keypacks[index];
         let taken = wanted.min(pack.current_quantity);
         let after = pack.current_quantity - taken;
@@ -706,6 +944,10 @@ impl Replay {
         let pack = &mut self.keypacks[index];
         pack.removed += taken;
         pack.resurrected = pack.resurrected.saturating_sub(taken);
+        if taken > 0 {
+            self.left[index].push((at, taken));
+        }
+        taken
     }
 
     fn set_quantity(&mut self, seq: u64, at: Timestamp, index: usize, after: u64) {
@@ -728,10 +970,14 @@ impl Replay {
     }
 
     /// The server holds again what it held at the backup (DOMAIN.md, "Backup/restore"); on
-    /// another machine or a reinstalled OS only the issued CALs of those packs come back.
-    fn restore(&mut self, seq: u64, at: Timestamp, e: &caltrail_events::ServerRestored) {
+    /// another machine or a reinstalled OS only the issued CALs of those packs come back. What
+    /// comes back that had left by a migration or a removal since the backup is resurrected;
+    /// what it holds less than before is owed, and what else comes back pays debts down.
+    fn restore(&mut self, seq: u64, id: &str, at: Timestamp, e: &caltrail_events::ServerRestored) {
         let backup = e.backup_taken_at;
         let keeps_unissued = e.same_machine && !e.os_replaced;
+        // Per agreement, requirement and type: held before, held after, resurrected, a pack.
+        let mut groups: BTreeMap<DebtKey, (u64, u64, u64, usize)> = BTreeMap::new();
         for index in self.packs_of(&e.server) {
             let quantity_at_backup = self.timelines[index]
                 .iter()
@@ -743,6 +989,9 @@ impl Replay {
                 continue;
             }
             let keypack = self.keypacks[index].keypack.clone();
+            // The backup holds the CALs its database recorded as issued: an expiry an event
+            // gave is a record, while the default lifetimes only bound how long use is
+            // counted, so they do not take a CAL out of the backup.
             let issued_at_backup = (self
                 .cals
                 .iter()
@@ -751,23 +1000,36 @@ impl Replay {
                         && c.issued_at <= backup
                         && c.revoked_at.is_none_or(|t| t > backup)
                         && c.cleared_at.is_none_or(|t| t > backup)
-                        && c.expires_at.is_none_or(|t| t > backup)
+                        && c.expires_at_given.is_none_or(|t| t > backup)
                 })
                 .count() as u64)
                 .min(quantity_at_backup);
             let quantity_after = if keeps_unissued { quantity_at_backup } else { issued_at_backup };
             let unissued_lost = quantity_at_backup - quantity_after;
             let came_back = quantity_after.saturating_sub(quantity_before);
+            let left_since_backup: u64 = self.left[index]
+                .iter()
+                .filter(|(t, _)| *t > backup && *t <= at)
+                .map(|(_, q)| *q)
+                .sum();
+            let resurrected = came_back.min(left_since_backup);
             self.set_quantity(seq, at, index, quantity_after);
+            let key = self.debt_key(index);
             let pack = &mut self.keypacks[index];
             if quantity_after >= quantity_before {
                 pack.restored += came_back;
             } else {
                 pack.lost += quantity_before - quantity_after;
             }
-            pack.resurrected = came_back;
+            pack.resurrected = resurrected;
+            pack.resurrected_by = (resurrected > 0).then(|| id.to_owned());
+            let group = groups.entry(key).or_insert((0, 0, 0, index));
+            group.0 += quantity_before;
+            group.1 += quantity_after;
+            group.2 += resurrected;
             self.restores.push(RestoreRow {
                 seq,
+                id: id.to_owned(),
                 at,
                 server: e.server.clone(),
                 backup_taken_at: backup,
@@ -784,16 +1046,57 @@ impl Replay {
                 quantity_after,
                 came_back,
                 unissued_lost,
+                resurrected,
             });
         }
-        // CALs issued after the backup are not in the restored database.
-        for cal in self.cals.iter_mut().filter(|c| c.server == e.server && c.issued_at > backup) {
-            cal.cleared_at.get_or_insert(at);
+        for (key, (before, after, resurrected, index)) in groups {
+            if before > after {
+                self.owe(index, before - after, at, id);
+            } else {
+                // CALs lost to a rebuild or an earlier restore that come back are a recovery.
+                self.pay_down(&key, (after - before).saturating_sub(resurrected), id);
+            }
         }
+        // CALs issued after the backup are not in the restored database.
+        self.clear_cals(&e.server, at, |c| c.issued_at > backup);
         let row = self.server(&e.server);
         row.last_restored_at = Some(at);
         row.last_backup_taken_at = Some(backup);
     }
+}
+
+/// When a CAL stops being active if nothing cuts it short: its expiry, and for a per-user CAL
+/// at least 90 days after its first issue (a licence cannot be reassigned sooner).
+fn active_until(
+    cal_type: Option<CalType>,
+    first_issued_at: Timestamp,
+    expires_at: Timestamp,
+) -> Timestamp {
+    match cal_type {
+        Some(CalType::PerUser) => {
+            expires_at.max(add_days(first_issued_at, licence::PER_USER_MINIMUM_DAYS))
+        }
+        _ => expires_at,
+    }
+}
+
+/// The holders in use at `at`: once per CAL type, at the newest level among their active CALs.
+fn holders_at(intervals: &[UseInterval], at: Timestamp, strings: &Strings) -> Vec<HolderRow> {
+    let mut holders: BTreeMap<(CalType, &str), HolderRow> = BTreeMap::new();
+    for interval in intervals.iter().filter(|i| i.start <= at && at < i.end) {
+        let name = strings.get(interval.holder);
+        let row = holders.entry((interval.cal_type, name)).or_insert_with(|| HolderRow {
+            cal_type: interval.cal_type,
+            holder: name.to_owned(),
+            level: interval.level,
+            temporary: true,
+            n_cals: 0,
+        });
+        row.level = row.level.max(interval.level);
+        row.temporary &= interval.temporary;
+        row.n_cals += 1;
+    }
+    holders.into_values().collect()
 }
 
 fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> EventRow {
@@ -832,10 +1135,6 @@ fn migrated_kind(source: Option<&PackKind>, e: &caltrail_events::CalsMigrated) -
     })
 }
 
-fn add_days(t: Timestamp, days: i64) -> Timestamp {
-    Timestamp::from_micros(t.micros().saturating_add(days * 86_400_000_000)).unwrap_or(t)
-}
-
 /// The anniversary date in a year; 29 February falls on the 28th in other years.
 fn anniversary_in(year: i32, month: u32, day: u32) -> Option<Timestamp> {
     let date = NaiveDate::from_ymd_opt(year, month, day)
@@ -844,27 +1143,34 @@ fn anniversary_in(year: i32, month: u32, day: u32) -> Option<Timestamp> {
     Timestamp::from_micros(midnight.timestamp_micros())
 }
 
-/// True-up years from the one holding the first purchase to the one holding `until`. The
-/// anniversary is the agreement's, or else the first purchase's month and day.
-fn true_up_periods(
-    agreements: &BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
-    until: Timestamp,
-) -> Vec<TrueUpPeriodRow> {
-    let mut periods = Vec::new();
-    for row in agreements.values() {
-        let first = row.first_purchased_at.datetime();
-        let (month, day) = match &row.anniversary {
-            Some(text) => {
-                let (m, d) = text.split_once('-').unwrap_or(("1", "1"));
-                (m.parse().unwrap_or(1), d.parse().unwrap_or(1))
-            }
-            None => (first.month(), first.day()),
+/// The true-up years of every agreement (RULES.md, "Reports", `true_up`): from its
+/// anniversary (the latest one its purchases give, else its first purchase's month and day),
+/// the first year holding its first purchase, the last ending at `until`. The default
+/// agreement is the enterprise, campus or school agreement with the latest purchase.
+fn true_up_years(purchases: &[PurchaseRow], until: Timestamp) -> Vec<TrueUpYearRow> {
+    let mut by_agreement: BTreeMap<&str, Vec<&PurchaseRow>> = BTreeMap::new();
+    for purchase in purchases {
+        by_agreement.entry(purchase.agreement.as_str()).or_default().push(purchase);
+    }
+    let default = purchases
+        .iter()
+        .filter(|p| {
+            matches!(p.program, "enterprise_agreement" | "campus_agreement" | "school_agreement")
+        })
+        .max_by_key(|p| (p.at, p.seq))
+        .map(|p| p.agreement.as_str());
+    let mut years = Vec::new();
+    for (agreement, mut bought) in by_agreement {
+        bought.sort_by_key(|p| (p.at, p.seq));
+        let first = bought[0].at;
+        let (month, day) = match bought.iter().rev().find_map(|p| p.anniversary) {
+            Some(a) => (a.month(), a.day()),
+            None => (first.datetime().month(), first.datetime().day()),
         };
-        let mut year = first.year();
-        if anniversary_in(year, month, day).is_some_and(|start| start > row.first_purchased_at) {
+        let mut year = first.datetime().year();
+        if anniversary_in(year, month, day).is_some_and(|start| start > first) {
             year -= 1;
         }
-        let end_at = until.max(row.first_purchased_at);
         // A ledger spans years, not centuries: the bound keeps a bad clock from looping long.
         for _ in 0..200 {
             let (Some(start), Some(end)) =
@@ -872,19 +1178,19 @@ fn true_up_periods(
             else {
                 break;
             };
-            if start > end_at {
+            if start > until {
                 break;
             }
-            periods.push(TrueUpPeriodRow {
-                agreement: row.agreement.clone(),
-                product_version: row.product_version,
-                cal_type: row.cal_type,
+            years.push(TrueUpYearRow {
+                agreement: agreement.to_owned(),
                 anniversary: format!("{month:02}-{day:02}"),
                 period_start: start,
-                period_end: end,
+                period_end: end.min(until),
+                through_end: end >= until,
+                default: Some(agreement) == default,
             });
             year += 1;
         }
     }
-    periods
+    years
 }

@@ -3,6 +3,7 @@
 //! breaks a rule is data for the rules. No storage, no Arrow, no SQL, no printing.
 
 mod fold;
+pub mod licence;
 mod order;
 mod rows;
 mod strings;

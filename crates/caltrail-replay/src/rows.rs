@@ -84,12 +84,19 @@ pub struct AgreementRow {
 #[derive(Debug, Clone)]
 pub struct PurchaseRow {
     pub seq: u64,
+    pub id: String,
     pub at: Timestamp,
     pub agreement: String,
     pub program: &'static str,
     pub product_version: ProductVersion,
     pub cal_type: CalType,
     pub quantity: u64,
+    pub anniversary: Option<caltrail_events::Anniversary>,
+    /// The last moment of Software Assurance (a date given means its end).
+    pub software_assurance_until: Option<Timestamp>,
+    pub rights_through: Option<ProductVersion>,
+    /// The newest level its rights reach at the judged time (`licence::ceiling`).
+    pub ceiling: ProductVersion,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +129,9 @@ pub struct KeypackRow {
     /// The `cals.migrated` event that created it, for a migrated pack.
     pub migration: Option<String>,
     pub from_keypack: Option<String>,
-    /// The entry that created it.
+    /// The entry that created it, and its id.
     pub installed_seq: u64,
+    pub installed_id: String,
     pub installed_at: Timestamp,
     pub installed: u64,
     /// Taken out: `keypack.removed`, `source.cals_removed`, migrations with `source_removed`.
@@ -134,8 +142,11 @@ pub struct KeypackRow {
     pub lost: u64,
     /// Invariant: `installed - removed + restored - lost`, never negative.
     pub current_quantity: u64,
-    /// CALs the last restore brought back that are still there.
+    /// CALs the last restore brought back that had left by a migration or a removal after its
+    /// backup, and are still there.
     pub resurrected: u64,
+    /// The restore that brought them back.
+    pub resurrected_by: Option<String>,
     pub active_issued: u64,
     pub available: u64,
 }
@@ -151,6 +162,7 @@ impl KeypackRow {
         self.lost = 0;
         self.current_quantity = quantity;
         self.resurrected = 0;
+        self.resurrected_by = None;
         self.active_issued = 0;
         self.available = 0;
     }
@@ -175,7 +187,16 @@ pub struct CalRow {
     pub issued_at: Timestamp,
     pub renewed_at: Option<Timestamp>,
     pub n_issues: u64,
+    /// The expiry of the latest issue: its `expires_at`, else its `at` plus the default
+    /// lifetime of its kind (RULES.md, "Active CAL").
     pub expires_at: Option<Timestamp>,
+    /// The `expires_at` the latest issue gave, if it gave one.
+    pub expires_at_given: Option<Timestamp>,
+    /// When it stops being active if nothing cuts it short: `expires_at`, and for a per-user
+    /// CAL at least 90 days after its first issue.
+    pub active_until: Option<Timestamp>,
+    /// Its session host's version when the latest issue gave it, else its pack's version.
+    pub level: Option<ProductVersion>,
     pub revoked_at: Option<Timestamp>,
     /// When a database rebuild or a restore took the CAL out of the server's database.
     pub cleared_at: Option<Timestamp>,
@@ -209,8 +230,10 @@ pub struct MigrationRow {
     /// Whether the ledger knows the pack the CALs came from, or the event says what they are:
     /// false means the CALs cannot be counted anywhere.
     pub pack_known: bool,
-    /// Removed from the source by hand afterwards (`source.cals_removed`).
+    /// Covered by removals from the source pack after it (`source.cals_removed`,
+    /// `keypack.removed`), and the ids of those removals.
     pub removed_by_hand: u64,
+    pub removals: Vec<String>,
     pub removed_at: Option<Timestamp>,
     /// Invariant: `quantity - removed_by_hand` when not `source_removed`, else 0.
     pub not_removed: u64,
@@ -233,6 +256,8 @@ pub struct StatusChangeRow {
 #[derive(Debug, Clone)]
 pub struct IssueRow {
     pub seq: u64,
+    /// The event's id.
+    pub id: Sym,
     pub at: Timestamp,
     pub server: Sym,
     pub keypack: Sym,
@@ -250,6 +275,7 @@ pub struct IssueRow {
 #[derive(Debug, Clone)]
 pub struct RevocationRow {
     pub seq: u64,
+    pub id: String,
     pub at: Timestamp,
     pub server: ServerName,
     pub keypack: String,
@@ -263,6 +289,7 @@ pub struct RevocationRow {
 #[derive(Debug, Clone)]
 pub struct RestoreRow {
     pub seq: u64,
+    pub id: String,
     pub at: Timestamp,
     pub server: ServerName,
     pub backup_taken_at: Timestamp,
@@ -279,6 +306,8 @@ pub struct RestoreRow {
     pub quantity_after: u64,
     pub came_back: u64,
     pub unissued_lost: u64,
+    /// Of `came_back`, what had left by a migration or a removal between backup and restore.
+    pub resurrected: u64,
 }
 
 /// A change of a pack's current quantity, for peaks over time.
@@ -294,13 +323,68 @@ pub struct QuantityChangeRow {
     pub delta: i64,
 }
 
-/// One true-up year of an agreement, version and type: from an anniversary to the next.
+/// A stretch of time a holder's CAL was active, at one level: what "in use" is counted from.
 #[derive(Debug, Clone)]
-pub struct TrueUpPeriodRow {
-    pub agreement: String,
-    pub product_version: ProductVersion,
+pub struct UseInterval {
     pub cal_type: CalType,
+    /// The holder's name in lower case: names are compared without case.
+    pub holder: Sym,
+    /// The CAL's level (`licence::level_of`).
+    pub level: ProductVersion,
+    pub temporary: bool,
+    pub start: Timestamp,
+    /// Exclusive.
+    pub end: Timestamp,
+}
+
+/// A count at or above a level, from `at` until the next row of the same type and level.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    pub cal_type: CalType,
+    pub level: ProductVersion,
+    pub at: Timestamp,
+    pub value: i64,
+}
+
+/// A holder in use at the judged time, once per CAL type, at the newest level among its
+/// active CALs (RULES.md, "In use").
+#[derive(Debug, Clone)]
+pub struct HolderRow {
+    pub cal_type: CalType,
+    pub holder: String,
+    pub level: ProductVersion,
+    /// Every active CAL it holds is temporary.
+    pub temporary: bool,
+    pub n_cals: u64,
+}
+
+/// CALs a server incarnation is owed after a rebuild or a restore, per agreement, requirement
+/// and CAL type, after what later installs and recoveries paid down (RULES.md,
+/// `lost_not_reinstalled`).
+#[derive(Debug, Clone)]
+pub struct DebtRow {
+    pub server: ServerName,
+    pub incarnation: u32,
+    pub agreement: String,
+    pub requirement: ProductVersion,
+    pub cal_type: CalType,
+    pub owed: u64,
+    pub since: Timestamp,
+    /// The rebuilds and restores that made it.
+    pub events: Vec<String>,
+}
+
+/// One true-up year of an agreement: from an anniversary to the next, the last one ending at
+/// the judged time.
+#[derive(Debug, Clone)]
+pub struct TrueUpYearRow {
+    pub agreement: String,
     pub anniversary: String,
     pub period_start: Timestamp,
     pub period_end: Timestamp,
+    /// The last year, which ends at the judged time and includes it.
+    pub through_end: bool,
+    /// The agreement `true-up` reports without `--agreement`: the enterprise, campus or
+    /// school agreement with the latest purchase.
+    pub default: bool,
 }

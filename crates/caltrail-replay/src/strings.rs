@@ -9,6 +9,14 @@ use caltrail_events::FastHash;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sym(u32);
 
+impl Sym {
+    /// A handle made up for a test, naming no text.
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: u32) -> Sym {
+        Sym(n)
+    }
+}
+
 /// The texts of one replay. Handles are given out in first-seen order and never reused.
 #[derive(Debug, Default)]
 pub struct Strings {

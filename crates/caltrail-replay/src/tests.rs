@@ -42,7 +42,8 @@ fn a_renewal_is_not_a_second_cal() {
             issue("c1", "2025-01-02T00:00:00Z", "p", "CONTOSO\\Ann"),
             issue("c2", "2025-02-02T00:00:00Z", "p", "contoso\\ann"),
         ],
-        AsOf::Latest,
+        // Without `expires_at` a per-user CAL lapses 60 days after its latest issue.
+        AsOf::Time(Timestamp::parse("2025-04-02T00:00:00Z").unwrap()),
     );
     assert_eq!(state.cals.len(), 1);
     assert_eq!(state.cals[0].n_issues, 2);
@@ -92,8 +93,12 @@ fn as_of_a_sequence_number_judges_activity_at_that_event() {
     assert_eq!(at_two.active_at, Timestamp::parse("2025-01-02T00:00:00Z").unwrap());
     assert_eq!((at_two.n_applied, at_two.keypacks.len()), (2, 1));
     assert!(at_two.cals[0].active);
+    // Past its `expires_at`, a per-user CAL still stays with its user for 90 days after its
+    // first issue (until 2025-04-02).
     let at_three = replay(&events, AsOf::Seq(3));
-    assert!(!at_three.cals[0].active);
+    assert!(at_three.cals[0].active);
+    let after = replay(&events, AsOf::Time(Timestamp::parse("2025-04-02T00:00:00Z").unwrap()));
+    assert!(!after.cals[0].active);
     let by_time = replay(&events, AsOf::Time(Timestamp::parse("2025-01-15T00:00:00Z").unwrap()));
     assert_eq!(by_time.last_seq, 2);
     assert!(by_time.cals[0].active);
@@ -145,9 +150,20 @@ fn true_up_years_start_on_the_anniversary_before_the_first_purchase() {
         )],
         AsOf::Time(Timestamp::parse("2025-08-01T00:00:00Z").unwrap()),
     );
-    let starts: Vec<String> =
-        state.true_up_periods.iter().map(|p| p.period_start.to_rfc3339()).collect();
-    assert_eq!(starts, ["2023-07-01T00:00:00Z", "2024-07-01T00:00:00Z", "2025-07-01T00:00:00Z"]);
+    let years: Vec<(String, String, bool)> = state
+        .true_up_years
+        .iter()
+        .map(|p| (p.period_start.to_rfc3339(), p.period_end.to_rfc3339(), p.default))
+        .collect();
+    // The last year ends at the judged time.
+    assert_eq!(
+        years,
+        [
+            ("2023-07-01T00:00:00Z".into(), "2024-07-01T00:00:00Z".into(), true),
+            ("2024-07-01T00:00:00Z".into(), "2025-07-01T00:00:00Z".into(), true),
+            ("2025-07-01T00:00:00Z".into(), "2025-08-01T00:00:00Z".into(), true),
+        ]
+    );
 }
 
 #[test]

@@ -11,5 +11,5 @@ pub use datafusion::arrow;
 pub use datafusion::parquet;
 pub use engine::{Engine, QueryResult};
 pub use error::SqlError;
-pub use rules::{FINDING_COLUMNS, RULES, Rule, TRUE_UP, find as find_rule};
+pub use rules::{FINDING_COLUMNS, POSITION, RULES, Rule, TRUE_UP, find as find_rule};
 pub use tables::TABLE_NAMES;

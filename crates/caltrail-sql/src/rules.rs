@@ -16,20 +16,24 @@ macro_rules! rule {
 
 /// Every rule, in the order `check` runs them.
 pub const RULES: &[Rule] = &[
+    rule!("over_allocated"),
     rule!("over_entitlement"),
     rule!("not_entitled"),
-    rule!("over_issued"),
+    rule!("issued_beyond_installed"),
     rule!("cals_left_on_source"),
     rule!("version_above_server"),
     rule!("resurrected_by_restore"),
-    rule!("unissued_lost_on_restore"),
+    rule!("lost_not_reinstalled"),
+    rule!("migration_unknown_pack"),
     rule!("issued_while_inactive"),
     rule!("cal_older_than_host"),
     rule!("revocation_limit"),
+    rule!("per_user_revoked"),
 ];
 
-/// The true-up report: not a rule, a table.
+/// The reports: not rules, tables (RULES.md, "Reports").
 pub const TRUE_UP: Rule = rule!("true_up");
+pub const POSITION: Rule = rule!("position");
 
 /// The columns every finding has, in this order.
 pub const FINDING_COLUMNS: &[&str] = &["rule", "severity", "subject", "message", "quantity"];

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
-use caltrail_replay::Replay;
+use caltrail_replay::licence::level_of;
+use caltrail_replay::{Replay, StepRow};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
@@ -25,7 +27,14 @@ pub const TABLE_NAMES: &[&str] = &[
     "revocations",
     "restores",
     "quantity_changes",
-    "true_up_periods",
+    "true_up_years",
+    "holders",
+    "in_use_changes",
+    "rights_changes",
+    "installed_changes",
+    "estate_levels",
+    "debts",
+    "versions",
 ];
 
 /// Rows per record batch. Arrow's `Utf8` arrays address their bytes with 32-bit offsets, so one
@@ -67,7 +76,14 @@ pub fn n_batches(replay: &Replay, name: &str) -> usize {
         "revocations" => replay.revocations.len(),
         "restores" => replay.restores.len(),
         "quantity_changes" => replay.quantity_changes.len(),
-        "true_up_periods" => replay.true_up_periods.len(),
+        "true_up_years" => replay.true_up_years.len(),
+        "holders" => replay.holders.len(),
+        "in_use_changes" => replay.in_use_steps.len(),
+        "rights_changes" => replay.rights_steps.len(),
+        "installed_changes" => replay.installed_steps.len(),
+        "estate_levels" => replay.estate_levels.len(),
+        "debts" => replay.debts.len(),
+        "versions" => replay.made_available.len(),
         _ => 0,
     };
     rows.div_ceil(BATCH_ROWS).max(1)
@@ -110,6 +126,21 @@ impl<'a, R> TableBuilder<'a, R> {
         self
     }
 
+    /// A list of texts: the ids a row rests on.
+    fn list<S: AsRef<str>>(mut self, name: &str, value: impl Fn(&'a R) -> Vec<S>) -> Self {
+        let mut builder = ListBuilder::new(StringBuilder::new());
+        for row in self.rows {
+            for item in value(row) {
+                builder.values().append_value(item.as_ref());
+            }
+            builder.append(true);
+        }
+        let array = builder.finish();
+        self.fields.push(Field::new(name, array.data_type().clone(), true));
+        self.columns.push(Arc::new(array));
+        self
+    }
+
     fn time(mut self, name: &str, value: impl Fn(&R) -> Option<Timestamp>) -> Self {
         let array: TimestampMicrosecondArray =
             self.rows.iter().map(|r| value(r).map(Timestamp::micros)).collect();
@@ -132,6 +163,23 @@ impl<'a, R> TableBuilder<'a, R> {
 
 fn version(v: ProductVersion) -> Option<&'static str> {
     Some(v.as_str())
+}
+
+/// The licence level of a version as text: `"2008"` for 2008 and 2008 R2.
+fn level(v: ProductVersion) -> Option<&'static str> {
+    Some(level_of(v).as_str())
+}
+
+/// Step rows: a count at or above a level from `at` on.
+fn steps(rows: &[StepRow], part: Part, value: &str) -> Vec<RecordBatch> {
+    batches(rows, part, |rows| {
+        TableBuilder::new(rows)
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("level", |r| version(r.level))
+            .time("at", |r| Some(r.at))
+            .int(value, |r| Some(r.value))
+            .finish()
+    })
 }
 
 fn cal_type(t: CalType) -> Option<&'static str> {
@@ -199,12 +247,17 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
         "purchases" => batches(&replay.purchases, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
+                .text("id", |r| Some(&r.id))
                 .time("at", |r| Some(r.at))
                 .text("agreement", |r| Some(&r.agreement))
                 .text("program", |r| Some(r.program))
                 .text("product_version", |r| version(r.product_version))
+                .text("level", |r| level(r.product_version))
                 .text("cal_type", |r| cal_type(r.cal_type))
                 .count("quantity", |r| r.quantity)
+                .time("software_assurance_until", |r| r.software_assurance_until)
+                .text("rights_through", |r| r.rights_through.map(|v| v.as_str()))
+                .text("ceiling", |r| version(r.ceiling))
                 .finish()
         }),
         "keypacks" => batches(&replay.keypacks, part, |rows| {
@@ -217,11 +270,14 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .text("cal_type", |r| cal_type(r.cal_type))
                 .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
                 .text("entitlement_version", |r| version(r.entitlement_version()))
+                .text("requirement", |r| level(r.entitlement_version()))
+                .text("level", |r| level(r.product_version))
                 .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
                 .text("origin", |r| Some(r.origin.as_str()))
                 .text("migration", |r| r.migration.as_ref())
                 .text("from_keypack", |r| r.from_keypack.as_ref())
                 .count("installed_seq", |r| r.installed_seq)
+                .text("installed_id", |r| Some(&r.installed_id))
                 .time("installed_at", |r| Some(r.installed_at))
                 .count("installed", |r| r.installed)
                 .count("removed", |r| r.removed)
@@ -229,6 +285,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .count("lost", |r| r.lost)
                 .count("current_quantity", |r| r.current_quantity)
                 .count("resurrected", |r| r.resurrected)
+                .text("resurrected_by", |r| r.resurrected_by.as_ref())
                 .count("active_issued", |r| r.active_issued)
                 .count("available", |r| r.available)
                 .finish()
@@ -246,10 +303,13 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .time("renewed_at", |r| r.renewed_at)
                 .count("n_issues", |r| r.n_issues)
                 .time("expires_at", |r| r.expires_at)
+                .time("expires_at_given", |r| r.expires_at_given)
+                .time("active_until", |r| r.active_until)
                 .time("revoked_at", |r| r.revoked_at)
                 .time("cleared_at", |r| r.cleared_at)
                 .text("session_host", |r| r.session_host.as_ref())
                 .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+                .text("level", |r| r.level.map(|v| v.as_str()))
                 .boolean("active", |r| Some(r.active))
                 .finish()
         }),
@@ -270,6 +330,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .boolean("source_removed", |r| Some(r.source_removed))
                 .count("removed_by_hand", |r| r.removed_by_hand)
                 .time("removed_at", |r| r.removed_at)
+                .list("removals", |r| r.removals.iter().collect())
                 .count("not_removed", |r| r.not_removed)
                 .text("agreement", |r| r.agreement.as_ref())
                 .text("product_version", |r| r.product_version.map(|v| v.as_str()))
@@ -292,6 +353,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
         "issues" => batches(&replay.issues, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
+                .text("id", |r| Some(replay.strings.get(r.id)))
                 .time("at", |r| Some(r.at))
                 .text("server", |r| Some(replay.strings.get(r.server)))
                 .text("keypack", |r| Some(replay.strings.get(r.keypack)))
@@ -302,12 +364,15 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .boolean("renewal", |r| Some(r.renewal))
                 .text("session_host", |r| r.session_host.map(|h| replay.strings.get(h)))
                 .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+                .text("cal_level", |r| r.product_version.and_then(level))
+                .text("host_level", |r| r.session_host_version.and_then(level))
                 .text("server_status", |r| Some(r.server_status.as_str()))
                 .finish()
         }),
         "revocations" => batches(&replay.revocations, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
+                .text("id", |r| Some(&r.id))
                 .time("at", |r| Some(r.at))
                 .text("server", |r| Some(r.server.as_str()))
                 .text("keypack", |r| Some(&r.keypack))
@@ -320,6 +385,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
         "restores" => batches(&replay.restores, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
+                .text("id", |r| Some(&r.id))
                 .time("at", |r| Some(r.at))
                 .text("server", |r| Some(r.server.as_str()))
                 .time("backup_taken_at", |r| Some(r.backup_taken_at))
@@ -336,6 +402,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .count("quantity_after", |r| r.quantity_after)
                 .count("came_back", |r| r.came_back)
                 .count("unissued_lost", |r| r.unissued_lost)
+                .count("resurrected", |r| r.resurrected)
                 .finish()
         }),
         "quantity_changes" => batches(&replay.quantity_changes, part, |rows| {
@@ -350,14 +417,51 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .int("delta", |r| Some(r.delta))
                 .finish()
         }),
-        "true_up_periods" => batches(&replay.true_up_periods, part, |rows| {
+        "true_up_years" => batches(&replay.true_up_years, part, |rows| {
             TableBuilder::new(rows)
                 .text("agreement", |r| Some(&r.agreement))
-                .text("product_version", |r| version(r.product_version))
-                .text("cal_type", |r| cal_type(r.cal_type))
                 .text("anniversary", |r| Some(&r.anniversary))
                 .time("period_start", |r| Some(r.period_start))
                 .time("period_end", |r| Some(r.period_end))
+                .boolean("through_end", |r| Some(r.through_end))
+                .boolean("is_default", |r| Some(r.default))
+                .finish()
+        }),
+        "holders" => batches(&replay.holders, part, |rows| {
+            TableBuilder::new(rows)
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .text("holder", |r| Some(&r.holder))
+                .text("level", |r| version(r.level))
+                .boolean("temporary", |r| Some(r.temporary))
+                .count("n_cals", |r| r.n_cals)
+                .finish()
+        }),
+        "in_use_changes" => steps(&replay.in_use_steps, part, "in_use"),
+        "rights_changes" => steps(&replay.rights_steps, part, "rights"),
+        "installed_changes" => steps(&replay.installed_steps, part, "installed"),
+        "estate_levels" => batches(&replay.estate_levels, part, |rows| {
+            TableBuilder::new(rows)
+                .text("cal_type", |r| cal_type(r.0))
+                .text("level", |r| version(r.1))
+                .finish()
+        }),
+        "debts" => batches(&replay.debts, part, |rows| {
+            TableBuilder::new(rows)
+                .text("server", |r| Some(r.server.as_str()))
+                .count("incarnation", |r| u64::from(r.incarnation))
+                .text("agreement", |r| Some(&r.agreement))
+                .text("requirement", |r| version(r.requirement))
+                .text("cal_type", |r| cal_type(r.cal_type))
+                .count("owed", |r| r.owed)
+                .time("since", |r| Some(r.since))
+                .list("events", |r| r.events.iter().collect())
+                .finish()
+        }),
+        "versions" => batches(&replay.made_available, part, |rows| {
+            TableBuilder::new(rows)
+                .text("version", |r| version(r.0))
+                .text("level", |r| level(r.0))
+                .time("made_available", |r| Some(r.1))
                 .finish()
         }),
         _ => return None,

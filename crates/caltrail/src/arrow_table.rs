@@ -62,6 +62,18 @@ fn cell(array: &dyn Array, i: usize) -> anyhow::Result<Cell> {
                 None => Cell::Int(micros),
             }
         }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>().value(i);
+            let mut items = Vec::with_capacity(list.len());
+            for j in 0..list.len() {
+                match cell(list.as_ref(), j)? {
+                    Cell::Text(text) => items.push(text),
+                    Cell::Null => {}
+                    other => items.push(other.text()),
+                }
+            }
+            Cell::List(items)
+        }
         _ => {
             let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())?;
             Cell::Text(formatter.value(i).to_string())

@@ -24,16 +24,20 @@ pub enum Cell {
     Int(i64),
     Float(f64),
     Text(String),
+    /// A list of texts, such as the ids a finding rests on: a JSON array in `json`, the texts
+    /// joined by spaces elsewhere.
+    List(Vec<String>),
 }
 
 impl Cell {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Cell::Null => String::new(),
             Cell::Bool(b) => b.to_string(),
             Cell::Int(i) => i.to_string(),
             Cell::Float(f) => f.to_string(),
             Cell::Text(s) => s.clone(),
+            Cell::List(items) => items.join(" "),
         }
     }
 
@@ -44,6 +48,9 @@ impl Cell {
             Cell::Int(i) => serde_json::Value::from(*i),
             Cell::Float(f) => serde_json::Value::from(*f),
             Cell::Text(s) => serde_json::Value::String(s.clone()),
+            Cell::List(items) => serde_json::Value::Array(
+                items.iter().cloned().map(serde_json::Value::String).collect(),
+            ),
         }
     }
 

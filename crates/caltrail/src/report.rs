@@ -162,7 +162,7 @@ pub fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<R
 /// Print a table of the replayed state.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_periods (README, \"Tables\").\n\nExample:\n  caltrail state keypacks --as-of 2025-03-01"
+    after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_years, holders, in_use_changes, rights_changes, installed_changes, estate_levels, debts, versions (README, \"Tables\").\n\nExample:\n  caltrail state keypacks --as-of 2025-03-01"
 )]
 pub struct StateArgs {
     /// The table to print.
@@ -187,7 +187,7 @@ pub fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result
 /// Run the compliance rules; exit 1 when anything is found.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Rules: over_entitlement, not_entitled, over_issued, cals_left_on_source, version_above_server, resurrected_by_restore, unissued_lost_on_restore, issued_while_inactive, cal_older_than_host, revocation_limit (their SQL is in queries/).\n\nExamples:\n  caltrail check\n  caltrail check --as-of 2025-03-15 --rule cals_left_on_source --format json"
+    after_help = "Rules: over_allocated, over_entitlement, not_entitled, issued_beyond_installed, cals_left_on_source, version_above_server, resurrected_by_restore, lost_not_reinstalled, migration_unknown_pack, issued_while_inactive, cal_older_than_host, revocation_limit, per_user_revoked (their SQL is in queries/).\n\nExamples:\n  caltrail check\n  caltrail check --as-of 2025-03-15 --rule cals_left_on_source --format json"
 )]
 pub struct CheckArgs {
     /// Only this rule (repeat for several).
@@ -273,12 +273,33 @@ pub fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Out
     Ok(Outcome::Clean)
 }
 
-/// The true-up report: per agreement, version, CAL type and anniversary year, the purchased
-/// quantity, the peaks installed and active issued, and the shortfall to order.
+/// The licence position: per CAL type and level, purchased, rights, installed, required and
+/// in use, and the headroom (RULES.md, "Reports", `position`).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  caltrail true-up --agreement EA-6543210")]
+#[command(after_help = "Example:\n  caltrail position --as-of 2025-06-30 --format csv")]
+pub struct PositionArgs {
+    #[command(flatten)]
+    as_of: AsOfArgs,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn position(db: &Path, args: &PositionArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let replay = replay(db, &args.as_of, false)?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
+    let result = engine.run_report(&caltrail_sql::POSITION)?;
+    to_table(&result.schema, &result.batches)?.write(args.format, out)?;
+    Ok(Outcome::Clean)
+}
+
+/// The true-up report: per anniversary year, CAL type and level, the peak use, the rights at
+/// the year's end, the shortfall and what to order (RULES.md, "Reports", `true_up`).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Years come from the agreement's anniversary: --agreement, else the enterprise, campus or school agreement with the latest purchase.\n\nExample:\n  caltrail true-up --agreement EA-6543210 --format csv"
+)]
 pub struct TrueUpArgs {
-    /// Only this agreement.
+    /// The agreement whose anniversary sets the years.
     #[arg(long)]
     agreement: Option<String>,
     #[command(flatten)]
@@ -289,13 +310,25 @@ pub struct TrueUpArgs {
 
 pub fn true_up(db: &Path, args: &TrueUpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, false)?;
+    let agreement = match &args.agreement {
+        Some(name) => {
+            if !replay.true_up_years.iter().any(|y| &y.agreement == name) {
+                bail!("--agreement {name}: the ledger holds no purchase under that agreement");
+            }
+            name.clone()
+        }
+        None => match replay.true_up_years.iter().find(|y| y.default) {
+            Some(year) => year.agreement.clone(),
+            None => bail!(
+                "no enterprise, campus or school agreement to take true-up years from: name one with --agreement"
+            ),
+        },
+    };
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.run_report(&caltrail_sql::TRUE_UP)?;
     let mut table = to_table(&result.schema, &result.batches)?;
-    if let Some(agreement) = &args.agreement {
-        let column = table.columns.iter().position(|c| c == "agreement").unwrap_or(0);
-        table.rows.retain(|row| row[column] == Cell::Text(agreement.clone()));
-    }
+    let column = table.columns.iter().position(|c| c == "agreement").unwrap_or(0);
+    table.rows.retain(|row| row[column] == Cell::Text(agreement.clone()));
     table.write(args.format, out)?;
     Ok(Outcome::Clean)
 }

@@ -1,0 +1,339 @@
+//! The facts behind the licence position (RULES.md v2), prepared for the rules to judge: the
+//! level of a version, the ceiling of a purchase, when a CAL lapses, and the counts at or above
+//! each level as they change over time (holders in use, rights, installed CALs). Counting, not
+//! judging: which count is too high is the rules' question.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use caltrail_events::{CalType, ProductVersion, Program, Timestamp};
+
+use crate::rows::{PurchaseRow, StepRow, UseInterval};
+use crate::strings::Sym;
+
+/// The licence level of a version: 2008 TS CALs and 2008 R2 RDS CALs are one level, so
+/// `V2008R2` is `V2008`; every other version is its own level.
+pub fn level_of(version: ProductVersion) -> ProductVersion {
+    match version {
+        ProductVersion::V2008R2 => ProductVersion::V2008,
+        other => other,
+    }
+}
+
+/// The levels, oldest first.
+pub const LEVELS: &[ProductVersion] = &[
+    ProductVersion::V2008,
+    ProductVersion::V2012,
+    ProductVersion::V2016,
+    ProductVersion::V2019,
+    ProductVersion::V2022,
+    ProductVersion::V2025,
+];
+
+/// The table of when each version was made available to volume licensing, as data.
+const MADE_AVAILABLE: &str = include_str!("../data/made_available.csv");
+
+/// `(version, made available)`, oldest first, from `data/made_available.csv`.
+pub fn made_available() -> Vec<(ProductVersion, Timestamp)> {
+    MADE_AVAILABLE
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.starts_with("version,") && !line.is_empty())
+        .map(|line| {
+            let (version, date) =
+                line.split_once(',').expect("invariant: the table has two columns");
+            let version =
+                ProductVersion::parse(version).expect("invariant: the table names versions");
+            let date = Timestamp::parse(&format!("{date}T00:00:00Z"))
+                .expect("invariant: the table's dates are dates");
+            (version, date)
+        })
+        .collect()
+}
+
+/// The newest level a purchase reaches when judged at `judged_at` (RULES.md, "Rights of a
+/// purchase"): `rights_through` when given; else the newest of its version, what volume
+/// licensing sold on the day (any program but retail), and what was made available while its
+/// Software Assurance ran, never past the judged time.
+pub fn ceiling(
+    purchase: &PurchaseRow,
+    judged_at: Timestamp,
+    table: &[(ProductVersion, Timestamp)],
+) -> ProductVersion {
+    if let Some(through) = purchase.rights_through {
+        return level_of(through);
+    }
+    let mut ceiling = level_of(purchase.product_version);
+    for &(version, available) in table {
+        let sold_then = purchase.program != Program::Retail.as_str() && available <= purchase.at;
+        let within_sa = purchase
+            .software_assurance_until
+            .is_some_and(|until| available <= until && available <= judged_at);
+        if sold_then || within_sa {
+            ceiling = ceiling.max(level_of(version));
+        }
+    }
+    ceiling
+}
+
+/// Days a CAL stays active after an issue that gives no `expires_at` (RULES.md, "Active CAL").
+pub fn default_lifetime_days(cal_type: Option<CalType>, temporary: bool) -> i64 {
+    match (cal_type, temporary) {
+        (_, true) => 90,
+        (Some(CalType::PerUser), false) => 60,
+        _ => 89,
+    }
+}
+
+/// A per-user licence stays with its user at least this long after its first issue.
+pub const PER_USER_MINIMUM_DAYS: i64 = 90;
+
+pub fn add_days(t: Timestamp, days: i64) -> Timestamp {
+    Timestamp::from_micros(t.micros().saturating_add(days * 86_400_000_000)).unwrap_or(t)
+}
+
+/// A change of a count at or above a level: `delta` from `at` on.
+struct Change {
+    cal_type: CalType,
+    level: ProductVersion,
+    at: Timestamp,
+    delta: i64,
+}
+
+/// Sums changes into step rows: per type and level, the value from each `at` on, one row per
+/// moment the value changes.
+fn steps(mut changes: Vec<Change>) -> Vec<StepRow> {
+    changes.sort_by_key(|c| (c.cal_type, c.level, c.at));
+    let mut rows: Vec<StepRow> = Vec::new();
+    let mut value = 0i64;
+    let mut key = None;
+    for change in changes {
+        if key != Some((change.cal_type, change.level)) {
+            key = Some((change.cal_type, change.level));
+            value = 0;
+        }
+        value += change.delta;
+        match rows.last_mut() {
+            Some(last)
+                if last.cal_type == change.cal_type
+                    && last.level == change.level
+                    && last.at == change.at =>
+            {
+                last.value = value;
+            }
+            _ => rows.push(StepRow {
+                cal_type: change.cal_type,
+                level: change.level,
+                at: change.at,
+                value,
+            }),
+        }
+    }
+    rows
+}
+
+/// Holders in use at or above each level over time: a holder counts once per CAL type while
+/// any of its CALs of that level or newer is active, whatever server or pack it came from.
+pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
+    let mut by_holder: HashMap<(CalType, Sym), Vec<&UseInterval>> = HashMap::new();
+    for interval in intervals.iter().filter(|i| i.start < i.end) {
+        by_holder.entry((interval.cal_type, interval.holder)).or_default().push(interval);
+    }
+    let mut changes = Vec::new();
+    for ((cal_type, _), mut held) in by_holder {
+        held.sort_by_key(|i| i.start);
+        for &level in LEVELS {
+            // The union of the holder's intervals at this level or newer.
+            let mut open: Option<(Timestamp, Timestamp)> = None;
+            for interval in held.iter().filter(|i| i.level >= level) {
+                match open {
+                    Some((start, end)) if interval.start <= end => {
+                        open = Some((start, end.max(interval.end)));
+                    }
+                    _ => {
+                        if let Some((start, end)) = open {
+                            changes.push(Change { cal_type, level, at: start, delta: 1 });
+                            changes.push(Change { cal_type, level, at: end, delta: -1 });
+                        }
+                        open = Some((interval.start, interval.end));
+                    }
+                }
+            }
+            if let Some((start, end)) = open {
+                changes.push(Change { cal_type, level, at: start, delta: 1 });
+                changes.push(Change { cal_type, level, at: end, delta: -1 });
+            }
+        }
+    }
+    steps(changes)
+}
+
+/// Purchased CALs whose rights reach each level, over time up to `until`: a purchase counts
+/// from its `at`, and Software Assurance raises its ceiling on each release it covers.
+pub fn rights_steps(
+    purchases: &[PurchaseRow],
+    until: Timestamp,
+    table: &[(ProductVersion, Timestamp)],
+) -> Vec<StepRow> {
+    let mut changes = Vec::new();
+    for purchase in purchases {
+        let quantity = purchase.quantity as i64;
+        let mut reached = ceiling(purchase, purchase.at, table);
+        for &level in LEVELS.iter().filter(|l| **l <= reached) {
+            changes.push(Change {
+                cal_type: purchase.cal_type,
+                level,
+                at: purchase.at,
+                delta: quantity,
+            });
+        }
+        let Some(sa_until) = purchase.software_assurance_until else { continue };
+        if purchase.rights_through.is_some() {
+            continue;
+        }
+        for &(version, available) in table {
+            let level = level_of(version);
+            if available > purchase.at
+                && available <= sa_until
+                && available <= until
+                && level > reached
+            {
+                for &step in LEVELS.iter().filter(|l| **l > reached && **l <= level) {
+                    changes.push(Change {
+                        cal_type: purchase.cal_type,
+                        level: step,
+                        at: available,
+                        delta: quantity,
+                    });
+                }
+                reached = level;
+            }
+        }
+    }
+    steps(changes)
+}
+
+/// Installed CALs whose requirement is at or above each level, over time: from every change of
+/// a pack's quantity.
+pub fn installed_steps(
+    changes: impl Iterator<Item = (CalType, ProductVersion, Timestamp, i64)>,
+) -> Vec<StepRow> {
+    let mut all = Vec::new();
+    for (cal_type, requirement, at, delta) in changes {
+        for &level in LEVELS.iter().filter(|l| **l <= level_of(requirement)) {
+            all.push(Change { cal_type, level, at, delta });
+        }
+    }
+    steps(all)
+}
+
+/// Every CAL type and level that has a purchase, a pack or a holder.
+pub fn estate_levels(
+    purchases: impl Iterator<Item = (CalType, ProductVersion)>,
+    packs: impl Iterator<Item = (CalType, ProductVersion)>,
+    holders: impl Iterator<Item = (CalType, ProductVersion)>,
+) -> BTreeSet<(CalType, ProductVersion)> {
+    purchases.chain(packs).chain(holders).map(|(t, v)| (t, level_of(v))).collect()
+}
+
+/// The value of step rows at `at` per type and level (the last change at or before it).
+pub fn value_at(rows: &[StepRow], at: Timestamp) -> BTreeMap<(CalType, ProductVersion), i64> {
+    let mut values = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.at <= at) {
+        values.insert((row.cal_type, row.level), row.value);
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase(program: &str, version: ProductVersion, at: &str, sa: Option<&str>) -> PurchaseRow {
+        PurchaseRow {
+            seq: 1,
+            id: "p".into(),
+            at: Timestamp::parse(at).unwrap(),
+            agreement: "A".into(),
+            program: Program::parse(program).unwrap().as_str(),
+            product_version: version,
+            cal_type: CalType::PerDevice,
+            quantity: 10,
+            anniversary: None,
+            software_assurance_until: sa.map(|t| Timestamp::parse(t).unwrap()),
+            rights_through: None,
+            ceiling: version,
+        }
+    }
+
+    /// The ceilings worked in RULES-EXAMPLES.md, "Ceilings of purchases".
+    #[test]
+    fn ceilings_of_the_worked_examples() {
+        let table = made_available();
+        let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+        let open = |at| purchase("open_license", ProductVersion::V2019, at, None);
+        assert_eq!(ceiling(&open("2021-03-01T00:00:00Z"), now, &table), ProductVersion::V2019);
+        assert_eq!(ceiling(&open("2021-10-01T00:00:00Z"), now, &table), ProductVersion::V2022);
+        let ea = purchase(
+            "enterprise_agreement",
+            ProductVersion::V2016,
+            "2017-02-01T00:00:00Z",
+            Some("2020-01-31T23:59:59Z"),
+        );
+        assert_eq!(ceiling(&ea, now, &table), ProductVersion::V2019);
+        // Judged before 2019 was made available, SA has not reached it yet.
+        let before = Timestamp::parse("2018-01-01T00:00:00Z").unwrap();
+        assert_eq!(ceiling(&ea, before, &table), ProductVersion::V2016);
+        let retail = purchase("retail", ProductVersion::V2016, "2023-01-01T00:00:00Z", None);
+        assert_eq!(ceiling(&retail, now, &table), ProductVersion::V2016);
+        let mut through = open("2021-03-01T00:00:00Z");
+        through.rights_through = Some(ProductVersion::V2022);
+        assert_eq!(ceiling(&through, now, &table), ProductVersion::V2022);
+        assert_eq!(level_of(ProductVersion::V2008R2), ProductVersion::V2008);
+    }
+
+    #[test]
+    fn software_assurance_raises_rights_on_release_day() {
+        let table = made_available();
+        let ea = purchase(
+            "enterprise_agreement",
+            ProductVersion::V2016,
+            "2017-02-01T00:00:00Z",
+            Some("2020-01-31T23:59:59Z"),
+        );
+        let rows = rights_steps(&[ea], Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), &table);
+        let at = |t: &str| value_at(&rows, Timestamp::parse(t).unwrap());
+        let before = at("2018-10-01T00:00:00Z");
+        assert_eq!(before.get(&(CalType::PerDevice, ProductVersion::V2016)), Some(&10));
+        assert_eq!(before.get(&(CalType::PerDevice, ProductVersion::V2019)), None);
+        let after = at("2018-10-02T00:00:00Z");
+        assert_eq!(after.get(&(CalType::PerDevice, ProductVersion::V2019)), Some(&10));
+        assert_eq!(after.get(&(CalType::PerDevice, ProductVersion::V2022)), None);
+    }
+
+    #[test]
+    fn a_holder_counts_once_at_its_newest_level() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let interval = |holder: u32, level, start, end| UseInterval {
+            cal_type: CalType::PerUser,
+            holder: Sym::for_tests(holder),
+            level,
+            temporary: false,
+            start: t(start),
+            end: t(end),
+        };
+        let rows = in_use_steps(&[
+            interval(1, ProductVersion::V2019, "2025-01-01T00:00:00Z", "2025-03-01T00:00:00Z"),
+            // The same user through another server's pack: counted once.
+            interval(1, ProductVersion::V2022, "2025-02-01T00:00:00Z", "2025-04-01T00:00:00Z"),
+            interval(2, ProductVersion::V2016, "2025-02-15T00:00:00Z", "2025-05-01T00:00:00Z"),
+        ]);
+        let count = |when: &str, level| {
+            value_at(&rows, t(when)).get(&(CalType::PerUser, level)).copied().unwrap_or(0)
+        };
+        assert_eq!(count("2025-02-20T00:00:00Z", ProductVersion::V2016), 2);
+        assert_eq!(count("2025-02-20T00:00:00Z", ProductVersion::V2019), 1);
+        assert_eq!(count("2025-02-20T00:00:00Z", ProductVersion::V2022), 1);
+        assert_eq!(count("2025-02-20T00:00:00Z", ProductVersion::V2025), 0);
+        assert_eq!(count("2025-04-10T00:00:00Z", ProductVersion::V2019), 0);
+        assert_eq!(count("2025-04-10T00:00:00Z", ProductVersion::V2016), 1);
+    }
+}
