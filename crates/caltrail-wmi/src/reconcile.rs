@@ -148,11 +148,12 @@ pub fn reconcile(
     for pair in pair(&ledger, observed) {
         let expected = pair.ledger;
         let seen = pair.observed;
+        let expected_issued = expected.map(|p| issued_in_database(replay, p));
         let verdict = match (expected, seen) {
             (Some(_), None) => Verdict::MissingOnServer,
             (None, _) => Verdict::NotInLedger,
             (Some(e), Some(o)) if e.current_quantity != o.total => Verdict::QuantityDiffers,
-            (Some(e), Some(o)) if e.active_issued != o.issued => Verdict::IssuedDiffers,
+            (Some(_), Some(o)) if expected_issued != Some(o.issued) => Verdict::IssuedDiffers,
             _ => Verdict::Match,
         };
         report.push(Comparison {
@@ -167,9 +168,11 @@ pub fn reconcile(
             matched_by: pair.matched_by,
             expected_total: expected.map(|p| p.current_quantity),
             observed_total: seen.map(|o| o.total),
-            expected_issued: expected.map(|p| p.active_issued),
+            expected_issued,
             observed_issued: seen.map(|o| o.issued),
-            expected_available: expected.map(|p| p.available),
+            expected_available: expected
+                .zip(expected_issued)
+                .map(|(p, issued)| p.current_quantity.saturating_sub(issued)),
             observed_available: seen
                 .map(|o| o.available.unwrap_or(o.total.saturating_sub(o.issued))),
             verdict,
@@ -180,6 +183,26 @@ pub fn reconcile(
         report.extend(compare_holders(replay, server, licenses));
     }
     report
+}
+
+/// The CALs of a pack the license server's database holds as issued at the judged time: not
+/// revoked, not cleared, and not past an expiry an event gave. The default lifetimes are left
+/// out here: they bound how long the rules count use when renewals go unrecorded, while the
+/// server's database keeps a CAL that its holder renews without the ledger hearing of it.
+fn issued_in_database(replay: &Replay, pack: &KeypackRow) -> u64 {
+    let at = replay.active_at;
+    let issued = replay
+        .cals
+        .iter()
+        .filter(|c| {
+            c.keypack == pack.keypack
+                && c.revoked_at.is_none()
+                && c.cleared_at.is_none()
+                && c.issued_at <= at
+                && c.expires_at_given.is_none_or(|t| t > at)
+        })
+        .count() as u64;
+    issued.min(pack.current_quantity)
 }
 
 /// What the last restore of the pack's server did to it, in words an admin acts on.
@@ -194,10 +217,21 @@ fn restore_note(replay: &Replay, pack: &KeypackRow) -> Option<String> {
             pack.resurrected
         ));
     }
-    if restore.unissued_lost > 0 {
+    let owed = replay.debts.iter().find(|d| {
+        d.server == pack.server
+            && d.incarnation == pack.incarnation
+            && d.agreement == pack.agreement
+            && d.requirement == pack.entitlement_version()
+            && d.cal_type == pack.cal_type
+    });
+    if let Some(debt) = owed {
         notes.push(format!(
-            "the restore of {day} lost {} unissued CALs: the Clearinghouse must re-issue them",
-            restore.unissued_lost
+            "the restore of {day} lost {} unissued CALs; {} {} {} CALs of {} are still owed to the server: the Clearinghouse must re-issue them",
+            restore.unissued_lost,
+            debt.owed,
+            debt.requirement,
+            debt.cal_type,
+            debt.agreement
         ));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
