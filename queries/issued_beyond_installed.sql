@@ -11,9 +11,10 @@ WITH active AS (
     GROUP BY server, product_version
 ),
 installed AS (
-    SELECT server, product_version, SUM(current_quantity) AS installed
+    SELECT server, product_version, SUM(current_quantity) AS installed,
+           array_agg(installed_id ORDER BY installed_seq) AS pack_ids
     FROM keypacks
-    WHERE cal_type = 'per_user'
+    WHERE cal_type = 'per_user' AND current_quantity > 0
     GROUP BY server, product_version
 )
 SELECT
@@ -27,7 +28,8 @@ SELECT
     a.server,
     a.product_version,
     a.active,
-    COALESCE(i.installed, 0) AS installed
+    COALESCE(i.installed, 0) AS installed,
+    array_slice(COALESCE(i.pack_ids, make_array()), 1, 20) AS events
 FROM active a
 LEFT JOIN installed i ON i.server = a.server AND i.product_version = a.product_version
 WHERE a.active > COALESCE(i.installed, 0)
