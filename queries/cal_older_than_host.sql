@@ -20,7 +20,7 @@ SELECT
     i.holder,
     i.product_version AS cal_version,
     i.session_host_version,
-    make_array(i.id) AS events
+    [i.id] AS events
 FROM issues i
 WHERE i.host_level IS NOT NULL
   AND i.cal_level IS NOT NULL

@@ -21,7 +21,7 @@ SELECT
     m.from_keypack,
     m.keypack,
     s.status AS source_status,
-    array_slice(array_concat(make_array(m.migration), m.removals), 1, 20) AS events
+    array_slice(array_concat([m.migration], m.removals), 1, 20) AS events
 FROM migrations m
 JOIN keypacks k ON k.keypack = m.from_keypack
 LEFT JOIN servers s ON s.server = m.source AND s.incarnation = m.source_incarnation

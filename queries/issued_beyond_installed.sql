@@ -29,7 +29,7 @@ SELECT
     a.product_version,
     a.active,
     COALESCE(i.installed, 0) AS installed,
-    array_slice(COALESCE(i.pack_ids, make_array()), 1, 20) AS events
+    array_slice(COALESCE(i.pack_ids, []), 1, 20) AS events
 FROM active a
 LEFT JOIN installed i ON i.server = a.server AND i.product_version = a.product_version
 WHERE a.active > COALESCE(i.installed, 0)

@@ -18,7 +18,7 @@ SELECT
     i.keypack,
     i.holder,
     i.server_status,
-    make_array(i.id) AS events
+    [i.id] AS events
 FROM issues i
 WHERE NOT i.temporary
   AND i.cal_type = 'per_device'

@@ -16,7 +16,7 @@ SELECT
     m.target,
     m.from_keypack,
     m.keypack,
-    make_array(m.migration) AS events
+    [m.migration] AS events
 FROM migrations m
 WHERE NOT m.pack_known
 ORDER BY m.seq

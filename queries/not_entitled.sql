@@ -20,7 +20,7 @@ SELECT
     k.product_version,
     k.requirement,
     k.cal_type,
-    make_array(k.installed_id) AS events
+    [k.installed_id] AS events
 FROM keypacks k
 WHERE k.current_quantity > 0
   AND NOT EXISTS (

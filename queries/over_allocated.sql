@@ -39,7 +39,7 @@ SELECT
     e.in_use,
     e.rights,
     e.cal_type,
-    array_slice(COALESCE(e.purchase_ids, make_array()), 1, 20) AS events
+    array_slice(COALESCE(e.purchase_ids, []), 1, 20) AS events
 FROM excess e
 WHERE e.worst = 1 AND e.excess > 0
 ORDER BY subject

@@ -14,7 +14,7 @@ SELECT
     r.server,
     r.keypack,
     r.holder,
-    make_array(r.id) AS events
+    [r.id] AS events
 FROM revocations r
 WHERE r.cal_type = 'per_user'
 ORDER BY r.seq

@@ -18,7 +18,7 @@ SELECT
     k.keypack,
     s.last_restored_at AS restored_at,
     s.last_backup_taken_at AS backup_taken_at,
-    make_array(k.resurrected_by) AS events
+    [k.resurrected_by] AS events
 FROM keypacks k
 JOIN servers s ON s.server = k.server AND s.incarnation = k.incarnation
 WHERE k.resurrected > 0 AND k.current_quantity > 0

@@ -16,7 +16,7 @@ SELECT
     k.keypack,
     k.product_version,
     s.os_version,
-    make_array(k.installed_id) AS events
+    [k.installed_id] AS events
 FROM keypacks k
 JOIN servers s ON s.server = k.server AND s.incarnation = k.incarnation
 WHERE k.current_quantity > 0
