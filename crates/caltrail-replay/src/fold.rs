@@ -472,7 +472,9 @@ impl Replay {
                 let server_status =
                     self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
                 let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
-                let id = self.strings.intern(event.id.as_str());
+                let notable = server_status != ServerStatus::Activated
+                    || e.session_host_version.map(level_of) > product_version.map(level_of);
+                let id = notable.then(|| self.strings.intern(event.id.as_str()));
                 self.issues.push(IssueRow {
                     seq,
                     id,

@@ -137,10 +137,14 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
     for interval in intervals.iter().filter(|i| i.start < i.end) {
         by_holder.entry((interval.cal_type, interval.holder)).or_default().push(interval);
     }
-    let mut changes = Vec::new();
-    for ((cal_type, _), mut held) in by_holder {
+    for held in by_holder.values_mut() {
         held.sort_by_key(|i| i.start);
-        for &level in LEVELS {
+    }
+    // One level at a time, so that the changes of only one level are held at once.
+    let mut rows = Vec::new();
+    for &level in LEVELS {
+        let mut changes = Vec::new();
+        for (&(cal_type, _), held) in &by_holder {
             // The union of the holder's intervals at this level or newer.
             let mut open: Option<(Timestamp, Timestamp)> = None;
             for interval in held.iter().filter(|i| i.level >= level) {
@@ -162,8 +166,9 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
                 changes.push(Change { cal_type, level, at: end, delta: -1 });
             }
         }
+        rows.extend(steps(changes));
     }
-    steps(changes)
+    rows
 }
 
 /// Purchased CALs whose rights reach each level, over time up to `until`: a purchase counts

@@ -20,17 +20,26 @@ pub fn out_of_order(ats: &[i64]) -> Vec<usize> {
     // Positions rise along the chain, so a run non-decreasing in `at` is increasing in
     // (`at`, `seq`), and `upper_bound` keeps equal `at`s in one run.
     let mut tails: Vec<u32> = Vec::new();
+    // The `at` of each tail, beside it: the binary search reads these, not `ats` at random.
+    let mut tail_ats: Vec<i64> = Vec::new();
     let mut previous: Vec<u32> = vec![u32::MAX; ats.len()];
-    for (i, at) in ats.iter().enumerate() {
-        let k = tails.partition_point(|&t| ats[t as usize] <= *at);
+    for (i, &at) in ats.iter().enumerate() {
+        // Nearly every entry extends the longest run: checked first, without a search.
+        let k = if tail_ats.last().is_none_or(|&last| last <= at) {
+            tails.len()
+        } else {
+            tail_ats.partition_point(|&t| t <= at)
+        };
         if k > 0 {
             previous[i] = tails[k - 1];
         }
         let i = u32::try_from(i).expect("invariant: a replay holds fewer than 2^32 entries");
         if k == tails.len() {
             tails.push(i);
+            tail_ats.push(at);
         } else {
             tails[k] = i;
+            tail_ats[k] = at;
         }
     }
     let mut keep = vec![false; ats.len()];

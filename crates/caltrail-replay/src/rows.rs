@@ -256,8 +256,10 @@ pub struct StatusChangeRow {
 #[derive(Debug, Clone)]
 pub struct IssueRow {
     pub seq: u64,
-    /// The event's id.
-    pub id: Sym,
+    /// The event's id, kept only for an issue a history rule may cite: its server was not
+    /// activated, or its session host's level is newer than its pack's. Keeping every issue's
+    /// id would double a large replay's memory; the `events` table has them all.
+    pub id: Option<Sym>,
     pub at: Timestamp,
     pub server: Sym,
     pub keypack: Sym,

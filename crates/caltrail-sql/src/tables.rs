@@ -353,7 +353,7 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
         "issues" => batches(&replay.issues, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
-                .text("id", |r| Some(replay.strings.get(r.id)))
+                .text("id", |r| r.id.map(|id| replay.strings.get(id)))
                 .time("at", |r| Some(r.at))
                 .text("server", |r| Some(replay.strings.get(r.server)))
                 .text("keypack", |r| Some(replay.strings.get(r.keypack)))
