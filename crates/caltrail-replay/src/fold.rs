@@ -349,7 +349,7 @@ impl Replay {
                 row.deactivated_at = Some(at);
                 self.status_changed(seq, at, &e.server);
             }
-            EventData::KeypackInstalled(e) => self.install(seq, event.id.as_str(), at, e),
+            EventData::KeypackInstalled(e) => self.install(seq, event, e),
             EventData::KeypackRemoved(e) => {
                 if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
                     let current = self.keypacks[index].current_quantity;
@@ -383,31 +383,18 @@ impl Replay {
                 let pack_known = kind.is_some();
                 if let Some(kind) = kind {
                     let incarnation = self.servers[&e.target].incarnation;
-                    let pack = KeypackRow {
-                        keypack: e.keypack.as_str().to_owned(),
-                        server: e.target.clone(),
+                    let mut pack = new_pack(
+                        kind,
+                        e.keypack.as_str(),
+                        &e.target,
                         incarnation,
-                        agreement: kind.agreement,
-                        product_version: kind.product_version,
-                        cal_type: kind.cal_type,
-                        downgraded_from: kind.downgraded_from,
-                        wmi_keypack_id: None,
-                        origin: Origin::Migrated,
-                        migration: Some(event.id.as_str().to_owned()),
-                        from_keypack: Some(e.from_keypack.as_str().to_owned()),
-                        installed_seq: seq,
-                        installed_id: event.id.as_str().to_owned(),
-                        installed_at: at,
-                        installed: quantity,
-                        removed: 0,
-                        restored: 0,
-                        lost: 0,
-                        current_quantity: quantity,
-                        resurrected: 0,
-                        resurrected_by: None,
-                        active_issued: 0,
-                        available: 0,
-                    };
+                        seq,
+                        event,
+                        quantity,
+                    );
+                    pack.origin = Origin::Migrated;
+                    pack.migration = Some(event.id.as_str().to_owned());
+                    pack.from_keypack = Some(e.from_keypack.as_str().to_owned());
                     self.add_pack(seq, pack);
                 }
                 let target_incarnation = self.servers[&e.target].incarnation;
@@ -868,7 +855,8 @@ impl Replay {
         });
     }
 
-    fn install(&mut self, seq: u64, id: &str, at: Timestamp, e: &KeypackInstalled) {
+    fn install(&mut self, seq: u64, event: &Event, e: &KeypackInstalled) {
+        let id = event.id.as_str();
         let quantity = u64::from(e.quantity.get());
         let incarnation = self.servers[&e.server].incarnation;
         // A re-install from the Clearinghouse pays down what a rebuild or a restore left owed.
@@ -880,34 +868,16 @@ impl Replay {
             e.cal_type,
         );
         self.pay_down(&key, quantity, id);
-        self.add_pack(
-            seq,
-            KeypackRow {
-                keypack: e.keypack.as_str().to_owned(),
-                server: e.server.clone(),
-                incarnation,
-                agreement: e.agreement.as_str().to_owned(),
-                product_version: e.product_version,
-                cal_type: e.cal_type,
-                downgraded_from: e.downgraded_from,
-                wmi_keypack_id: e.wmi_keypack_id,
-                origin: Origin::Installed,
-                migration: None,
-                from_keypack: None,
-                installed_seq: seq,
-                installed_id: id.to_owned(),
-                installed_at: at,
-                installed: quantity,
-                removed: 0,
-                restored: 0,
-                lost: 0,
-                current_quantity: quantity,
-                resurrected: 0,
-                resurrected_by: None,
-                active_issued: 0,
-                available: 0,
-            },
-        );
+        let kind = PackKind {
+            agreement: e.agreement.as_str().to_owned(),
+            product_version: e.product_version,
+            cal_type: e.cal_type,
+            downgraded_from: e.downgraded_from,
+        };
+        let mut pack =
+            new_pack(kind, e.keypack.as_str(), &e.server, incarnation, seq, event, quantity);
+        pack.wmi_keypack_id = e.wmi_keypack_id;
+        self.add_pack(seq, pack);
     }
 
     fn add_pack(&mut self, seq: u64, pack: KeypackRow) {
@@ -1120,6 +1090,44 @@ fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> Eve
         data: event.data.to_value().to_json().to_string(),
         hash: hash.to_owned(),
         retracted_by: None,
+    }
+}
+
+/// A pack as it is created by entry `seq`: `quantity` CALs installed, nothing removed,
+/// restored or lost yet.
+fn new_pack(
+    kind: PackKind,
+    keypack: &str,
+    server: &ServerName,
+    incarnation: u32,
+    seq: u64,
+    event: &Event,
+    quantity: u64,
+) -> KeypackRow {
+    KeypackRow {
+        keypack: keypack.to_owned(),
+        server: server.clone(),
+        incarnation,
+        agreement: kind.agreement,
+        product_version: kind.product_version,
+        cal_type: kind.cal_type,
+        downgraded_from: kind.downgraded_from,
+        wmi_keypack_id: None,
+        origin: Origin::Installed,
+        migration: None,
+        from_keypack: None,
+        installed_seq: seq,
+        installed_id: event.id.as_str().to_owned(),
+        installed_at: event.at,
+        installed: quantity,
+        removed: 0,
+        restored: 0,
+        lost: 0,
+        current_quantity: quantity,
+        resurrected: 0,
+        resurrected_by: None,
+        active_issued: 0,
+        available: 0,
     }
 }
 

@@ -152,21 +152,6 @@ pub struct KeypackRow {
 }
 
 impl KeypackRow {
-    /// Sets the pack's counts to a fresh install of `quantity` CALs by entry `seq`.
-    pub fn start_history(&mut self, seq: u64, at: Timestamp, quantity: u64) {
-        self.installed_seq = seq;
-        self.installed_at = at;
-        self.installed = quantity;
-        self.removed = 0;
-        self.restored = 0;
-        self.lost = 0;
-        self.current_quantity = quantity;
-        self.resurrected = 0;
-        self.resurrected_by = None;
-        self.active_issued = 0;
-        self.available = 0;
-    }
-
     /// The version purchases are counted against: the purchased version of a downgrade.
     pub fn entitlement_version(&self) -> ProductVersion {
         self.downgraded_from.unwrap_or(self.product_version)
