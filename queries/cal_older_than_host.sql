@@ -22,7 +22,10 @@ SELECT
     i.session_host_version,
     [i.id] AS events
 FROM issues i
-WHERE i.host_level IS NOT NULL
-  AND i.cal_level IS NOT NULL
-  AND i.host_level > i.cal_level
+WHERE i.session_host_version IS NOT NULL
+  AND i.product_version IS NOT NULL
+  -- Levels: 2008 R2 is the 2008 level. Compared here rather than kept as two more columns of
+  -- a table with a row per issue.
+  AND CASE WHEN i.session_host_version = '2008R2' THEN '2008' ELSE i.session_host_version END
+    > CASE WHEN i.product_version = '2008R2' THEN '2008' ELSE i.product_version END
 ORDER BY i.seq

@@ -364,8 +364,6 @@ pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordB
                 .boolean("renewal", |r| Some(r.renewal))
                 .text("session_host", |r| r.session_host.map(|h| replay.strings.get(h)))
                 .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
-                .text("cal_level", |r| r.product_version.and_then(level))
-                .text("host_level", |r| r.session_host_version.and_then(level))
                 .text("server_status", |r| Some(r.server_status.as_str()))
                 .finish()
         }),
