@@ -37,6 +37,18 @@ struct PackKind {
     downgraded_from: Option<ProductVersion>,
 }
 
+impl PackKind {
+    /// What an installed pack is, as its event says.
+    fn installed(e: &KeypackInstalled) -> PackKind {
+        PackKind {
+            agreement: e.agreement.as_str().to_owned(),
+            product_version: e.product_version,
+            cal_type: e.cal_type,
+            downgraded_from: e.downgraded_from,
+        }
+    }
+}
+
 /// The state the events describe, as rows. Built by `apply` in ledger order, then `finish`.
 #[derive(Debug)]
 pub struct Replay {
@@ -202,15 +214,7 @@ impl Replay {
         let mut kinds: HashMap<&str, PackKind> = HashMap::new();
         for event in &live {
             if let EventData::KeypackInstalled(e) = &event.data {
-                kinds.insert(
-                    e.keypack.as_str(),
-                    PackKind {
-                        agreement: e.agreement.as_str().to_owned(),
-                        product_version: e.product_version,
-                        cal_type: e.cal_type,
-                        downgraded_from: e.downgraded_from,
-                    },
-                );
+                kinds.insert(e.keypack.as_str(), PackKind::installed(e));
             }
         }
         loop {
@@ -868,12 +872,7 @@ impl Replay {
             e.cal_type,
         );
         self.pay_down(&key, quantity, id);
-        let kind = PackKind {
-            agreement: e.agreement.as_str().to_owned(),
-            product_version: e.product_version,
-            cal_type: e.cal_type,
-            downgraded_from: e.downgraded_from,
-        };
+        let kind = PackKind::installed(e);
         let mut pack =
             new_pack(kind, e.keypack.as_str(), &e.server, incarnation, seq, event, quantity);
         pack.wmi_keypack_id = e.wmi_keypack_id;
