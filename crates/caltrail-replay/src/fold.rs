@@ -171,6 +171,13 @@ impl Replay {
         }
     }
 
+    /// Makes room for the rows of `n_events` events at most. A large replay otherwise grows
+    /// its per-event table by doubling, copying it each time and holding two copies at the
+    /// peak; the room reserved and never written costs address space, not memory.
+    pub fn reserve(&mut self, n_events: usize) {
+        self.issues.reserve(n_events);
+    }
+
     /// The last `seq` worth reading for this as-of point, if there is one.
     pub fn until_seq(&self) -> Option<u64> {
         match self.as_of {

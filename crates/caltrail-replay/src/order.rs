@@ -19,9 +19,10 @@ pub fn out_of_order(ats: &[i64]) -> Vec<usize> {
     // far (the one with the smallest last `at`), `previous[i]` the position before `i` in its run.
     // Positions rise along the chain, so a run non-decreasing in `at` is increasing in
     // (`at`, `seq`), and `upper_bound` keeps equal `at`s in one run.
-    let mut tails: Vec<u32> = Vec::new();
+    // Room for the longest run (nearly all of them): no copying as it grows.
+    let mut tails: Vec<u32> = Vec::with_capacity(ats.len());
     // The `at` of each tail, beside it: the binary search reads these, not `ats` at random.
-    let mut tail_ats: Vec<i64> = Vec::new();
+    let mut tail_ats: Vec<i64> = Vec::with_capacity(ats.len());
     let mut previous: Vec<u32> = vec![u32::MAX; ats.len()];
     for (i, &at) in ats.iter().enumerate() {
         // Nearly every entry extends the longest run: checked first, without a search.

@@ -341,42 +341,81 @@ impl Ledger {
         Ok(n.map_or(0, |n| n as u64))
     }
 
-    /// Calls `visit(seq, at)` for every entry up to `until_seq`, in chain order, reading only
-    /// the `at` column (microseconds), and with the decoded entry for those whose type is in
-    /// `decode_types`: what a replay must know before it folds (valid-time order, and the
-    /// events that others name). The `at` column is checked against the bytes by `verify`,
-    /// and again by the replay as it folds.
-    pub fn scan_times(
+    /// The `at` column (microseconds) of the first `n` entries, indexed by `seq - 1`: what a
+    /// replay needs to fold in valid-time order. It reads the `entries_at` index, which holds
+    /// `at` and `seq` and is a fraction of the table's size, and falls back to the table where
+    /// the index is missing. The `at` column is checked against the bytes by `verify`, and
+    /// again by the replay as it folds, so a changed column or index is found there.
+    pub fn times(&self, n: u64) -> Result<Vec<i64>, StoreError> {
+        let len = usize::try_from(n).map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            seq: n,
+            reason: "more entries than this machine can address".into(),
+        })?;
+        let mut ats = vec![i64::MIN; len];
+        let mut filled = vec![false; len];
+        let until = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut statement = match self
+            .conn
+            .prepare("SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1")
+        {
+            Ok(statement) => statement,
+            Err(_) => self
+                .conn
+                .prepare("SELECT seq, at FROM entries WHERE seq <= ?1")
+                .map_err(|e| self.classify(e))?,
+        };
+        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
+            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let at: i64 = row.get(1).map_err(|e| self.err(e))?;
+            // `seq` is the rowid: at least 1 (the table's CHECK) and unique.
+            let Some(slot) = usize::try_from(seq - 1).ok().filter(|i| *i < len) else {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    seq: seq as u64,
+                    reason: "its seq is out of range".into(),
+                });
+            };
+            ats[slot] = at;
+            filled[slot] = true;
+        }
+        if let Some(missing) = filled.iter().position(|f| !f) {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                seq: missing as u64 + 1,
+                reason: "it is missing".into(),
+            });
+        }
+        Ok(ats)
+    }
+
+    /// Calls `visit` with every entry up to `until_seq` whose type is in `types`, decoded, in
+    /// chain order: the entries a replay must know before it folds, since others name them
+    /// whatever their `at`. The scan reads the columns before the body, and the body only of
+    /// the entries it returns.
+    pub fn scan_named(
         &self,
-        until_seq: Option<u64>,
-        decode_types: &[EventType],
-        mut visit: impl FnMut(u64, i64, Option<StoredEntry>),
+        until_seq: u64,
+        types: &[EventType],
+        mut visit: impl FnMut(StoredEntry),
     ) -> Result<(), StoreError> {
-        let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let until = i64::try_from(until_seq).unwrap_or(i64::MAX);
         // An OR of comparisons, not `IN (...)`: SQLite answers an IN list through an index it
         // builds, which costs a lookup per row of a scan that reads every row.
         let wanted: Vec<String> =
-            decode_types.iter().map(|t| format!("type = '{}'", t.as_str())).collect();
+            types.iter().map(|t| format!("type = '{}'", t.as_str())).collect();
         let wanted = if wanted.is_empty() { "0".to_owned() } else { wanted.join(" OR ") };
         let sql = format!(
-            "SELECT seq, at, CASE WHEN {wanted} THEN body END, CASE WHEN {wanted} THEN hash END \
-             FROM entries WHERE seq <= ?1 ORDER BY seq"
+            "SELECT seq, body, hash FROM entries NOT INDEXED WHERE seq <= ?1 AND ({wanted}) ORDER BY seq"
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.classify(e))?;
         let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
         while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
             let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let at: i64 = row.get(1).map_err(|e| self.err(e))?;
-            let body = row.get_ref(2).map_err(|e| self.err(e))?;
-            let entry = match body.as_blob_or_null().map_err(|e| self.err(e.into()))? {
-                None => None,
-                Some(body) => {
-                    let hash =
-                        row.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
-                    Some(self.decode_one(seq as u64, body, hash)?)
-                }
-            };
-            visit(seq as u64, at, entry);
+            let body = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            let hash = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            visit(self.decode_one(seq as u64, body, hash)?);
         }
         Ok(())
     }
