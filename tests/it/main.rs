@@ -4,6 +4,7 @@
 mod append;
 mod cases;
 mod cli;
+mod exports;
 mod format1;
 mod fuzz_smoke;
 mod reliability;

@@ -5,14 +5,19 @@
 mod dates;
 mod error;
 mod observed;
+mod per_user;
 mod reconcile;
 mod records;
+mod versions;
 
 pub use dates::parse_date;
 pub use error::{ExportError, RowError};
 pub use observed::{
     BUILT_IN_QUANTITY, KeypackExport, LicenseStatus, ObservedKeypack, ObservedLicense,
     read_keypacks, read_licenses,
+};
+pub use per_user::{
+    ObservedUserCal, ServerLookup, import_user_events, read_ad_users, read_usage_report,
 };
 pub use reconcile::{
     AgreementSource, Comparison, OpeningActivation, Verdict, import_events,

@@ -1,6 +1,7 @@
 //! What a license server's export says: its key packs (`Win32_TSLicenseKeyPack`) and its issued
 //! per-device CALs (`Win32_TSIssuedLicense`), mapped to the ledger's words (DOMAIN.md, "Real
-//! exports"). The built-in pack is recognised and left out.
+//! exports"). The built-in pack and the temporary pool are recognised and left out; WMI's
+//! uint32 printed as -1 reads as 4294967295.
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 
@@ -10,6 +11,9 @@ use crate::records::{ExportFormat, Record, read_records};
 
 /// The quantity WMI reports for the built-in per-device pack, which is never counted.
 pub const BUILT_IN_QUANTITY: i64 = 4_294_967_295;
+
+/// `KeyPackType` of the temporary per-device pool, which holds no purchase.
+const TEMPORARY_POOL: i64 = 4;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedKeypack {
@@ -96,7 +100,10 @@ pub struct ObservedLicense {
 pub struct KeypackExport {
     pub format: ExportFormat,
     pub keypacks: Vec<ObservedKeypack>,
+    /// The built-in per-device pack: never a purchase.
     pub built_in_left_out: usize,
+    /// The temporary per-device pool (KeyPackType 4): never a purchase either.
+    pub temporary_left_out: usize,
 }
 
 /// Reads `Win32_TSLicenseKeyPack` in any of the forms PowerShell writes.
@@ -106,17 +113,26 @@ pub fn read_keypacks(
 ) -> Result<KeypackExport, ExportError> {
     let (format, records) = read_records(bytes)?;
     let mut keypacks = Vec::new();
-    let mut built_in_left_out = 0;
+    let (mut built_in_left_out, mut temporary_left_out) = (0, 0);
     for record in &records {
-        let total = record.required_integer("TotalLicenses")?;
+        let total = uint32(record.required_integer("TotalLicenses")?);
         let model = record.text("TypeAndModel").unwrap_or_default();
-        if total == BUILT_IN_QUANTITY || model.to_ascii_lowercase().starts_with("built-in") {
+        // The built-in pack shows as unlimited, as "Built-in ..." or as ProductType 3, and not
+        // every export carries each marker (TypeAndModel is often left out).
+        if total == BUILT_IN_QUANTITY && record.integer("KeyPackType")? != Some(TEMPORARY_POOL)
+            || model.to_ascii_lowercase().starts_with("built-in")
+            || record.integer("ProductType")? == Some(3)
+        {
             built_in_left_out += 1;
+            continue;
+        }
+        if record.integer("KeyPackType")? == Some(TEMPORARY_POOL) {
+            temporary_left_out += 1;
             continue;
         }
         keypacks.push(read_keypack(record, total, date_format)?);
     }
-    Ok(KeypackExport { format, keypacks, built_in_left_out })
+    Ok(KeypackExport { format, keypacks, built_in_left_out, temporary_left_out })
 }
 
 fn read_keypack(
@@ -160,50 +176,36 @@ fn read_keypack(
     })
 }
 
-/// `ProductVersion` text first ("Windows Server 2008 R2"), else `ProductVersionID`.
+/// `ProductVersionID` first (the reliable field), else the `ProductVersion` text
+/// (`versions.rs`, one table for both).
 fn product_version(record: &Record) -> Result<ProductVersion, RowError> {
-    if let Some(text) = record.text("ProductVersion") {
-        let compact: String =
-            text.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        let known = [
-            ("2008r2", ProductVersion::V2008R2),
-            ("2008", ProductVersion::V2008),
-            ("2012", ProductVersion::V2012),
-            ("2016", ProductVersion::V2016),
-            ("2019", ProductVersion::V2019),
-            ("2022", ProductVersion::V2022),
-            ("2025", ProductVersion::V2025),
-        ];
-        if let Some((_, version)) = known.iter().find(|(key, _)| compact.ends_with(key)) {
-            return Ok(*version);
-        }
-        if record.integer("ProductVersionID")?.is_none() {
-            return Err(record.error(
-                "ProductVersion",
-                format!("{text:?} is a version caltrail cannot map (it knows 2008 to 2025)"),
-            ));
-        }
+    let id = record.integer("ProductVersionID")?;
+    if let Some(version) = id.and_then(crate::versions::version_of_id) {
+        return Ok(version);
     }
-    let id = record.integer("ProductVersionID")?.ok_or_else(|| {
-        record.error(
+    let text = record.text("ProductVersion");
+    if let Some(version) = text.as_deref().and_then(crate::versions::version_of_text) {
+        return Ok(version);
+    }
+    Err(match (id, text) {
+        (Some(id), Some(text)) => record.error(
+            "ProductVersionID",
+            format!(
+                "{id} is not a version caltrail knows (2 to 8: 2008 to 2025), and the ProductVersion text {text:?} names none it can map"
+            ),
+        ),
+        (Some(id), None) => record.error(
+            "ProductVersionID",
+            format!("{id} is not a version caltrail knows (2 to 8: 2008 to 2025)"),
+        ),
+        (None, Some(text)) => record.error(
+            "ProductVersion",
+            format!("{text:?} is a version caltrail cannot map (it knows 2008 to 2025)"),
+        ),
+        (None, None) => record.error(
             "ProductVersion",
             "the columns ProductVersion and ProductVersionID are both missing or empty",
-        )
-    })?;
-    Ok(match id {
-        2 => ProductVersion::V2008,
-        3 => ProductVersion::V2008R2,
-        4 => ProductVersion::V2012,
-        5 => ProductVersion::V2016,
-        6 => ProductVersion::V2019,
-        n => {
-            return Err(record.error(
-                "ProductVersionID",
-                format!(
-                    "{n} is a version caltrail cannot map (2 to 6 are documented: 2008 to 2019)"
-                ),
-            ));
-        }
+        ),
     })
 }
 
@@ -242,8 +244,13 @@ pub fn read_licenses(
     Ok((format, licenses))
 }
 
+/// A WMI uint32 as VBScript and some PowerShell paths print it: 4294967295 comes out as -1.
+fn uint32(n: i64) -> i64 {
+    if n == -1 { BUILT_IN_QUANTITY } else { n }
+}
+
 fn unsigned(record: &Record, column: &str) -> Result<u32, RowError> {
-    let n = record.required_integer(column)?;
+    let n = uint32(record.required_integer(column)?);
     u32::try_from(n)
         .map_err(|_| record.error(column, format!("must be between 0 and 4294967295, got {n}")))
 }
@@ -251,6 +258,7 @@ fn unsigned(record: &Record, column: &str) -> Result<u32, RowError> {
 fn count(record: &Record, column: &str) -> Result<Option<u64>, RowError> {
     record
         .integer(column)?
+        .map(uint32)
         .map(|n| {
             u64::try_from(n)
                 .map_err(|_| record.error(column, format!("must not be negative, got {n}")))
@@ -258,7 +266,7 @@ fn count(record: &Record, column: &str) -> Result<Option<u64>, RowError> {
         .transpose()
 }
 
-fn date(
+pub(crate) fn date(
     record: &Record,
     column: &str,
     format: Option<&str>,

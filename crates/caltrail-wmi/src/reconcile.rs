@@ -127,7 +127,7 @@ fn pair<'a>(ledger: &[&'a KeypackRow], observed: &'a [ObservedKeypack]) -> Vec<P
     pairs
 }
 
-fn packs_on<'a>(replay: &'a Replay, server: &ServerName) -> Vec<&'a KeypackRow> {
+pub(crate) fn packs_on<'a>(replay: &'a Replay, server: &ServerName) -> Vec<&'a KeypackRow> {
     let incarnation = replay.servers.get(server).map_or(1, |s| s.incarnation);
     replay
         .keypacks
@@ -489,7 +489,7 @@ fn license_event_id(server: &ServerName, license: &ObservedLicense) -> Result<St
     }
 }
 
-fn import_id(
+pub(crate) fn import_id(
     server: &ServerName,
     what: &str,
     id: impl std::fmt::Display,
@@ -501,6 +501,6 @@ fn import_id(
     Ok(text)
 }
 
-fn build(value: serde_json::Value) -> Result<Event, String> {
+pub(crate) fn build(value: serde_json::Value) -> Result<Event, String> {
     Event::from_json(&value.to_string()).map_err(|e| format!("an imported event is not valid: {e}"))
 }

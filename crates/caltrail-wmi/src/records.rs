@@ -1,6 +1,8 @@
-//! Reading the rows of an export, whatever PowerShell wrote: `Export-Csv` (with or without the
-//! `#TYPE` line, any column order, WMI or CIM system columns) or `ConvertTo-Json` (an array, or
-//! one object), in UTF-8 or UTF-16 with a byte order mark. Knows nothing of what a column means.
+//! Reading the rows of an export, whatever wrote it: `Export-Csv` (with or without the `#TYPE`
+//! line, any column order, WMI or CIM system columns, `,` or `;` as the separator), a monitoring
+//! agent's re-export (a leading section line such as `<<<rds_licenses:sep(44)>>>`, a header
+//! naming one more column than its rows carry) or `ConvertTo-Json` (an array, or one object), in
+//! UTF-8 or UTF-16 with a byte order mark. Knows nothing of what a column means.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -152,17 +154,65 @@ fn read_json(text: &str) -> Result<Vec<Record>, ExportError> {
         .collect()
 }
 
+/// The separators an export may use, as the header line shows them.
+const SEPARATORS: [u8; 3] = [b',', b';', b'\t'];
+
+/// A monitoring agent's section line (`<<<name>>>` or `<<<name:sep(59)>>>`), and the separator
+/// it names, if any.
+fn section_line(line: &str) -> Option<Option<u8>> {
+    let inner = line.trim().strip_prefix("<<<")?.strip_suffix(">>>")?;
+    let separator = inner
+        .split(':')
+        .filter_map(|option| option.strip_prefix("sep(")?.strip_suffix(')')?.parse::<u8>().ok())
+        .next();
+    Some(separator)
+}
+
+/// The separator of a header line: the one it holds most often outside quotes (`,` on a tie).
+fn separator_of(header: &str) -> u8 {
+    let mut counts = [0usize; SEPARATORS.len()];
+    let mut quoted = false;
+    for byte in header.bytes() {
+        if byte == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = SEPARATORS.iter().position(|s| *s == byte) {
+            counts[i] += 1;
+        }
+    }
+    let mut best = 0;
+    for i in 1..SEPARATORS.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    SEPARATORS[best]
+}
+
 fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
-    // `Export-Csv` in Windows PowerShell writes `#TYPE <class>` first unless -NoTypeInformation.
-    let (skipped_lines, body) = match text.strip_prefix("#TYPE") {
-        Some(_) => match text.find('\n') {
-            Some(end) => (1, &text[end + 1..]),
-            None => (1, ""),
-        },
-        None => (0, text),
-    };
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body.as_bytes());
-    let headers: Vec<String> = reader
+    // Lines before the header: `Export-Csv` in Windows PowerShell writes `#TYPE <class>` unless
+    // -NoTypeInformation; monitoring agents write a section line.
+    let mut skipped_lines = 0;
+    let mut body = text;
+    let mut named_separator = None;
+    loop {
+        let (line, rest) = match body.find('\n') {
+            Some(end) => (&body[..end], &body[end + 1..]),
+            None => (body, ""),
+        };
+        if line.starts_with("#TYPE") {
+            (skipped_lines, body) = (skipped_lines + 1, rest);
+        } else if let Some(separator) = section_line(line) {
+            named_separator = named_separator.or(separator);
+            (skipped_lines, body) = (skipped_lines + 1, rest);
+        } else {
+            break;
+        }
+    }
+    let header_line = body.lines().next().unwrap_or("");
+    let separator = named_separator.unwrap_or_else(|| separator_of(header_line));
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body.as_bytes());
+    let mut headers: Vec<String> = reader
         .headers()
         .map_err(|e| ExportError::Csv { detail: e.to_string() })?
         .iter()
@@ -171,12 +221,46 @@ fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
     if headers.iter().all(String::is_empty) {
         return Err(ExportError::Csv { detail: "no header line".into() });
     }
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ExportError::Csv { detail: e.to_string() })?;
+    // A header naming one more column than every row carries: that column is absent.
+    if !rows.is_empty() && rows.iter().all(|row| row.len() + 1 == headers.len()) {
+        headers.pop();
+    }
     let mut records = Vec::new();
-    for (i, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| ExportError::Csv { detail: e.to_string() })?;
-        // The reader counts lines from the header (line 1 of what it was given) and reports a
-        // record's start one line early; the file's `#TYPE` line comes before both.
-        let line = row.position().map(|p| p.line() as usize + 1 + skipped_lines);
+    // Lines are counted here from each record's byte offset: the reader's own count differs
+    // between LF and CRLF files. The lines skipped before the header come first.
+    let (mut counted_to, mut newlines) = (0usize, 0usize);
+    for (i, row) in rows.iter().enumerate() {
+        let line = row.position().map(|p| {
+            let mut start = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(body.len());
+            // After a CRLF the reader's offset may point at the line feed: the record starts
+            // past it.
+            while start < body.len() && matches!(body.as_bytes()[start], b'\r' | b'\n') {
+                start += 1;
+            }
+            newlines += body.as_bytes()[counted_to.min(start)..start]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            counted_to = counted_to.max(start);
+            newlines + 1 + skipped_lines
+        });
+        if row.len() != headers.len() {
+            let place = match line {
+                Some(line) => format!("row {} (line {line})", i + 1),
+                None => format!("row {}", i + 1),
+            };
+            return Err(ExportError::Csv {
+                detail: format!(
+                    "{place} has {} values where the header names {} columns",
+                    row.len(),
+                    headers.len()
+                ),
+            });
+        }
         let fields =
             headers.iter().cloned().zip(row.iter().map(|v| Field::Text(v.to_owned()))).collect();
         records.push(Record { row: i + 1, line, fields });

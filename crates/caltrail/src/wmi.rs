@@ -18,10 +18,10 @@ use crate::timearg::parse_time;
 pub struct ExportFiles {
     /// The license server the export comes from.
     #[arg(long, value_parser = |s: &str| ServerName::parse(s))]
-    server: ServerName,
-    /// Win32_TSLicenseKeyPack exported with Export-Csv or ConvertTo-Json.
+    server: Option<ServerName>,
+    /// Win32_TSLicenseKeyPack exported with Export-Csv, ConvertTo-Csv or ConvertTo-Json.
     #[arg(long, value_name = "FILE")]
-    keypacks: PathBuf,
+    keypacks: Option<PathBuf>,
     /// Win32_TSIssuedLicense exported the same way.
     #[arg(long, value_name = "FILE")]
     issued: Option<PathBuf>,
@@ -32,27 +32,36 @@ pub struct ExportFiles {
 }
 
 struct Exports {
+    server: ServerName,
     keypacks: Vec<caltrail_wmi::ObservedKeypack>,
     licenses: Option<Vec<ObservedLicense>>,
 }
 
+impl ExportFiles {
+    fn server(&self) -> anyhow::Result<&ServerName> {
+        self.server.as_ref().context("give --server, the license server the export comes from")
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 fn read_exports(files: &ExportFiles) -> anyhow::Result<Exports> {
     let format = files.date_format.as_deref();
-    let bytes = std::fs::read(&files.keypacks)
-        .with_context(|| format!("cannot read {}", files.keypacks.display()))?;
-    let keypacks = caltrail_wmi::read_keypacks(&bytes, format)
-        .with_context(|| files.keypacks.display().to_string())?;
+    let server = files.server()?.clone();
+    let path = files.keypacks.as_ref().context("give --keypacks, the key pack export")?;
+    let keypacks = caltrail_wmi::read_keypacks(&read_file(path)?, format)
+        .with_context(|| path.display().to_string())?;
     let licenses = match &files.issued {
         Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let (_, licenses) = caltrail_wmi::read_licenses(&bytes, format)
+            let (_, licenses) = caltrail_wmi::read_licenses(&read_file(path)?, format)
                 .with_context(|| path.display().to_string())?;
             Some(licenses)
         }
         None => None,
     };
-    Ok(Exports { keypacks: keypacks.keypacks, licenses })
+    Ok(Exports { server, keypacks: keypacks.keypacks, licenses })
 }
 
 /// Compare a license server's export with the ledger; exit 1 unless everything matches.
@@ -79,7 +88,7 @@ pub fn reconcile(db: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow
     let state = replay(db, &args.as_of, false)?;
     let report = caltrail_wmi::reconcile(
         &state,
-        &args.files.server,
+        &exports.server,
         &exports.keypacks,
         exports.licenses.as_deref(),
     );
@@ -142,8 +151,25 @@ fn comparison_table(report: &[Comparison]) -> Table {
 pub struct ImportArgs {
     #[command(flatten)]
     files: ExportFiles,
+    /// Per-user CALs from Active Directory: Get-ADUser ... -Properties msTS* exported with
+    /// Export-Csv, ConvertTo-Csv or ConvertTo-Json. Each filled slot (msTSManagingLS,
+    /// msTSManagingLS2 to 4) is a CAL.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keypacks", "issued", "usage_report"])]
+    ad_users: Option<PathBuf>,
+    /// Per-user CALs from the license server's per-user usage report
+    /// (Win32_TSLicenseReport, FetchReportEntries) of --server.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keypacks", "issued"])]
+    usage_report: Option<PathBuf>,
+    /// Name each account DOMAIN\SamAccountName, as the license server and its usage report
+    /// do (without it: the UserPrincipalName).
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// A license server ID of msTSManagingLS and the server's name, for a server the ledger
+    /// holds no activation of (repeat for several).
+    #[arg(long = "server-map", value_name = "ID=NAME", value_parser = |s: &str| caltrail_wmi::ServerLookup::parse_map_entry(s))]
+    server_map: Vec<(String, ServerName)>,
     /// The agreement every imported pack was bought under.
-    #[arg(long, conflicts_with = "agreement_map", required_unless_present = "agreement_map")]
+    #[arg(long, conflicts_with = "agreement_map", required_unless_present_any = ["agreement_map", "ad_users", "usage_report"])]
     agreement: Option<String>,
     /// A file naming the agreement per KeyPackId or per version and CAL type.
     #[arg(long, value_name = "FILE")]
@@ -167,7 +193,58 @@ pub struct ImportArgs {
     activation_method: ActivationMethod,
 }
 
+/// The replayed ledger an import compares with: a first import may come before anything was
+/// recorded, and no ledger means an empty one.
+fn state_for_import(db: &Path) -> anyhow::Result<caltrail_replay::Replay> {
+    Ok(if db.exists() {
+        replay(db, &AsOfArgs::latest(), false)?
+    } else {
+        caltrail_replay::Replay::new(caltrail_replay::AsOf::Latest, Timestamp::now(), false)
+            .finish()
+    })
+}
+
+/// `import --ad-users` and `import --usage-report`: per-user CALs.
+fn import_per_user(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let format = args.files.date_format.as_deref();
+    let state = state_for_import(db)?;
+    let (cals, servers, note) = match (&args.ad_users, &args.usage_report) {
+        (Some(path), _) => (
+            caltrail_wmi::read_ad_users(&read_file(path)?, format, args.domain.as_deref())
+                .with_context(|| path.display().to_string())?,
+            caltrail_wmi::ServerLookup::by_id(&state, &args.server_map),
+            "imported from Active Directory (msTS attributes)",
+        ),
+        (None, Some(path)) => {
+            let server = caltrail_wmi::ServerLookup::One(args.files.server()?.clone());
+            (
+                caltrail_wmi::read_usage_report(&read_file(path)?, format)
+                    .with_context(|| path.display().to_string())?,
+                server,
+                "imported from a per-user usage report",
+            )
+        }
+        (None, None) => unreachable!("called for --ad-users or --usage-report"),
+    };
+    let path = args.ad_users.as_ref().or(args.usage_report.as_ref()).expect("invariant: matched");
+    let events = caltrail_wmi::import_user_events(
+        &state,
+        &cals,
+        &servers,
+        args.at.unwrap_or_else(Timestamp::now),
+        note,
+    )
+    .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    for event in &events {
+        writeln!(out, "{}", event.to_value().to_json())?;
+    }
+    Ok(Outcome::Clean)
+}
+
 pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    if args.ad_users.is_some() || args.usage_report.is_some() {
+        return import_per_user(db, args, out);
+    }
     let agreements = match (&args.agreement, &args.agreement_map) {
         (Some(name), _) => AgreementSource::One(
             caltrail_events::Name::parse(name).map_err(|m| anyhow::anyhow!("--agreement {m}"))?,
@@ -181,14 +258,8 @@ pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Resu
         (None, None) => anyhow::bail!("give --agreement or --agreement-map"),
     };
     let exports = read_exports(&args.files)?;
-    // A first import may come before anything was recorded: no ledger means an empty one.
-    let state = if db.exists() {
-        replay(db, &AsOfArgs::latest(), false)?
-    } else {
-        caltrail_replay::Replay::new(caltrail_replay::AsOf::Latest, Timestamp::now(), false)
-            .finish()
-    };
-    let opening = if caltrail_wmi::needs_opening_activation(&state, &args.files.server) {
+    let state = state_for_import(db)?;
+    let opening = if caltrail_wmi::needs_opening_activation(&state, &exports.server) {
         let missing: Vec<&str> = [
             ("--os-version", args.os_version.is_none()),
             ("--license-server-id", args.license_server_id.is_none()),
@@ -200,7 +271,7 @@ pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Resu
         if !missing.is_empty() {
             anyhow::bail!(
                 "the ledger holds no activation of {}: the import records an opening activation, which needs {} (missing: {})",
-                args.files.server.as_str(),
+                exports.server.as_str(),
                 "--os-version and --license-server-id",
                 missing.join(", ")
             );
@@ -216,7 +287,7 @@ pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Resu
     };
     let events = caltrail_wmi::import_events(
         &state,
-        &args.files.server,
+        &exports.server,
         &exports.keypacks,
         exports.licenses.as_deref().unwrap_or(&[]),
         &agreements,
