@@ -283,3 +283,162 @@ fn malformed_exports_name_the_row_and_column() {
     }
     assert_eq!(sandbox.run(&["verify"]).ok().stdout, head, "nothing was written");
 }
+
+fn eventlog(name: &str) -> String {
+    fixtures().join("eventlog").join(name).to_str().unwrap().to_owned()
+}
+
+/// The event log in two forms: ls01's as `wevtutil qe /f:xml` writes it (no root element, a
+/// classic TermServLicensing event and one of another provider), ls02's as `Get-WinEvent |
+/// Export-Csv` writes it. `eventlog` lists the licensing events; `reconcile --eventlog` sets
+/// them beside the `migration-unreachable-source` story.
+#[test]
+fn the_event_log_is_listed_and_set_beside_the_ledger() {
+    let sandbox = Sandbox::new();
+    let listed =
+        sandbox.run(&["eventlog", &eventlog("ls01-licensing.xml"), "--format", "csv"]).ok();
+    assert_eq!(
+        listed.stdout,
+        "time,event_id,provider,computer,meaning,fields,message\n\
+         2024-06-10T09:12:44Z,4,TermServLicensing,LS01.contoso.com,the license server was activated,param1=8QJ2K-4HR7T-PW3XM-9D6FB-2CVNL-7YG4S-K5E8A,\n\
+         2025-02-14T07:30:00Z,18,Microsoft-Windows-TerminalServices-Licensing,LS01.contoso.com,the license server's certificate: a problem was reported,param1=LS01,\n\
+         2025-03-10T16:02:11.531Z,90,Microsoft-Windows-TerminalServices-Licensing,LS01.contoso.com,migration: removing the CALs from the source license server failed,param1=4; param2=100,\n\
+         2025-03-27T11:21:07.123456Z,89,Microsoft-Windows-TerminalServices-Licensing,LS01.contoso.com,migration: the CALs were removed from the source license server,param1=4; param2=100,\n"
+    );
+    let listed =
+        sandbox.run(&["eventlog", &eventlog("ls02-licensing.csv"), "--format", "csv"]).ok();
+    let ids: Vec<&str> =
+        listed.stdout.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(ids, ["4", "92", "81", "21", "93"]);
+
+    sandbox.append_file(&fixtures().join("migration-unreachable-source.jsonl")).ok();
+    let run = sandbox.run(&[
+        "reconcile",
+        "--eventlog",
+        &eventlog("ls01-licensing.xml"),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "time,event_id,computer,server,place,verdict,what_to_record\n\
+             2024-06-10T09:12:44Z,4,LS01.contoso.com,ls01.contoso.com,event 1 (line 1),before_ledger,record server.activated of ls01.contoso.com at 2024-06-10T09:12:44Z: the ledger's first activation is at 2024-06-20T06:15:00Z\n\
+             2025-03-27T11:21:07.123456Z,89,LS01.contoso.com,ls01.contoso.com,event 5 (line 5),match,\n"
+        )
+    );
+    let run = sandbox.run(&[
+        "reconcile",
+        "--eventlog",
+        &eventlog("ls02-licensing.csv"),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "time,event_id,computer,server,place,verdict,what_to_record\n\
+             2025-03-01T14:00:40Z,4,ls02.contoso.com,ls02.contoso.com,row 1 (line 3),match,\n\
+             2025-03-01T15:31:02Z,92,ls02.contoso.com,ls02.contoso.com,row 2 (line 4),match,\n\
+             2025-05-02T10:15:00Z,81,ls02.contoso.com,ls02.contoso.com,row 3 (line 5),match,\n\
+             2025-06-01T08:00:00Z,21,ls02.contoso.com,ls02.contoso.com,row 4 (line 6),match,\n\
+             2025-09-01T09:45:10Z,93,ls02.contoso.com,ls02.contoso.com,row 5 (line 7),not_in_ledger,\"record cals.migrated to ls02.contoso.com at 2025-09-01T09:45:10Z (\"\"reason\"\": \"\"source_not_functioning\"\"); then source.cals_removed on the source once its CALs are gone\"\n"
+        )
+    );
+}
+
+/// A removal, a revocation and "no permanent CALs left" the ledger contradicts, on a small
+/// per-device estate written here: each finding says what to record.
+#[test]
+fn the_event_log_finds_what_the_ledger_lacks_or_contradicts() {
+    let sandbox = Sandbox::new();
+    let history = sandbox.dir.path().join("history.jsonl");
+    std::fs::write(
+        &history,
+        [
+            r#"{"id":"el-1","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-7","program":"enterprise_agreement","product_version":"2022","cal_type":"per_device","quantity":10,"anniversary":"01-01"}}"#,
+            r#"{"id":"el-2","type":"server.activated","at":"2025-01-02T00:00:00Z","data":{"server":"ls09.contoso.com","license_server_id":"AAAAA-BBBBB-CCCCC-DDDDD-EEEEE-FFFFF-GGGGG","os_version":"2022","method":"automatic"}}"#,
+            r#"{"id":"el-3","type":"keypack.installed","at":"2025-01-03T00:00:00Z","data":{"server":"ls09.contoso.com","keypack":"ls09/2","agreement":"EA-7","product_version":"2022","cal_type":"per_device","quantity":10}}"#,
+            r#"{"id":"el-4","type":"cal.issued","at":"2025-02-01T09:00:00Z","data":{"server":"ls09.contoso.com","keypack":"ls09/2","holder":"PC-1","expires_at":"2025-04-01T09:00:00Z"}}"#,
+            r#"{"id":"el-5","type":"cal.revoked","at":"2025-02-10T09:05:00Z","data":{"server":"ls09.contoso.com","keypack":"ls09/2","holder":"PC-1"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    sandbox.append_file(&history).ok();
+    let log = sandbox.dir.path().join("ls09.xml");
+    let event = |id: u32, time: &str| {
+        format!(
+            "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-TerminalServices-Licensing'/><EventID>{id}</EventID><TimeCreated SystemTime='{time}'/><Computer>LS09</Computer></System></Event>\n"
+        )
+    };
+    std::fs::write(
+        &log,
+        [
+            event(81, "2025-02-10T09:00:00Z"),
+            event(21, "2025-03-01T00:00:00Z"),
+            event(89, "2025-03-05T00:00:00Z"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let run = sandbox.run(&["reconcile", "--eventlog", log.to_str().unwrap(), "--format", "json"]);
+    let findings: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                row["verdict"].as_str().unwrap().to_owned(),
+                row["what_to_record"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        findings,
+        [
+            (
+                "contradicts_ledger".to_owned(),
+                "the server refused a revocation at 2025-02-10T09:00:00Z (the limit was reached), but the ledger records a revocation on ls09.contoso.com then (el-5): retract it with event.retracted if it is that one".to_owned()
+            ),
+            (
+                "contradicts_ledger".to_owned(),
+                "the server had no permanent CALs left at 2025-03-01T00:00:00Z, but the ledger shows 10 per-device CALs available on ls09.contoso.com: record the issues, removals or migrations it lacks".to_owned()
+            ),
+            (
+                "not_in_ledger".to_owned(),
+                "record source.cals_removed on ls09.contoso.com at 2025-03-05T00:00:00Z (or mark the migration's source_removed): the server removed migrated CALs".to_owned()
+            ),
+        ]
+    );
+}
+
+/// A malformed variant of each form: exit 2 and the place named.
+#[test]
+fn malformed_event_logs_name_the_place() {
+    let sandbox = Sandbox::new();
+    for (name, message) in [
+        (
+            "bad-event-id.xml",
+            "not a valid event log: event 2 (line 3), EventID: not a number: \"eighty-nine\"",
+        ),
+        (
+            "bad-time.csv",
+            "row 2 (line 3), column TimeCreated: is not a date caltrail recognises: \"the first of March\" (name its format with --date-format, such as \"%d/%m/%Y %H:%M:%S\")",
+        ),
+        (
+            "truncated.evtx",
+            "not a valid event log: not a readable .evtx file: An error occurred while trying to deserialize evtx stream.",
+        ),
+    ] {
+        let path = eventlog(&format!("malformed/{name}"));
+        let run = sandbox.run(&["eventlog", &path]);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (2, "", format!("caltrail: {path}: {message}\n").as_str())
+        );
+    }
+}

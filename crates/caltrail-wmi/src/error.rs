@@ -26,6 +26,8 @@ pub enum ExportError {
     Csv { detail: String },
     #[error("not a valid JSON export: {detail}")]
     Json { detail: String },
+    #[error("not a valid event log: {detail}")]
+    EventLog { detail: String },
     #[error(transparent)]
     Row(#[from] RowError),
 }

@@ -4,6 +4,7 @@
 
 mod dates;
 mod error;
+mod eventlog;
 mod observed;
 mod per_user;
 mod reconcile;
@@ -12,6 +13,10 @@ mod versions;
 
 pub use dates::parse_date;
 pub use error::{ExportError, RowError};
+pub use eventlog::{
+    EventLog, KNOWN_EVENTS, LogFinding, LoggedEvent, eventlog_findings, meaning, read_eventlog,
+    server_of,
+};
 pub use observed::{
     BUILT_IN_QUANTITY, KeypackExport, LicenseStatus, ObservedKeypack, ObservedLicense,
     read_keypacks, read_licenses,
@@ -20,7 +25,7 @@ pub use per_user::{
     ObservedUserCal, ServerLookup, import_user_events, read_ad_users, read_usage_report,
 };
 pub use reconcile::{
-    AgreementSource, Comparison, OpeningActivation, Verdict, import_events,
+    AgreementSource, Comparison, OpeningActivation, Verdict, available_per_device, import_events,
     needs_opening_activation, reconcile,
 };
 pub use records::{ExportFormat, decode_text};

@@ -178,7 +178,7 @@ fn read_keypack(
 
 /// `ProductVersionID` first (the reliable field), else the `ProductVersion` text
 /// (`versions.rs`, one table for both).
-fn product_version(record: &Record) -> Result<ProductVersion, RowError> {
+pub(crate) fn product_version(record: &Record) -> Result<ProductVersion, RowError> {
     let id = record.integer("ProductVersionID")?;
     if let Some(version) = id.and_then(crate::versions::version_of_id) {
         return Ok(version);

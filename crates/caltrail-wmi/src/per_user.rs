@@ -8,10 +8,10 @@ use caltrail_replay::Replay;
 use serde_json::json;
 
 use crate::error::{ExportError, RowError};
-use crate::observed::date;
+use crate::observed::{date, product_version};
 use crate::reconcile::{build, import_id, packs_on};
 use crate::records::{Record, read_records};
-use crate::versions::{licence_code, looks_like_code, version_of_id, version_of_text};
+use crate::versions::{licence_code, looks_like_code, version_of_text};
 
 /// One per-user CAL an export shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,25 +157,7 @@ pub fn read_usage_report(
                     .into());
             }
         }
-        let id = record.integer("ProductVersionID")?;
-        let text = record.text("ProductVersion");
-        let product_version = id
-            .and_then(version_of_id)
-            .or_else(|| text.as_deref().and_then(version_of_text))
-            .ok_or_else(|| match (&id, &text) {
-                (Some(id), _) => record.error(
-                    "ProductVersionID",
-                    format!("{id} is not a version caltrail knows (2 to 8: 2008 to 2025)"),
-                ),
-                (None, Some(text)) => record.error(
-                    "ProductVersion",
-                    format!("{text:?} is a version caltrail cannot map (it knows 2008 to 2025)"),
-                ),
-                (None, None) => record.error(
-                    "ProductVersion",
-                    "the columns ProductVersion and ProductVersionID are both missing or empty",
-                ),
-            })?;
+        let product_version = product_version(record)?;
         cals.push(ObservedUserCal {
             place: record.to_string(),
             holder,

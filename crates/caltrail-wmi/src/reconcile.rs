@@ -185,6 +185,16 @@ pub fn reconcile(
     report
 }
 
+/// The per-device CALs the ledger shows available on `server` at the judged time: installed
+/// and not issued, over its current packs.
+pub fn available_per_device(replay: &Replay, server: &ServerName) -> u64 {
+    packs_on(replay, server)
+        .into_iter()
+        .filter(|p| p.cal_type == caltrail_events::CalType::PerDevice)
+        .map(|p| p.current_quantity.saturating_sub(issued_in_database(replay, p)))
+        .sum()
+}
+
 /// The CALs of a pack the license server's database holds as issued at the judged time: not
 /// revoked, not cleared, and not past an expiry an event gave. The default lifetimes are left
 /// out here: they bound how long the rules count use when renewals go unrecorded, while the

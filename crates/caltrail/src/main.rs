@@ -50,6 +50,7 @@ enum Command {
     Export(report::ExportArgs),
     Reconcile(wmi::ReconcileArgs),
     Import(wmi::ImportArgs),
+    Eventlog(wmi::EventlogArgs),
     Generate(generate::GenerateArgs),
 }
 
@@ -107,6 +108,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Export(args) => report::export(&cli.db, &args, out),
         Command::Reconcile(args) => wmi::reconcile(&cli.db, &args, out),
         Command::Import(args) => wmi::import(&cli.db, &args, out),
+        Command::Eventlog(args) => wmi::eventlog(&args, out),
         Command::Generate(args) => generate::run(&args, out),
     }
 }

@@ -67,6 +67,11 @@ impl AsOfArgs {
     pub fn latest() -> AsOfArgs {
         AsOfArgs { as_of: None, known_at: None }
     }
+
+    /// The events at or before `t`, read from the ledger as these arguments read it.
+    pub fn at_time(&self, t: Timestamp) -> AsOfArgs {
+        AsOfArgs { as_of: Some(AsOf::Time(t)), known_at: self.known_at }
+    }
 }
 
 /// Replays the ledger to the as-of point, in valid-time order: by `at`, ties by `seq`.

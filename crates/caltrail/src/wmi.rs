@@ -77,6 +77,11 @@ fn read_exports(files: &ExportFiles) -> anyhow::Result<Exports> {
 pub struct ReconcileArgs {
     #[command(flatten)]
     files: ExportFiles,
+    /// The license server's event log (.evtx, wevtutil qe /f:xml, or Get-WinEvent exported
+    /// with Export-Csv or ConvertTo-Json) instead of its WMI exports: the licensing events the
+    /// ledger should reflect, and what to record for each.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keypacks", "issued"])]
+    eventlog: Option<PathBuf>,
     #[command(flatten)]
     as_of: AsOfArgs,
     #[arg(long, value_enum, default_value_t)]
@@ -84,6 +89,9 @@ pub struct ReconcileArgs {
 }
 
 pub fn reconcile(db: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    if let Some(path) = &args.eventlog {
+        return reconcile_eventlog(db, path, args, out);
+    }
     let exports = read_exports(&args.files)?;
     let state = replay(db, &args.as_of, false)?;
     let report = caltrail_wmi::reconcile(
@@ -95,6 +103,94 @@ pub fn reconcile(db: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow
     let clean = report.iter().all(|c| c.verdict == Verdict::Match);
     comparison_table(&report).write(args.format, out)?;
     Ok(if clean { Outcome::Clean } else { Outcome::Found })
+}
+
+fn read_eventlog(path: &Path, date_format: Option<&str>) -> anyhow::Result<caltrail_wmi::EventLog> {
+    caltrail_wmi::read_eventlog(&read_file(path)?, date_format)
+        .with_context(|| path.display().to_string())
+}
+
+/// `reconcile --eventlog`: each licensing event beside the ledger.
+fn reconcile_eventlog(
+    db: &Path,
+    path: &Path,
+    args: &ReconcileArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let log = read_eventlog(path, args.files.date_format.as_deref())?;
+    let state = replay(db, &args.as_of, false)?;
+    // "No permanent CALs left" is judged against what the ledger showed at that moment.
+    let mut available_at = |server: &ServerName, t: Timestamp| -> Result<u64, String> {
+        let then = replay(db, &args.as_of.at_time(t), false).map_err(|e| format!("{e:#}"))?;
+        Ok(caltrail_wmi::available_per_device(&then, server))
+    };
+    let findings = caltrail_wmi::eventlog_findings(&state, &log.events, &mut available_at)
+        .map_err(anyhow::Error::msg)?;
+    let mut table = Table::new(&[
+        "time",
+        "event_id",
+        "computer",
+        "server",
+        "place",
+        "verdict",
+        "what_to_record",
+    ]);
+    for f in &findings {
+        table.rows.push(vec![
+            Cell::from(f.time.to_rfc3339()),
+            Cell::from(u64::from(f.event_id)),
+            Cell::from(f.computer.clone()),
+            Cell::from(f.server.as_ref().map(|s| s.as_str().to_owned())),
+            Cell::from(f.place.clone()),
+            Cell::from(f.verdict),
+            Cell::from(f.what_to_record.clone()),
+        ]);
+    }
+    table.write(args.format, out)?;
+    Ok(if findings.iter().all(|f| f.verdict == "match") { Outcome::Clean } else { Outcome::Found })
+}
+
+/// List the licensing events of a license server's event log.
+///
+/// Reads .evtx files, `wevtutil qe ... /f:xml` (with or without /e:Events) and
+/// `Get-WinEvent | Export-Csv` or `ConvertTo-Json`, and lists the events of the
+/// TerminalServices-Licensing and TermServLicensing providers caltrail knows: activation (4),
+/// certificates (17, 18), running out (20, 21), revocation refused at the limit (81) and
+/// migrations (89 to 93), with their time, computer and data. Times without an offset are read
+/// as UTC.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  caltrail eventlog licensing.evtx\n  caltrail eventlog licensing.xml --format csv"
+)]
+pub struct EventlogArgs {
+    /// The event log file.
+    file: PathBuf,
+    /// The chrono format of a CSV export's culture-formatted TimeCreated when it cannot be
+    /// told apart, such as "%d/%m/%Y %H:%M:%S" for en-GB.
+    #[arg(long, value_name = "FORMAT")]
+    date_format: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn eventlog(args: &EventlogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let log = read_eventlog(&args.file, args.date_format.as_deref())?;
+    let mut table =
+        Table::new(&["time", "event_id", "provider", "computer", "meaning", "fields", "message"]);
+    for e in &log.events {
+        let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        table.rows.push(vec![
+            Cell::from(e.time.to_rfc3339()),
+            Cell::from(u64::from(e.event_id)),
+            Cell::from(e.provider.clone()),
+            Cell::from(e.computer.clone()),
+            Cell::from(caltrail_wmi::meaning(e.event_id)),
+            Cell::from(fields.join("; ")),
+            Cell::from(e.message.clone()),
+        ]);
+    }
+    table.write(args.format, out)?;
+    Ok(Outcome::Clean)
 }
 
 fn comparison_table(report: &[Comparison]) -> Table {
