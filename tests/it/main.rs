@@ -11,6 +11,7 @@ mod reliability;
 mod schemas;
 mod tamper;
 mod tamper_campaign;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

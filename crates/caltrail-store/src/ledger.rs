@@ -255,6 +255,10 @@ impl Ledger {
         &self.conn
     }
 
+    pub(crate) fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
         sqlite(&self.path, source)
     }
@@ -628,6 +632,8 @@ impl Appender<'_> {
         let report =
             AppendReport { appended: self.appended, duplicates: self.duplicates, head: self.head };
         let path = self.path.clone();
+        // The tree's tiles are part of the same transaction: never behind a committed entry.
+        crate::tree::update_tiles(&self.tx, self.head.n_events).map_err(|e| sqlite(&path, e))?;
         self.tx.commit().map_err(|e| sqlite(&path, e))?;
         Ok(report)
     }

@@ -7,6 +7,7 @@ mod hash;
 mod hash_lanes;
 mod ledger;
 mod pipeline;
+mod tree;
 mod verify;
 
 pub use error::{AppendError, Earlier, StoreError};
@@ -15,4 +16,5 @@ pub use ledger::{
     APPLICATION_ID, AppendReport, Appender, ChainAhead, FORMAT_VERSION, Head, Ledger,
     PreparedEvent, StoredEntry,
 };
+pub use tree::{RecomputedTree, StoredTree, TILE};
 pub use verify::{Depth, Problem, ProblemKind, VerifyReport};

@@ -432,8 +432,9 @@ fn show(value: &SqlValue) -> String {
 }
 
 /// SQLite's own check of the file. `Deep`: `integrity_check`, every page and every index entry
-/// against the table. `Chain`: every page of every index is read (the chain walk reads the
-/// table's), which finds a damaged page, and each index must count the table's rows.
+/// against the table. `Chain`: every page of every index and of the tree's tables is read (the
+/// chain walk reads the table's), which finds a damaged page, and each index must count the
+/// table's rows.
 fn sqlite_check(
     conn: &rusqlite::Connection,
     depth: Depth,
@@ -489,6 +490,21 @@ fn sqlite_check(
             Err(e) => {
                 return Ok(Some(damaged(format!("SQLite could not read the index {index}: {e}"))));
             }
+        }
+    }
+    // The tree's tables are outside the chain, but their pages are the file's: a damaged one
+    // is a damaged file. Reading every value walks every page.
+    for (table, columns) in [("tree_tiles", "length(hash)"), ("checkpoints", "length(note)")] {
+        let exists = count(&format!(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '{table}'"
+        ));
+        if !matches!(exists, Ok(1)) {
+            continue;
+        }
+        if let Err(e) =
+            count(&format!("SELECT count(*) + 0 * coalesce(sum({columns}), 0) FROM {table}"))
+        {
+            return Ok(Some(damaged(format!("SQLite could not read the table {table}: {e}"))));
         }
     }
     Ok(None)

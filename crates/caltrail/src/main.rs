@@ -8,6 +8,7 @@ mod log;
 mod output;
 mod report;
 mod timearg;
+mod trust;
 mod wmi;
 
 use std::io::{self, Write};
@@ -51,6 +52,10 @@ enum Command {
     Reconcile(wmi::ReconcileArgs),
     Import(wmi::ImportArgs),
     Eventlog(wmi::EventlogArgs),
+    Key(trust::KeyArgs),
+    Checkpoint(trust::CheckpointArgs),
+    Prove(trust::ProveArgs),
+    VerifyProof(trust::VerifyProofArgs),
     Generate(generate::GenerateArgs),
 }
 
@@ -61,10 +66,18 @@ struct VerifyArgs {
     /// A head hash kept earlier (64 hex digits): it must still be in the chain.
     #[arg(long, value_name = "HEX")]
     head: Option<String>,
-    /// Also decode and check every event as an input line is checked, and run SQLite's full
-    /// integrity check (indexes against the table). Slower; the chain check is the same.
+    /// Also decode and check every event as an input line is checked, run SQLite's full
+    /// integrity check (indexes against the table), and check the stored Merkle tree against
+    /// the entries. Slower; the chain check is the same.
     #[arg(long)]
     deep: bool,
+    /// A signed checkpoint kept earlier: the ledger must hold its tree at its size, recomputed
+    /// from the entries (with --vkey).
+    #[arg(long, value_name = "FILE", requires = "vkey")]
+    checkpoint: Option<std::path::PathBuf>,
+    /// The log's verifier key, or a file holding it, for --checkpoint.
+    #[arg(long, value_name = "VKEY", requires = "checkpoint")]
+    vkey: Option<String>,
 }
 
 /// How a command ended, when it did not fail.
@@ -109,6 +122,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Reconcile(args) => wmi::reconcile(&cli.db, &args, out),
         Command::Import(args) => wmi::import(&cli.db, &args, out),
         Command::Eventlog(args) => wmi::eventlog(&args, out),
+        Command::Key(args) => trust::key(&args, out),
+        Command::Checkpoint(args) => trust::checkpoint(&cli.db, &args, out),
+        Command::Prove(args) => trust::prove(&cli.db, &args, out),
+        Command::VerifyProof(args) => trust::verify_proof(&args, out),
         Command::Generate(args) => generate::run(&args, out),
     }
 }
@@ -124,6 +141,30 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
     let ledger = caltrail_store::Ledger::open_existing(db)?;
     let depth = if args.deep { Depth::Deep } else { Depth::Chain };
     let report = ledger.verify(expected_head, depth)?;
+    if report.is_ok() && args.deep {
+        let tiles = ledger.check_tiles()?;
+        if !tiles.is_empty() {
+            for (tile, why) in &tiles {
+                writeln!(
+                    out,
+                    "tree tile {tile} (entries {} to {}): {why}",
+                    tile * 256 + 1,
+                    tile * 256 + 256
+                )?;
+            }
+            writeln!(
+                out,
+                "failed: {} stored tree tiles differ from the entries; the chain is whole",
+                tiles.len()
+            )?;
+            return Ok(Outcome::Found);
+        }
+    }
+    if report.is_ok()
+        && let (Some(file), Some(vkey)) = (&args.checkpoint, &args.vkey)
+    {
+        return trust::verify_checkpoint(&ledger, file, vkey, out);
+    }
     if report.is_ok() {
         writeln!(out, "ok: {} events, head {}", report.n_verified, report.head)?;
         return Ok(Outcome::Clean);

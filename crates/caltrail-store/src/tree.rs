@@ -1,0 +1,217 @@
+//! The Merkle tree beside the chain (RFC 6962 over the stored entry bytes, leaf `seq - 1`):
+//! the hash of each full block of `TILE` entries is stored in `tree_tiles`, kept up in the
+//! append's transaction, and every other node is recomputed from them and from the entries.
+//! Signed checkpoints are kept in `checkpoints`. Neither table is part of the chain: the
+//! tree's hashes are checked against the entries by `verify --deep` and by
+//! `verify --checkpoint`, which recompute them.
+
+use caltrail_tlog::merkle::{self, Hash, Subtrees};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::StoreError;
+use crate::ledger::Ledger;
+
+/// Entries per stored tile: a proof reads at most one tile's entries, and a 10M-entry ledger
+/// stores 39,063 hashes.
+pub const TILE: u64 = 256;
+
+/// The tree's tables, created on first use so a ledger written before them gets them without
+/// any entry rewritten.
+pub(crate) const TREE_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS tree_tiles (
+    tile INTEGER PRIMARY KEY CHECK (tile >= 0),
+    hash BLOB    NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    n    INTEGER PRIMARY KEY,
+    size INTEGER NOT NULL,
+    note TEXT    NOT NULL
+) STRICT;";
+
+fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The hash of the entries `start..end` (0-based leaves) read from the table.
+fn hash_entries(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Hash> {
+    let mut statement =
+        conn.prepare_cached("SELECT body FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
+    let mut rows = statement.query(params![start as i64, end as i64])?;
+    let mut leaves = Vec::with_capacity((end - start) as usize);
+    while let Some(row) = rows.next()? {
+        leaves.push(merkle::leaf_hash(row.get_ref(0)?.as_blob()?));
+    }
+    Ok(merkle::root_of_leaves(&leaves))
+}
+
+/// Stores the hash of every full block of entries not stored yet, up to `n_entries`: in the
+/// append's transaction, and on first use for a ledger written before the tree.
+pub(crate) fn update_tiles(conn: &Connection, n_entries: u64) -> rusqlite::Result<()> {
+    conn.execute_batch(TREE_SCHEMA)?;
+    let stored: i64 = conn.query_row("SELECT count(*) FROM tree_tiles", [], |row| row.get(0))?;
+    let mut insert = conn.prepare_cached("INSERT INTO tree_tiles (tile, hash) VALUES (?1, ?2)")?;
+    for tile in stored as u64..n_entries / TILE {
+        let hash = hash_entries(conn, tile * TILE, (tile + 1) * TILE)?;
+        insert.execute(params![tile as i64, &hash[..]])?;
+    }
+    Ok(())
+}
+
+/// Subtree hashes from the stored tiles, and from the entries below a tile's size.
+pub struct StoredTree<'c> {
+    conn: &'c Connection,
+    tiles: Vec<Hash>,
+}
+
+impl<'c> StoredTree<'c> {
+    pub(crate) fn load(conn: &'c Connection) -> rusqlite::Result<StoredTree<'c>> {
+        let mut tiles = Vec::new();
+        if has_table(conn, "tree_tiles")? {
+            let mut statement = conn.prepare("SELECT tile, hash FROM tree_tiles ORDER BY tile")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let tile: i64 = row.get(0)?;
+                let hash: Vec<u8> = row.get(1)?;
+                // Tiles are stored in order from 0; a gap or a bad length ends what is used,
+                // and the rest is read from the entries.
+                let Ok(hash) = Hash::try_from(hash.as_slice()) else { break };
+                if tile as usize != tiles.len() {
+                    break;
+                }
+                tiles.push(hash);
+            }
+        }
+        Ok(StoredTree { conn, tiles })
+    }
+}
+
+impl Subtrees for StoredTree<'_> {
+    type Error = rusqlite::Error;
+    fn subtree(&mut self, start: u64, end: u64) -> rusqlite::Result<Hash> {
+        let n = end - start;
+        let (first, last) = (start / TILE, end / TILE);
+        if n >= TILE
+            && n.is_power_of_two()
+            && start.is_multiple_of(TILE)
+            && last <= self.tiles.len() as u64
+        {
+            return Ok(merkle::root_of_leaves(&self.tiles[first as usize..last as usize]));
+        }
+        if n > TILE || (start / TILE != (end - 1) / TILE) {
+            let k = merkle::split(n);
+            let left = self.subtree(start, start + k)?;
+            let right = self.subtree(start + k, end)?;
+            return Ok(merkle::node_hash(&left, &right));
+        }
+        hash_entries(self.conn, start, end)
+    }
+}
+
+/// Tile hashes recomputed from every entry, trusting nothing stored: what `verify` checks
+/// the stored tree and a checkpoint against.
+pub struct RecomputedTree<'c> {
+    stored: StoredTree<'c>,
+}
+
+impl Ledger {
+    /// Builds the tree's missing tiles (a ledger written before the tree has none).
+    pub fn build_tree(&mut self) -> Result<(), StoreError> {
+        let n = self.head()?.n_events;
+        let path = self.path().to_owned();
+        let tx = self
+            .connection_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Sqlite { path: path.clone(), error: e })?;
+        update_tiles(&tx, n).map_err(|e| StoreError::Sqlite { path: path.clone(), error: e })?;
+        tx.commit().map_err(|e| StoreError::Sqlite { path, error: e })
+    }
+
+    /// The stored tree, to compute roots and proofs from.
+    pub fn tree(&self) -> Result<StoredTree<'_>, StoreError> {
+        StoredTree::load(self.connection()).map_err(|e| self.classify(e))
+    }
+
+    /// The tree with every tile recomputed from the entries up to `size`.
+    pub fn recomputed_tree(&self, size: u64) -> Result<RecomputedTree<'_>, StoreError> {
+        let conn = self.connection();
+        let mut tiles = Vec::new();
+        for tile in 0..size / TILE {
+            tiles.push(
+                hash_entries(conn, tile * TILE, (tile + 1) * TILE).map_err(|e| self.classify(e))?,
+            );
+        }
+        Ok(RecomputedTree { stored: StoredTree { conn, tiles } })
+    }
+
+    /// The stored tiles that differ from the entries: `(tile, reason)`.
+    pub fn check_tiles(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let n = self.head()?.n_events;
+        let stored = self.tree()?;
+        let fresh = self.recomputed_tree(n)?;
+        let mut problems = Vec::new();
+        for (tile, hash) in fresh.stored.tiles.iter().enumerate() {
+            match stored.tiles.get(tile) {
+                Some(s) if s == hash => {}
+                Some(_) => {
+                    problems.push((tile as u64, "its hash differs from its entries'".to_owned()))
+                }
+                None => {}
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The stored bytes of entry `seq`.
+    pub fn entry_bytes(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection()
+            .query_row("SELECT body FROM entries WHERE seq = ?1", [seq as i64], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.classify(e))
+    }
+
+    /// The `seq` of the event with this id.
+    pub fn seq_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.connection()
+            .query_row("SELECT seq FROM entries WHERE id = ?1", [id], |row| row.get::<_, i64>(0))
+            .optional()
+            .map(|s| s.map(|s| s as u64))
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Keeps a signed checkpoint in the ledger (outside the chain).
+    pub fn store_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
+        let path = self.path().to_owned();
+        let sqlite = |e| StoreError::Sqlite { path: path.clone(), error: e };
+        let conn = self.connection();
+        conn.execute_batch(TREE_SCHEMA).map_err(sqlite)?;
+        conn.execute(
+            "INSERT INTO checkpoints (size, note) VALUES (?1, ?2)",
+            params![size as i64, note],
+        )
+        .map_err(sqlite)?;
+        Ok(())
+    }
+
+    /// The latest checkpoint stored, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        if !has_table(self.connection(), "checkpoints").map_err(|e| self.classify(e))? {
+            return Ok(None);
+        }
+        self.connection()
+            .query_row("SELECT note FROM checkpoints ORDER BY n DESC LIMIT 1", [], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.classify(e))
+    }
+}
+
+impl Subtrees for RecomputedTree<'_> {
+    type Error = rusqlite::Error;
+    fn subtree(&mut self, start: u64, end: u64) -> rusqlite::Result<Hash> {
+        self.stored.subtree(start, end)
+    }
+}
