@@ -380,3 +380,123 @@ fn a_key_file_is_private_and_never_overwritten() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("names hold no space"), "{}", run.stderr);
 }
+
+/// An auditor as witness: cosigns the first checkpoint (trust on first use), refuses a later
+/// one without its consistency proof and a rollback, cosigns it with the proof; the log
+/// attaches the cosignature after checking it. The state is keyed by the configured log key.
+#[test]
+fn a_witness_cosigns_only_what_extends_what_it_cosigned() {
+    let signed = signed();
+    let dir = signed.sandbox.dir.path();
+    let witness_key = dir.join("witness.key");
+    let witness_vkey = signed
+        .sandbox
+        .run(&[
+            "key",
+            "generate",
+            "--cosigner",
+            "--origin",
+            "auditor.example/witness",
+            "--out",
+            witness_key.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    let state = dir.join("witness-state");
+    let cosign = |checkpoint: &Path, proof: Option<&Path>| {
+        let mut args = vec![
+            "cosign",
+            "--key",
+            witness_key.to_str().unwrap(),
+            "--log-vkey",
+            signed.vkey.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            checkpoint.to_str().unwrap(),
+        ];
+        if let Some(proof) = proof {
+            args.extend(["--proof", proof.to_str().unwrap()]);
+        }
+        signed.sandbox.run(&args)
+    };
+    let first = cosign(&signed.checkpoint, None).ok();
+    assert!(first.stdout.starts_with("\u{2014} auditor.example/witness "), "{}", first.stdout);
+    let line = dir.join("first.cosignature");
+    std::fs::write(&line, &first.stdout).unwrap();
+    let attached = signed
+        .sandbox
+        .run(&[
+            "checkpoint",
+            "--add-cosignature",
+            line.to_str().unwrap(),
+            "--witness-vkey",
+            witness_vkey.trim(),
+        ])
+        .ok();
+    assert!(attached.stdout.ends_with(&first.stdout));
+    // The cosigned checkpoint still opens in Go (which ignores the unknown witness line).
+    let cosigned = dir.join("cosigned.checkpoint");
+    std::fs::write(&cosigned, &attached.stdout).unwrap();
+    if let Some((ok, out)) = go(&[Path::new("checkpoint"), &signed.vkey, &cosigned]) {
+        assert!(ok, "Go refused the cosigned checkpoint: {out}");
+    }
+    // A cosignature by another witness key is refused.
+    let other_key = dir.join("other.key");
+    let other_vkey = signed
+        .sandbox
+        .run(&[
+            "key",
+            "generate",
+            "--cosigner",
+            "--origin",
+            "auditor.example/witness",
+            "--out",
+            other_key.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    let run = signed.sandbox.run(&[
+        "checkpoint",
+        "--add-cosignature",
+        line.to_str().unwrap(),
+        "--witness-vkey",
+        other_vkey.trim(),
+    ]);
+    assert_eq!(run.code, 2);
+
+    signed.sandbox.append_file(&fixtures().join("late-records.jsonl")).ok();
+    let second = dir.join("second.checkpoint");
+    let note =
+        signed.sandbox.run(&["checkpoint", "--key", signed.key.to_str().unwrap()]).ok().stdout;
+    std::fs::write(&second, note).unwrap();
+    let run = cosign(&second, None);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("give --proof, a consistency proof from the 74 entries last cosigned"),
+        "{}",
+        run.stderr
+    );
+    let proof = dir.join("consistency");
+    let body = signed
+        .sandbox
+        .run(&[
+            "prove",
+            "--since",
+            signed.checkpoint.to_str().unwrap(),
+            "--checkpoint",
+            second.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    std::fs::write(&proof, body).unwrap();
+    cosign(&second, Some(&proof)).ok();
+    let run = cosign(&signed.checkpoint, None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("refused: a rollback from 79 entries to 74"), "{}", run.stderr);
+    let names: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with("ledger.contoso.com_rds-cals+"), "{names:?}");
+}

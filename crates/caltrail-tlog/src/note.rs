@@ -9,8 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Signer;
 use sha2::{Digest, Sha256};
 
-/// The signature type of Ed25519 in the signed-note registry.
-const ED25519: u8 = 0x01;
+/// The signature type of Ed25519 note signatures in the signed-note registry.
+pub const ED25519: u8 = 0x01;
+
+/// The signature type of timestamped Ed25519 checkpoint cosignatures (c2sp.org/tlog-cosignature).
+pub const COSIGNATURE: u8 = 0x04;
 
 /// The em dash and space that open a signature line.
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
@@ -50,28 +53,55 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn key_id(name: &str, public: &[u8; 32]) -> u32 {
+fn key_id(name: &str, kind: u8, public: &[u8; 32]) -> u32 {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
-    hasher.update([b'\n', ED25519]);
+    hasher.update([b'\n', kind]);
     hasher.update(public);
     let digest = hasher.finalize();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// An Ed25519 key that signs notes under a name.
+/// An Ed25519 key that signs notes (`ED25519`) or cosigns checkpoints (`COSIGNATURE`) under
+/// a name.
 pub struct SigningKey {
     name: String,
+    kind: u8,
     key: ed25519_dalek::SigningKey,
 }
 
 impl SigningKey {
-    /// A new key from the operating system's random source.
+    /// A new note signing key from the operating system's random source.
     pub fn generate(name: &str) -> Result<SigningKey, NoteError> {
+        SigningKey::generate_kind(name, ED25519)
+    }
+
+    /// A new key of `kind` (`ED25519` or `COSIGNATURE`).
+    pub fn generate_kind(name: &str, kind: u8) -> Result<SigningKey, NoteError> {
         check_name(name).map_err(NoteError::Key)?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| NoteError::Key(format!("no randomness: {e}")))?;
-        Ok(SigningKey { name: name.to_owned(), key: ed25519_dalek::SigningKey::from_bytes(&seed) })
+        Ok(SigningKey {
+            name: name.to_owned(),
+            kind,
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// What the key signs: `ED25519` notes or `COSIGNATURE`s.
+    pub fn kind(&self) -> u8 {
+        self.kind
+    }
+
+    /// The cosignature line of a checkpoint's note text at `timestamp` (POSIX seconds):
+    /// `— <name> base64(id || timestamp || signature)`, the signature over
+    /// `cosignature/v1\ntime <timestamp>\n` and the text.
+    pub fn cosign_line(&self, text: &str, timestamp: u64) -> String {
+        let message = format!("cosignature/v1\ntime {timestamp}\n{text}");
+        let mut bytes = self.verifier().id.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&timestamp.to_be_bytes());
+        bytes.extend_from_slice(&self.key.sign(message.as_bytes()).to_bytes());
+        format!("{SIGNATURE_PREFIX}{} {}\n", self.name, encode_base64(&bytes))
     }
 
     /// Reads `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>`.
@@ -87,10 +117,15 @@ impl SigningKey {
         };
         check_name(name).map_err(NoteError::Key)?;
         let bytes = decode_base64(key).ok_or_else(|| bad("the key is not canonical base64"))?;
-        let [ED25519, seed @ ..] = bytes.as_slice() else { return Err(bad("not an Ed25519 key")) };
+        let [kind @ (ED25519 | COSIGNATURE), seed @ ..] = bytes.as_slice() else {
+            return Err(bad("not an Ed25519 key"));
+        };
         let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the seed is not 32 bytes"))?;
-        let key =
-            SigningKey { name: name.to_owned(), key: ed25519_dalek::SigningKey::from_bytes(&seed) };
+        let key = SigningKey {
+            name: name.to_owned(),
+            kind: *kind,
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        };
         if format!("{:08x}", key.verifier().id) != id {
             return Err(bad("the key id does not match the key"));
         }
@@ -103,14 +138,19 @@ impl SigningKey {
 
     /// The private key in Go's note format.
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ED25519];
+        let mut bytes = vec![self.kind];
         bytes.extend_from_slice(&self.key.to_bytes());
         format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.verifier().id, encode_base64(&bytes))
     }
 
     pub fn verifier(&self) -> VerifierKey {
         let public = self.key.verifying_key().to_bytes();
-        VerifierKey { name: self.name.clone(), id: key_id(&self.name, &public), public }
+        VerifierKey {
+            name: self.name.clone(),
+            kind: self.kind,
+            id: key_id(&self.name, self.kind, &public),
+            public,
+        }
     }
 
     /// The signature line of `text` (a note text, ending in a newline).
@@ -125,6 +165,8 @@ impl SigningKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierKey {
     pub name: String,
+    /// `ED25519` or `COSIGNATURE`.
+    pub kind: u8,
     pub id: u32,
     pub public: [u8; 32],
 }
@@ -142,13 +184,18 @@ impl VerifierKey {
             return Err(bad("the key id is not 8 lower-case hex digits"));
         }
         let bytes = decode_base64(key).ok_or_else(|| bad("the key is not canonical base64"))?;
-        let [ED25519, public @ ..] = bytes.as_slice() else {
+        let [kind @ (ED25519 | COSIGNATURE), public @ ..] = bytes.as_slice() else {
             return Err(bad("not an Ed25519 key"));
         };
         let public: [u8; 32] = public.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
         ed25519_dalek::VerifyingKey::from_bytes(&public)
             .map_err(|_| bad("not a valid Ed25519 point"))?;
-        let parsed = VerifierKey { name: name.to_owned(), id: key_id(name, &public), public };
+        let parsed = VerifierKey {
+            name: name.to_owned(),
+            kind: *kind,
+            id: key_id(name, *kind, &public),
+            public,
+        };
         if format!("{:08x}", parsed.id) != id {
             return Err(bad("the key id does not match the name and key"));
         }
@@ -156,7 +203,7 @@ impl VerifierKey {
     }
 
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ED25519];
+        let mut bytes = vec![self.kind];
         bytes.extend_from_slice(&self.public);
         format!("{}+{:08x}+{}", self.name, self.id, encode_base64(&bytes))
     }
@@ -239,6 +286,12 @@ impl SignedNote {
     /// Checks the signature of `key`: present (same name and id) and valid. Signatures of
     /// other keys are ignored, as the specification requires.
     pub fn verify(&self, key: &VerifierKey) -> Result<(), NoteError> {
+        if key.kind != ED25519 {
+            return Err(NoteError::Signature(format!(
+                "{} is a cosigner's key, not a log's",
+                key.name
+            )));
+        }
         let mine: Vec<&NoteSignature> =
             self.signatures.iter().filter(|s| s.name == key.name && s.id == key.id).collect();
         if mine.is_empty() {
@@ -256,6 +309,34 @@ impl SignedNote {
             }
         }
         Ok(())
+    }
+
+    /// Checks the cosignature of a cosigner `key` (c2sp.org/tlog-cosignature, Ed25519) and
+    /// gives its timestamp.
+    pub fn verify_cosignature(&self, key: &VerifierKey) -> Result<u64, NoteError> {
+        if key.kind != COSIGNATURE {
+            return Err(NoteError::Signature(format!("{} is not a cosigner's key", key.name)));
+        }
+        let signature =
+            self.signatures.iter().find(|s| s.name == key.name && s.id == key.id).ok_or_else(
+                || NoteError::Signature(format!("no cosignature by {}+{:08x}", key.name, key.id)),
+            )?;
+        let bytes = &signature.signature;
+        if bytes.len() != 8 + 64 {
+            return Err(NoteError::Signature(format!(
+                "the cosignature by {} is not a timestamp and an Ed25519 signature",
+                key.name
+            )));
+        }
+        let timestamp = u64::from_be_bytes(bytes[..8].try_into().expect("invariant: 8 bytes"));
+        let message = format!("cosignature/v1\ntime {timestamp}\n{}", self.text);
+        if !key.verifies(&message, &bytes[8..]) {
+            return Err(NoteError::Signature(format!(
+                "the cosignature by {} does not verify",
+                key.name
+            )));
+        }
+        Ok(timestamp)
     }
 
     pub fn to_text(&self) -> String {

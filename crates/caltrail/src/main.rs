@@ -56,6 +56,7 @@ enum Command {
     Checkpoint(trust::CheckpointArgs),
     Prove(trust::ProveArgs),
     VerifyProof(trust::VerifyProofArgs),
+    Cosign(trust::CosignArgs),
     Generate(generate::GenerateArgs),
 }
 
@@ -126,6 +127,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Checkpoint(args) => trust::checkpoint(&cli.db, &args, out),
         Command::Prove(args) => trust::prove(&cli.db, &args, out),
         Command::VerifyProof(args) => trust::verify_proof(&args, out),
+        Command::Cosign(args) => trust::cosign(&args, out),
         Command::Generate(args) => generate::run(&args, out),
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use caltrail_store::Ledger;
 use caltrail_tlog::merkle::{self, Hash};
-use caltrail_tlog::note::SignedNote;
+use caltrail_tlog::note::{self, SignedNote};
 use caltrail_tlog::{Checkpoint, ConsistencyBundle, InclusionBundle, SigningKey, VerifierKey};
 
 use crate::Outcome;
@@ -35,12 +35,18 @@ enum KeyCommand {
         /// Where to write the private key; an existing file is never overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// A witness's key, which cosigns checkpoints (c2sp.org/tlog-cosignature) instead of
+        /// signing them: --origin is then the witness's name.
+        #[arg(long)]
+        cosigner: bool,
     },
 }
 
 pub fn key(args: &KeyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let KeyCommand::Generate { origin, out: path } = &args.command;
-    let key = SigningKey::generate(origin).map_err(|e| anyhow::anyhow!("--origin: {e}"))?;
+    let KeyCommand::Generate { origin, out: path, cosigner } = &args.command;
+    let kind = if *cosigner { note::COSIGNATURE } else { note::ED25519 };
+    let key =
+        SigningKey::generate_kind(origin, kind).map_err(|e| anyhow::anyhow!("--origin: {e}"))?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -89,8 +95,15 @@ fn state_path(key: &Path) -> PathBuf {
 )]
 pub struct CheckpointArgs {
     /// A private key from `caltrail key generate` (repeat to sign with several).
-    #[arg(long = "key", value_name = "FILE", required = true)]
+    #[arg(long = "key", value_name = "FILE", required_unless_present = "add_cosignature")]
     keys: Vec<PathBuf>,
+    /// A witness's cosignature line (from `caltrail cosign`) to attach to the latest checkpoint
+    /// kept in the ledger, once checked against --witness-vkey.
+    #[arg(long, value_name = "FILE", conflicts_with = "keys", requires = "witness_vkey")]
+    add_cosignature: Option<PathBuf>,
+    /// The witness's verifier key, or a file holding it.
+    #[arg(long, value_name = "VKEY")]
+    witness_vkey: Option<String>,
 }
 
 pub fn checkpoint(
@@ -98,6 +111,9 @@ pub fn checkpoint(
     args: &CheckpointArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
+    if let (Some(file), Some(vkey)) = (&args.add_cosignature, &args.witness_vkey) {
+        return add_cosignature(db, file, vkey, out);
+    }
     let keys: Vec<SigningKey> =
         args.keys.iter().map(|p| read_key(p)).collect::<anyhow::Result<_>>()?;
     let origin = keys[0].name().to_owned();
@@ -382,4 +398,134 @@ pub fn verify_checkpoint(
         checkpoint.size, n
     )?;
     Ok(Outcome::Clean)
+}
+
+fn add_cosignature(
+    db: &Path,
+    file: &Path,
+    vkey: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let witness = read_vkey(vkey)?;
+    let mut ledger = Ledger::open_existing(db)?;
+    let note = ledger
+        .latest_checkpoint()?
+        .context("the ledger holds no checkpoint: run caltrail checkpoint --key FILE first")?;
+    let line = read_text(file)?;
+    let line = line.trim_end_matches('\n');
+    let with = format!("{note}{line}\n");
+    let parsed = SignedNote::parse(&with).with_context(|| file.display().to_string())?;
+    parsed.verify_cosignature(&witness).with_context(|| {
+        format!("{}: not a cosignature of the latest checkpoint", file.display())
+    })?;
+    let size = Checkpoint::from_note(&parsed)?.size;
+    ledger.store_checkpoint(size, &with)?;
+    write!(out, "{with}")?;
+    Ok(Outcome::Clean)
+}
+
+/// Act as a witness (c2sp.org/tlog-cosignature): cosign a log's checkpoint if its signature
+/// verifies and it is consistent with the last checkpoint cosigned for that log.
+///
+/// The witness's state (DIR) keeps, per configured log origin and key, the last checkpoint
+/// it cosigned: a smaller tree is a rollback and refused, a larger one needs --proof (a
+/// consistency proof from `caltrail prove --since`). Prints the cosignature line.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2026.checkpoint --proof 2026.consistency > 2026.cosignature\n  caltrail checkpoint --add-cosignature 2026.cosignature --witness-vkey witness.vkey"
+)]
+pub struct CosignArgs {
+    /// The witness's key (`caltrail key generate --cosigner`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The log's verifier key, or a file holding it: the log this witness follows.
+    #[arg(long, value_name = "VKEY")]
+    log_vkey: String,
+    /// The witness's state folder.
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// The checkpoint to cosign.
+    checkpoint: PathBuf,
+    /// A consistency proof from the last checkpoint cosigned to this one.
+    #[arg(long, value_name = "FILE")]
+    proof: Option<PathBuf>,
+}
+
+pub fn cosign(args: &CosignArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let witness = read_key(&args.key)?;
+    if witness.kind() != note::COSIGNATURE {
+        bail!(
+            "{}: not a witness's key (make one with caltrail key generate --cosigner)",
+            args.key.display()
+        );
+    }
+    let log = read_vkey(&args.log_vkey)?;
+    let text = read_text(&args.checkpoint)?;
+    let checkpoint = verified_checkpoint(&text, &log, &args.checkpoint.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.state)
+        .with_context(|| format!("cannot create {}", args.state.display()))?;
+    // Keyed by the configured origin and key, never by what the checkpoint claims.
+    let state = args.state.join(state_name(&log));
+    if state.exists() {
+        let last = Checkpoint::parse_text(&read_text(&state)?)
+            .with_context(|| format!("{}: the witness state is damaged", state.display()))?;
+        if checkpoint.size < last.size {
+            bail!("refused: a rollback from {} entries to {}", last.size, checkpoint.size);
+        }
+        if checkpoint.size == last.size && checkpoint.root != last.root {
+            bail!(
+                "refused: a different tree of {} entries than the one cosigned: a fork",
+                last.size
+            );
+        }
+        if checkpoint.size > last.size {
+            let path = args.proof.as_ref().with_context(|| {
+                format!(
+                    "refused: give --proof, a consistency proof from the {} entries last cosigned",
+                    last.size
+                )
+            })?;
+            let bundle = ConsistencyBundle::parse(&read_text(path)?)
+                .with_context(|| path.display().to_string())?;
+            if bundle.old != last.size {
+                bail!(
+                    "refused: the proof is from {} entries, the last cosigned is of {}",
+                    bundle.old,
+                    last.size
+                );
+            }
+            merkle::verify_consistency(
+                last.size,
+                checkpoint.size,
+                &last.root,
+                &checkpoint.root,
+                &bundle.proof,
+            )
+            .map_err(|why| anyhow::anyhow!("refused: {why}"))?;
+        }
+    }
+    let parsed = SignedNote::parse(&text)?;
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let line = witness.cosign_line(&parsed.text, timestamp);
+    let temporary = state.with_extension("tmp");
+    std::fs::write(&temporary, checkpoint.to_text())
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &state)
+        .with_context(|| format!("cannot write {}", state.display()))?;
+    write!(out, "{line}")?;
+    Ok(Outcome::Clean)
+}
+
+/// The state file of a followed log: its name and key id, with what a file name cannot
+/// hold spelled out.
+fn state_name(log: &VerifierKey) -> String {
+    let name: String = log
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+        .collect();
+    format!("{name}+{:08x}.checkpoint", log.id)
 }
