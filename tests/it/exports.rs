@@ -349,6 +349,39 @@ fn the_event_log_is_listed_and_set_beside_the_ledger() {
     );
 }
 
+/// The same log as a `.evtx` file (fixtures/eventlog/make_evtx.py writes it in the Windows event
+/// log format: a file header, a chunk, binary XML records), read through the evtx crate.
+#[test]
+fn an_evtx_file_reads_as_its_xml_does() {
+    let sandbox = Sandbox::new();
+    let listed =
+        sandbox.run(&["eventlog", &eventlog("ls01-licensing.evtx"), "--format", "csv"]).ok();
+    assert_eq!(
+        listed.stdout,
+        "time,event_id,provider,computer,meaning,fields,message\n\
+         2024-06-10T09:12:44Z,4,TermServLicensing,LS01.contoso.com,the license server was activated,param1=8QJ2K-4HR7T-PW3XM-9D6FB-2CVNL-7YG4S-K5E8A,\n\
+         2025-03-10T16:02:11.531Z,90,Microsoft-Windows-TerminalServices-Licensing,LS01.contoso.com,migration: removing the CALs from the source license server failed,param1=4; param2=100,\n\
+         2025-03-27T11:21:07.123456Z,89,Microsoft-Windows-TerminalServices-Licensing,LS01.contoso.com,migration: the CALs were removed from the source license server,param1=4; param2=100,\n"
+    );
+    sandbox.append_file(&fixtures().join("migration-unreachable-source.jsonl")).ok();
+    let run = sandbox.run(&[
+        "reconcile",
+        "--eventlog",
+        &eventlog("ls01-licensing.evtx"),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "time,event_id,computer,server,place,verdict,what_to_record\n\
+             2024-06-10T09:12:44Z,4,LS01.contoso.com,ls01.contoso.com,record 20311,before_ledger,record server.activated of ls01.contoso.com at 2024-06-10T09:12:44Z: the ledger's first activation is at 2024-06-20T06:15:00Z\n\
+             2025-03-27T11:21:07.123456Z,89,LS01.contoso.com,ls01.contoso.com,record 31388,match,\n"
+        )
+    );
+}
+
 /// A removal, a revocation and "no permanent CALs left" the ledger contradicts, on a small
 /// per-device estate written here: each finding says what to record.
 #[test]
