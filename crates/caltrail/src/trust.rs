@@ -77,6 +77,19 @@ fn read_vkey(text_or_path: &str) -> anyhow::Result<VerifierKey> {
     VerifierKey::parse(text.trim()).map_err(|e| anyhow::anyhow!("--vkey: {e}"))
 }
 
+/// Replaces `path` with `text` whole: written to a file beside it, synced, then renamed over
+/// it, so that a crash leaves the old state or the new, never half of one.
+fn write_replacing(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    let temporary = PathBuf::from(name);
+    let mut file = std::fs::File::create(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The state beside a key: the last checkpoint it signed, so that it never signs a tree that
 /// does not extend it, whatever ledger it is shown (a restored old one included).
 fn state_path(key: &Path) -> PathBuf {
@@ -149,13 +162,7 @@ pub fn checkpoint(
     let note = SignedNote::sign(&text, &keys.iter().collect::<Vec<_>>());
     ledger.store_checkpoint(size, &note)?;
     for path in &args.keys {
-        // Written whole, then renamed: a crash leaves the old state or the new, never half.
-        let state = state_path(path);
-        let temporary = state.with_extension("state.tmp");
-        std::fs::write(&temporary, &text)
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
-        std::fs::rename(&temporary, &state)
-            .with_context(|| format!("cannot write {}", state.display()))?;
+        write_replacing(&state_path(path), &text)?;
     }
     write!(out, "{note}")?;
     Ok(Outcome::Clean)
@@ -510,11 +517,7 @@ pub fn cosign(args: &CosignArgs, out: &mut dyn Write) -> anyhow::Result<Outcome>
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let line = witness.cosign_line(&parsed.text, timestamp);
-    let temporary = state.with_extension("tmp");
-    std::fs::write(&temporary, checkpoint.to_text())
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &state)
-        .with_context(|| format!("cannot write {}", state.display()))?;
+    write_replacing(&state, &checkpoint.to_text())?;
     write!(out, "{line}")?;
     Ok(Outcome::Clean)
 }
