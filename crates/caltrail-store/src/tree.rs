@@ -49,17 +49,49 @@ fn hash_entries(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Has
     Ok(merkle::root_of_leaves(&leaves))
 }
 
+/// The hashes of tiles `first..end`, from one ordered read of their entries: a ledger's whole
+/// tree is one pass over the table, not a query per tile.
+fn tiles_from_entries(
+    conn: &Connection,
+    first: u64,
+    end: u64,
+    mut each: impl FnMut(u64, Hash) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    if first >= end {
+        return Ok(());
+    }
+    let mut statement =
+        conn.prepare("SELECT seq, body FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
+    let mut rows = statement.query(params![(first * TILE) as i64, (end * TILE) as i64])?;
+    let mut leaves: Vec<Hash> = Vec::with_capacity(TILE as usize);
+    let mut tile = first;
+    let mut expected = first * TILE + 1;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        if seq as u64 != expected {
+            // A gap: the chain check reports it; the tree stops where the entries do.
+            break;
+        }
+        expected += 1;
+        leaves.push(merkle::leaf_hash(row.get_ref(1)?.as_blob()?));
+        if leaves.len() == TILE as usize {
+            each(tile, merkle::root_of_leaves(&leaves))?;
+            leaves.clear();
+            tile += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Stores the hash of every full block of entries not stored yet, up to `n_entries`: in the
 /// append's transaction, and on first use for a ledger written before the tree.
 pub(crate) fn update_tiles(conn: &Connection, n_entries: u64) -> rusqlite::Result<()> {
     conn.execute_batch(TREE_SCHEMA)?;
     let stored: i64 = conn.query_row("SELECT count(*) FROM tree_tiles", [], |row| row.get(0))?;
     let mut insert = conn.prepare_cached("INSERT INTO tree_tiles (tile, hash) VALUES (?1, ?2)")?;
-    for tile in stored as u64..n_entries / TILE {
-        let hash = hash_entries(conn, tile * TILE, (tile + 1) * TILE)?;
-        insert.execute(params![tile as i64, &hash[..]])?;
-    }
-    Ok(())
+    tiles_from_entries(conn, stored as u64, n_entries / TILE, |tile, hash| {
+        insert.execute(params![tile as i64, &hash[..]]).map(|_| ())
+    })
 }
 
 /// Subtree hashes from the stored tiles, and from the entries below a tile's size.
@@ -140,11 +172,11 @@ impl Ledger {
     pub fn recomputed_tree(&self, size: u64) -> Result<RecomputedTree<'_>, StoreError> {
         let conn = self.connection();
         let mut tiles = Vec::new();
-        for tile in 0..size / TILE {
-            tiles.push(
-                hash_entries(conn, tile * TILE, (tile + 1) * TILE).map_err(|e| self.classify(e))?,
-            );
-        }
+        tiles_from_entries(conn, 0, size / TILE, |_, hash| {
+            tiles.push(hash);
+            Ok(())
+        })
+        .map_err(|e| self.classify(e))?;
         Ok(RecomputedTree { stored: StoredTree { conn, tiles } })
     }
 
