@@ -244,7 +244,7 @@ fn malformed_exports_name_the_row_and_column() {
                 "EA-41".into(),
             ],
             format!(
-                "caltrail: {}: not a valid CSV export: row 2 (line 4) has 9 values where the header names 10 columns\n",
+                "caltrail: {}: not a valid CSV export: row 2 (line 4), column ExpirationDate: no value (the row has 9 values where the header names 10 columns)\n",
                 malformed("short-row.csv")
             ),
         ),

@@ -212,12 +212,14 @@ fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
     let separator = named_separator.unwrap_or_else(|| separator_of(header_line));
     let mut reader =
         csv::ReaderBuilder::new().delimiter(separator).flexible(true).from_reader(body.as_bytes());
-    let mut headers: Vec<String> = reader
+    // As the file spells them, for messages; compared in lower case.
+    let mut names: Vec<String> = reader
         .headers()
         .map_err(|e| ExportError::Csv { detail: e.to_string() })?
         .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
+        .map(|h| h.trim().to_owned())
         .collect();
+    let mut headers: Vec<String> = names.iter().map(|h| h.to_ascii_lowercase()).collect();
     if headers.iter().all(String::is_empty) {
         return Err(ExportError::Csv { detail: "no header line".into() });
     }
@@ -228,6 +230,7 @@ fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
     // A header naming one more column than every row carries: that column is absent.
     if !rows.is_empty() && rows.iter().all(|row| row.len() + 1 == headers.len()) {
         headers.pop();
+        names.pop();
     }
     let mut records = Vec::new();
     // Lines are counted here from each record's byte offset: the reader's own count differs
@@ -253,13 +256,19 @@ fn read_csv(text: &str) -> Result<Vec<Record>, ExportError> {
                 Some(line) => format!("row {} (line {line})", i + 1),
                 None => format!("row {}", i + 1),
             };
-            return Err(ExportError::Csv {
-                detail: format!(
-                    "{place} has {} values where the header names {} columns",
+            let detail = match names.get(row.len()) {
+                Some(column) => format!(
+                    "{place}, column {column}: no value (the row has {} values where the header names {} columns)",
                     row.len(),
                     headers.len()
                 ),
-            });
+                None => format!(
+                    "{place}: {} values where the header names {} columns",
+                    row.len(),
+                    headers.len()
+                ),
+            };
+            return Err(ExportError::Csv { detail });
         }
         let fields =
             headers.iter().cloned().zip(row.iter().map(|v| Field::Text(v.to_owned()))).collect();
