@@ -1,6 +1,7 @@
 //! The date forms PowerShell writes: CIM datetime (`Get-WmiObject`), `/Date(ms)/`
 //! (`ConvertTo-Json` in Windows PowerShell 5.1), ISO 8601 (PowerShell 7) and culture-formatted
-//! text (`Get-CimInstance | Export-Csv`). Text without an offset is taken as UTC.
+//! text (`Get-CimInstance | Export-Csv`), and LDAP's GeneralizedTime (Active Directory's
+//! attributes as ldifde prints them). Text without an offset is taken as UTC.
 
 use caltrail_events::Timestamp;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -22,6 +23,9 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Result<Timestamp, String>
         return t;
     }
     if let Some(t) = json_date(text) {
+        return t;
+    }
+    if let Some(t) = generalized_time(text) {
         return t;
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
@@ -83,6 +87,23 @@ fn cim_datetime(text: &str) -> Option<Result<Timestamp, String>> {
     Some(micros(utc))
 }
 
+/// LDAP's GeneralizedTime, as ldifde and ADSI print Active Directory's `msTSExpireDate`:
+/// `yyyymmddHHMMSS[.f]Z`, in UTC.
+fn generalized_time(text: &str) -> Option<Result<Timestamp, String>> {
+    let body = text.strip_suffix('Z')?;
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    if whole.len() != 14
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(match NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S") {
+        Ok(t) => micros(Utc.from_utc_datetime(&t)),
+        Err(_) => Err(format!("is not a valid LDAP time: {text:?}")),
+    })
+}
+
 /// `/Date(2145916800000)/`, optionally with an offset such as `/Date(2145916800000+0100)/`:
 /// the milliseconds are UTC either way.
 fn json_date(text: &str) -> Option<Result<Timestamp, String>> {
@@ -117,6 +138,8 @@ mod tests {
         assert_eq!(utc("1/1/2038 1:00:00 AM"), "2038-01-01T01:00:00Z");
         assert_eq!(utc("3/14/2025 2:05:09 PM"), "2025-03-14T14:05:09Z");
         assert_eq!(utc("14.03.2025 14:05:09"), "2025-03-14T14:05:09Z");
+        assert_eq!(utc("20250810090000.0Z"), "2025-08-10T09:00:00Z");
+        assert_eq!(utc("20250810090000Z"), "2025-08-10T09:00:00Z");
     }
 
     #[test]
