@@ -144,12 +144,6 @@ impl Subtrees for StoredTree<'_> {
     }
 }
 
-/// Tile hashes recomputed from every entry, trusting nothing stored: what `verify` checks
-/// the stored tree and a checkpoint against.
-pub struct RecomputedTree<'c> {
-    stored: StoredTree<'c>,
-}
-
 impl Ledger {
     /// Builds the tree's missing tiles (a ledger written before the tree has none).
     pub fn build_tree(&mut self) -> Result<(), StoreError> {
@@ -168,8 +162,9 @@ impl Ledger {
         StoredTree::load(self.connection()).map_err(|e| self.classify(e))
     }
 
-    /// The tree with every tile recomputed from the entries up to `size`.
-    pub fn recomputed_tree(&self, size: u64) -> Result<RecomputedTree<'_>, StoreError> {
+    /// The tree with every tile recomputed from the entries up to `size`, trusting nothing
+    /// stored: what `verify` checks the stored tiles and a checkpoint against.
+    pub fn recomputed_tree(&self, size: u64) -> Result<StoredTree<'_>, StoreError> {
         let conn = self.connection();
         let mut tiles = Vec::new();
         tiles_from_entries(conn, 0, size / TILE, |_, hash| {
@@ -177,7 +172,7 @@ impl Ledger {
             Ok(())
         })
         .map_err(|e| self.classify(e))?;
-        Ok(RecomputedTree { stored: StoredTree { conn, tiles } })
+        Ok(StoredTree { conn, tiles })
     }
 
     /// The stored tiles that differ from the entries: `(tile, reason)`.
@@ -186,7 +181,7 @@ impl Ledger {
         let stored = self.tree()?;
         let fresh = self.recomputed_tree(n)?;
         let mut problems = Vec::new();
-        for (tile, hash) in fresh.stored.tiles.iter().enumerate() {
+        for (tile, hash) in fresh.tiles.iter().enumerate() {
             match stored.tiles.get(tile) {
                 Some(s) if s == hash => {}
                 Some(_) => {
@@ -238,12 +233,5 @@ impl Ledger {
             .query_row("SELECT note FROM checkpoints ORDER BY n DESC LIMIT 1", [], |row| row.get(0))
             .optional()
             .map_err(|e| self.classify(e))
-    }
-}
-
-impl Subtrees for RecomputedTree<'_> {
-    type Error = rusqlite::Error;
-    fn subtree(&mut self, start: u64, end: u64) -> rusqlite::Result<Hash> {
-        self.stored.subtree(start, end)
     }
 }

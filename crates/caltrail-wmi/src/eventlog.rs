@@ -8,7 +8,7 @@ use caltrail_replay::Replay;
 
 use crate::dates::parse_date;
 use crate::error::ExportError;
-use crate::records::{ExportFormat, read_records};
+use crate::records::{ExportFormat, records_of_text};
 
 /// The licensing events caltrail reads, with what each says.
 pub const KNOWN_EVENTS: &[(u32, &str)] = &[
@@ -72,7 +72,7 @@ pub fn read_eventlog(bytes: &[u8], date_format: Option<&str>) -> Result<EventLog
         if text.trim_start().starts_with('<') {
             ("xml", read_xml(&text, None)?)
         } else {
-            let (format, records) = read_records(bytes)?;
+            let (format, records) = records_of_text(&text)?;
             let format = if format == ExportFormat::Json { "json" } else { "csv" };
             (format, read_table(&records, date_format)?)
         }

@@ -3,8 +3,10 @@
 //! `msTSExpireDate`, `msTSLicenseVersion`/`3`, slots 2 to 4 of each) and the license server's
 //! per-user usage report (`Win32_TSLicenseReport`, `FetchReportEntries`), read into one shape.
 
+use std::collections::{HashMap, HashSet};
+
 use caltrail_events::{CalType, Event, ProductVersion, ServerName, Timestamp};
-use caltrail_replay::Replay;
+use caltrail_replay::{CalRow, Replay};
 use serde_json::json;
 
 use crate::error::{ExportError, RowError};
@@ -256,6 +258,16 @@ pub fn import_user_events(
     note: &str,
 ) -> Result<Vec<Event>, String> {
     let mut events: Vec<Event> = Vec::new();
+    let mut written: HashSet<String> = HashSet::new();
+    // The ledger's CALs by server, pack and holder (names compared without case): looked up
+    // once per CAL of the export, which may list tens of thousands of users.
+    let mut ledger_cals: HashMap<(&ServerName, &str, String), Vec<&CalRow>> = HashMap::new();
+    for c in &replay.cals {
+        ledger_cals
+            .entry((&c.server, c.keypack.as_str(), c.holder.to_lowercase()))
+            .or_default()
+            .push(c);
+    }
     for cal in cals {
         let server = servers.server(cal)?;
         let pack = packs_on(replay, &server)
@@ -271,11 +283,9 @@ pub fn import_user_events(
                 )
             })?;
         let holder = cal.holder.to_lowercase();
-        let known = replay.cals.iter().any(|c| {
-            c.server == server
-                && c.keypack == pack.keypack
-                && c.holder.to_lowercase() == holder
-                && c.revoked_at.is_none()
+        let held = ledger_cals.get(&(&server, pack.keypack.as_str(), holder.clone()));
+        let known = held.into_iter().flatten().any(|c| {
+            c.revoked_at.is_none()
                 && c.cleared_at.is_none()
                 && match cal.expires_at {
                     Some(expires_at) => c.expires_at_given == Some(expires_at),
@@ -292,7 +302,7 @@ pub fn import_user_events(
             format!("{}:{}:{expiry}", id_part(&holder), cal.product_version),
         )
         .map_err(|m| format!("{}: {m}", cal.place))?;
-        if known || events.iter().any(|e| e.id.as_str() == id) {
+        if known || !written.insert(id.clone()) {
             continue;
         }
         let mut data = json!({

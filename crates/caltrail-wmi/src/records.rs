@@ -119,12 +119,16 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, ExportError> 
 
 /// Reads every object of an export.
 pub fn read_records(bytes: &[u8]) -> Result<(ExportFormat, Vec<Record>), ExportError> {
-    let text = decode_text(bytes)?;
+    records_of_text(&decode_text(bytes)?)
+}
+
+/// Reads every object of an export already decoded to text.
+pub(crate) fn records_of_text(text: &str) -> Result<(ExportFormat, Vec<Record>), ExportError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') || trimmed.starts_with('{') {
         return Ok((ExportFormat::Json, read_json(trimmed)?));
     }
-    Ok((ExportFormat::Csv, read_csv(&text)?))
+    Ok((ExportFormat::Csv, read_csv(text)?))
 }
 
 fn read_json(text: &str) -> Result<Vec<Record>, ExportError> {

@@ -150,8 +150,8 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
                 writeln!(
                     out,
                     "tree tile {tile} (entries {} to {}): {why}",
-                    tile * 256 + 1,
-                    tile * 256 + 256
+                    tile * caltrail_store::TILE + 1,
+                    (tile + 1) * caltrail_store::TILE
                 )?;
             }
             writeln!(

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use caltrail_store::Ledger;
+use caltrail_store::{Ledger, StoredTree};
 use caltrail_tlog::merkle::{self, Hash};
 use caltrail_tlog::note::{self, SignedNote};
 use caltrail_tlog::{Checkpoint, ConsistencyBundle, InclusionBundle, SigningKey, VerifierKey};
@@ -169,8 +169,12 @@ pub fn checkpoint(
 }
 
 /// The checkpoint to prove against: a file, or the latest kept in the ledger; checked to be
-/// this ledger's tree.
-fn checkpoint_of(ledger: &Ledger, file: Option<&Path>) -> anyhow::Result<(String, Checkpoint)> {
+/// this ledger's tree (`tree`, the ledger's).
+fn checkpoint_of(
+    ledger: &Ledger,
+    tree: &mut StoredTree<'_>,
+    file: Option<&Path>,
+) -> anyhow::Result<(String, Checkpoint)> {
     let note = match file {
         Some(path) => read_text(path)?,
         None => ledger
@@ -183,7 +187,7 @@ fn checkpoint_of(ledger: &Ledger, file: Option<&Path>) -> anyhow::Result<(String
     if checkpoint.size > n {
         bail!("the checkpoint is of {} entries; the ledger holds {n}", checkpoint.size);
     }
-    if merkle::root(&mut ledger.tree()?, checkpoint.size)? != checkpoint.root {
+    if merkle::root(tree, checkpoint.size)? != checkpoint.root {
         bail!(
             "the ledger's tree at {} entries is not the checkpoint's: it is not this ledger, or it was rewritten",
             checkpoint.size
@@ -217,8 +221,8 @@ pub struct ProveArgs {
 
 pub fn prove(db: &Path, args: &ProveArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let ledger = Ledger::open_existing(db)?;
-    let (note, checkpoint) = checkpoint_of(&ledger, args.checkpoint.as_deref())?;
     let mut tree = ledger.tree()?;
+    let (note, checkpoint) = checkpoint_of(&ledger, &mut tree, args.checkpoint.as_deref())?;
     if let Some(id) = &args.event {
         let seq = ledger.seq_of(id)?.with_context(|| format!("no event {id:?} in the ledger"))?;
         if seq > checkpoint.size {
@@ -512,12 +516,14 @@ pub fn cosign(args: &CosignArgs, out: &mut dyn Write) -> anyhow::Result<Outcome>
             .map_err(|why| anyhow::anyhow!("refused: {why}"))?;
         }
     }
-    let parsed = SignedNote::parse(&text)?;
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let line = witness.cosign_line(&parsed.text, timestamp);
-    write_replacing(&state, &checkpoint.to_text())?;
+    // The note text read back: checkpoints are parsed strictly (no extension line, canonical
+    // numbers and base64), so it is the text the log signed, byte for byte.
+    let text = checkpoint.to_text();
+    let line = witness.cosign_line(&text, timestamp);
+    write_replacing(&state, &text)?;
     write!(out, "{line}")?;
     Ok(Outcome::Clean)
 }
