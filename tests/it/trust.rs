@@ -329,13 +329,31 @@ fn a_rewritten_ledger_is_refused_and_a_fork_is_not_signed() {
 fn a_tile_changed_by_hand_is_found_by_verify_deep() {
     let sandbox = Sandbox::new();
     let history = sandbox.run(&["generate", "--events", "700"]).ok().stdout;
-    let file = sandbox.dir.path().join("estate.jsonl");
-    std::fs::write(&file, history).unwrap();
-    sandbox.append_file(&file).ok();
+    // Three appends, whose tiles start and end inside batches: each batch hashes the tiles it
+    // completes from its own entries and the ones before it in the first tile.
+    let lines: Vec<&str> = history.lines().collect();
+    for (i, part) in [&lines[..100], &lines[100..400], &lines[400..]].iter().enumerate() {
+        let file = sandbox.dir.path().join(format!("part{i}.jsonl"));
+        std::fs::write(&file, part.join("\n")).unwrap();
+        sandbox.append_file(&file).ok();
+    }
     let conn = rusqlite::Connection::open(sandbox.db()).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM entries", [], |r| r.get(0)).unwrap();
     let tiles: i64 = conn.query_row("SELECT count(*) FROM tree_tiles", [], |r| r.get(0)).unwrap();
     assert_eq!(tiles, n / 256);
+    assert_eq!(sandbox.run(&["verify", "--deep"]).code, 0);
+    // A ledger without its tiles (as written before the tree) gets them all at its next
+    // append: those before the batch from the table, the batch's own from its entries.
+    conn.execute_batch("DROP TABLE tree_tiles").unwrap();
+    let one = sandbox.dir.path().join("one.jsonl");
+    std::fs::write(
+        &one,
+        r#"{"id":"tile-test-1","type":"agreement.purchased","at":"2026-01-01T00:00:00Z","data":{"agreement":"EA-TILES","program":"enterprise_agreement","product_version":"2022","cal_type":"per_user","quantity":10,"anniversary":"01-01"}}"#,
+    )
+    .unwrap();
+    sandbox.append_file(&one).ok();
+    let tiles: i64 = conn.query_row("SELECT count(*) FROM tree_tiles", [], |r| r.get(0)).unwrap();
+    assert_eq!(tiles, (n + 1) / 256);
     assert_eq!(sandbox.run(&["verify", "--deep"]).code, 0);
     conn.execute("UPDATE tree_tiles SET hash = zeroblob(32) WHERE tile = 1", []).unwrap();
     let run = sandbox.run(&["verify", "--deep"]);

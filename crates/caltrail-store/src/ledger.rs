@@ -10,6 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use crate::error::{AppendError, Earlier, StoreError};
 use crate::hash::EntryHash;
 use crate::pipeline::{self, CHUNK_ROWS};
+use caltrail_tlog::merkle::{self, Hash};
 
 /// `PRAGMA application_id` of a ledger: "CALT" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4341_4C54;
@@ -325,6 +326,7 @@ impl Ledger {
             duplicates: 0,
             n_pushed: 0,
             first_seq: head.n_events + 1,
+            tiles: None,
             inserted_index: Vec::new(),
             group: Vec::with_capacity(GROUP_ROWS),
             retracted: None,
@@ -519,6 +521,9 @@ pub struct Appender<'l> {
     inserted_index: Vec<usize>,
     /// The events waiting for the next group insert, with their `index`.
     group: Vec<(usize, PreparedEvent)>,
+    /// The Merkle tiles this batch completes, hashed from its entries' leaf hashes as they are
+    /// inserted, not read back; it holds less than a tile of leaves.
+    tiles: Option<crate::tree::TileBuilder>,
     /// The ids retracted so far, with the `seq` and id of the retraction; read from the ledger
     /// when the batch's first retraction comes (retractions are rare, and the read scans).
     retracted: Option<std::collections::HashMap<String, (i64, String)>>,
@@ -537,13 +542,15 @@ pub struct ChainAhead {
 impl ChainAhead {
     /// Encodes `event` and hashes it onto the chain, supposing every event before it was new.
     pub fn prepare(&mut self, event: Event) -> PreparedEvent {
-        let (body, hash) = encode_entry(self.next_seq, &self.prev_hash, self.recorded_at, &event);
+        let (body, hash, leaf) =
+            encode_entry(self.next_seq, &self.prev_hash, self.recorded_at, &event);
         let ahead = Ahead {
             seq: self.next_seq,
             prev_hash: self.prev_hash,
             recorded_at: self.recorded_at,
             body,
             hash,
+            leaf,
         };
         self.next_seq += 1;
         self.prev_hash = hash;
@@ -551,16 +558,19 @@ impl ChainAhead {
     }
 }
 
-/// The stored bytes of `event` as entry `seq`, and their hash onto `prev_hash`.
+/// The stored bytes of `event` as entry `seq`, their hash onto `prev_hash`, and their leaf
+/// hash in the Merkle tree: all made where the event is encoded, ahead of the insert when it
+/// can be.
 fn encode_entry(
     seq: u64,
     prev_hash: &EntryHash,
     recorded_at: Timestamp,
     event: &Event,
-) -> (Vec<u8>, EntryHash) {
+) -> (Vec<u8>, EntryHash, Hash) {
     let body = Entry::encode_parts(seq, recorded_at, &event.to_cbor());
     let hash = EntryHash::chain(prev_hash, &body);
-    (body, hash)
+    let leaf = merkle::leaf_hash(&body);
+    (body, hash, leaf)
 }
 
 /// An event for `Appender::push_prepared`, maybe with its entry already encoded and hashed.
@@ -585,6 +595,7 @@ struct Ahead {
     recorded_at: Timestamp,
     body: Vec<u8>,
     hash: EntryHash,
+    leaf: Hash,
 }
 
 /// An entry ready to insert.
@@ -592,6 +603,7 @@ struct Prepared<'a> {
     seq: u64,
     body: std::borrow::Cow<'a, [u8]>,
     hash: EntryHash,
+    leaf: Hash,
 }
 
 impl Appender<'_> {
@@ -633,9 +645,21 @@ impl Appender<'_> {
             AppendReport { appended: self.appended, duplicates: self.duplicates, head: self.head };
         let path = self.path.clone();
         // The tree's tiles are part of the same transaction: never behind a committed entry.
-        crate::tree::update_tiles(&self.tx, self.head.n_events).map_err(|e| sqlite(&path, e))?;
+        crate::tree::update_tiles(&self.tx, self.head.n_events, self.tiles.as_ref())
+            .map_err(|e| sqlite(&path, e))?;
         self.tx.commit().map_err(|e| sqlite(&path, e))?;
         Ok(report)
+    }
+
+    /// Adds the leaf hash of the entry just inserted to the tiles the batch completes.
+    fn push_leaf(&mut self, leaf: Hash) -> Result<(), AppendError> {
+        if self.tiles.is_none() {
+            let builder = crate::tree::TileBuilder::start(&self.tx, self.first_seq - 1)
+                .map_err(|e| self.err(e))?;
+            self.tiles = Some(builder);
+        }
+        self.tiles.as_mut().expect("invariant: set above").push(leaf);
+        Ok(())
     }
 
     /// The entry `event` makes after `prev`: the one made ahead if it was made for this place.
@@ -647,11 +671,17 @@ impl Appender<'_> {
                     && ahead.prev_hash == prev.hash
                     && ahead.recorded_at == self.recorded_at =>
             {
-                Prepared { seq, body: std::borrow::Cow::Borrowed(&ahead.body), hash: ahead.hash }
+                Prepared {
+                    seq,
+                    body: std::borrow::Cow::Borrowed(&ahead.body),
+                    hash: ahead.hash,
+                    leaf: ahead.leaf,
+                }
             }
             _ => {
-                let (body, hash) = encode_entry(seq, &prev.hash, self.recorded_at, &event.event);
-                Prepared { seq, body: std::borrow::Cow::Owned(body), hash }
+                let (body, hash, leaf) =
+                    encode_entry(seq, &prev.hash, self.recorded_at, &event.event);
+                Prepared { seq, body: std::borrow::Cow::Owned(body), hash, leaf }
             }
         }
     }
@@ -680,8 +710,10 @@ impl Appender<'_> {
             let sql = format!("{COLUMNS}{}", [ROW; GROUP_ROWS].join(", "));
             let mut statement = self.tx.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mut head = self.head;
+            let mut leaves = Vec::with_capacity(group.len());
             for (row, (_, event)) in group.iter().enumerate() {
                 let prepared = self.prepare(event, &head);
+                leaves.push(prepared.leaf);
                 self.bind(&mut statement, row, &event.event, &prepared).map_err(|e| self.err(e))?;
                 head = Head {
                     n_events: prepared.seq,
@@ -695,6 +727,9 @@ impl Appender<'_> {
                     self.head = head;
                     self.appended += group.len() as u64;
                     self.inserted_index.extend(group.iter().map(|(index, _)| *index));
+                    for leaf in leaves {
+                        self.push_leaf(leaf)?;
+                    }
                     group.clear();
                     self.group = group;
                     return Ok(());
@@ -732,6 +767,7 @@ impl Appender<'_> {
                 };
                 self.appended += 1;
                 self.inserted_index.push(index);
+                self.push_leaf(prepared.leaf)?;
                 return Ok(());
             }
             Err(refused) if is_constraint(&refused) => refused,

@@ -37,8 +37,8 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-/// The hash of the entries `start..end` (0-based leaves) read from the table.
-fn hash_entries(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Hash> {
+/// The leaf hashes of the entries `start..end` (0-based leaves) read from the table.
+fn leaf_hashes(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Vec<Hash>> {
     let mut statement =
         conn.prepare_cached("SELECT body FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
     let mut rows = statement.query(params![start as i64, end as i64])?;
@@ -46,7 +46,40 @@ fn hash_entries(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Has
     while let Some(row) = rows.next()? {
         leaves.push(merkle::leaf_hash(row.get_ref(0)?.as_blob()?));
     }
-    Ok(merkle::root_of_leaves(&leaves))
+    Ok(leaves)
+}
+
+/// The hash of the entries `start..end` (0-based leaves) read from the table.
+fn hash_entries(conn: &Connection, start: u64, end: u64) -> rusqlite::Result<Hash> {
+    Ok(merkle::root_of_leaves(&leaf_hashes(conn, start, end)?))
+}
+
+/// The tiles an append completes, from the leaf hashes of its entries as they are inserted.
+pub(crate) struct TileBuilder {
+    /// The tile the batch's first entry falls in.
+    first_tile: u64,
+    /// The leaves of the tile being filled.
+    leaves: Vec<Hash>,
+    /// The hashes of the tiles completed, from `first_tile` on.
+    tiles: Vec<Hash>,
+}
+
+impl TileBuilder {
+    /// For a batch whose first entry is leaf `batch_start`: the leaves before it in its tile
+    /// are read from the table.
+    pub(crate) fn start(conn: &Connection, batch_start: u64) -> rusqlite::Result<TileBuilder> {
+        let first_tile = batch_start / TILE;
+        let leaves = leaf_hashes(conn, first_tile * TILE, batch_start)?;
+        Ok(TileBuilder { first_tile, leaves, tiles: Vec::new() })
+    }
+
+    pub(crate) fn push(&mut self, leaf: Hash) {
+        self.leaves.push(leaf);
+        if self.leaves.len() == TILE as usize {
+            self.tiles.push(merkle::root_of_leaves(&self.leaves));
+            self.leaves.clear();
+        }
+    }
 }
 
 /// The hashes of tiles `first..end`, from one ordered read of their entries: a ledger's whole
@@ -84,12 +117,37 @@ fn tiles_from_entries(
 }
 
 /// Stores the hash of every full block of entries not stored yet, up to `n_entries`: in the
-/// append's transaction, and on first use for a ledger written before the tree.
-pub(crate) fn update_tiles(conn: &Connection, n_entries: u64) -> rusqlite::Result<()> {
+/// append's transaction (from the tiles the batch built, and from the table for any tile
+/// before them), and on first use for a ledger written before the tree.
+pub(crate) fn update_tiles(
+    conn: &Connection,
+    n_entries: u64,
+    built: Option<&TileBuilder>,
+) -> rusqlite::Result<()> {
     conn.execute_batch(TREE_SCHEMA)?;
     let stored: i64 = conn.query_row("SELECT count(*) FROM tree_tiles", [], |row| row.get(0))?;
+    let stored = stored as u64;
+    let end = n_entries / TILE;
     let mut insert = conn.prepare_cached("INSERT INTO tree_tiles (tile, hash) VALUES (?1, ?2)")?;
-    tiles_from_entries(conn, stored as u64, n_entries / TILE, |tile, hash| {
+    let from_batch = built.map_or(end, |b| b.first_tile.clamp(stored, end));
+    tiles_from_entries(conn, stored, from_batch, |tile, hash| {
+        insert.execute(params![tile as i64, &hash[..]]).map(|_| ())
+    })?;
+    let mut next = from_batch;
+    if let Some(built) = built {
+        // The builder has every tile the batch completed, from its first on; any other is read
+        // from the table.
+        while let Some(hash) =
+            next.checked_sub(built.first_tile).and_then(|i| built.tiles.get(i as usize))
+        {
+            if next == end {
+                break;
+            }
+            insert.execute(params![next as i64, &hash[..]])?;
+            next += 1;
+        }
+    }
+    tiles_from_entries(conn, next, end, |tile, hash| {
         insert.execute(params![tile as i64, &hash[..]]).map(|_| ())
     })
 }
@@ -153,7 +211,8 @@ impl Ledger {
             .connection_mut()
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::Sqlite { path: path.clone(), error: e })?;
-        update_tiles(&tx, n).map_err(|e| StoreError::Sqlite { path: path.clone(), error: e })?;
+        update_tiles(&tx, n, None)
+            .map_err(|e| StoreError::Sqlite { path: path.clone(), error: e })?;
         tx.commit().map_err(|e| StoreError::Sqlite { path, error: e })
     }
 
