@@ -328,6 +328,20 @@ fn the_event_log_is_listed_and_set_beside_the_ledger() {
              2025-03-27T11:21:07.123456Z,89,LS01.contoso.com,ls01.contoso.com,event 5 (line 5),match,\n"
         )
     );
+    // With --server, only that server's events: ls01's file holds none of ls02's.
+    let run = sandbox.run(&[
+        "reconcile",
+        "--eventlog",
+        &eventlog("ls01-licensing.xml"),
+        "--server",
+        "ls02.contoso.com",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "time,event_id,computer,server,place,verdict,what_to_record\n")
+    );
     let run = sandbox.run(&[
         "reconcile",
         "--eventlog",

@@ -124,7 +124,17 @@ fn reconcile_eventlog(
         let then = replay(db, &args.as_of.at_time(t), false).map_err(|e| format!("{e:#}"))?;
         Ok(caltrail_wmi::available_per_device(&then, server))
     };
-    let findings = caltrail_wmi::eventlog_findings(&state, &log.events, &mut available_at)
+    // With --server, only that server's events: a log gathered from several servers is read
+    // for one of them.
+    let events: Vec<caltrail_wmi::LoggedEvent> = match &args.files.server {
+        Some(server) => log
+            .events
+            .into_iter()
+            .filter(|e| caltrail_wmi::server_of(&state, &e.computer).as_ref() == Some(server))
+            .collect(),
+        None => log.events,
+    };
+    let findings = caltrail_wmi::eventlog_findings(&state, &events, &mut available_at)
         .map_err(anyhow::Error::msg)?;
     let mut table = Table::new(&[
         "time",
