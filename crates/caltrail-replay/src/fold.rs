@@ -1077,7 +1077,8 @@ fn holders_at(intervals: &[UseInterval], at: Timestamp, strings: &Strings) -> Ve
     holders.into_values().collect()
 }
 
-fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> EventRow {
+/// The `events` table's row of one entry.
+pub fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> EventRow {
     let servers = event.servers();
     let (server, target_server) = match &event.data {
         EventData::CalsMigrated(e) => (Some(e.source.as_str()), Some(e.target.as_str())),

@@ -8,7 +8,7 @@ mod order;
 mod rows;
 mod strings;
 
-pub use fold::{AsOf, Replay};
+pub use fold::{AsOf, Replay, event_row};
 pub use order::{KnownEntry, out_of_order};
 pub use rows::*;
 pub use strings::{Strings, Sym};

@@ -154,13 +154,24 @@ impl Ledger {
         expected_head: Option<EntryHash>,
         depth: Depth,
     ) -> Result<VerifyReport, StoreError> {
+        self.verify_with_progress(expected_head, depth, &|_| {})
+    }
+
+    /// [`Ledger::verify`], calling `progress` with the number of entries checked so far, in
+    /// order, now and then (for a progress bar).
+    pub fn verify_with_progress(
+        &self,
+        expected_head: Option<EntryHash>,
+        depth: Depth,
+        progress: &dyn Fn(u64),
+    ) -> Result<VerifyReport, StoreError> {
         // SQLite's check runs on a second connection, beside the walk instead of after it.
         let (sqlite_problem, walked) = std::thread::scope(|scope| {
             let beside = self.second_connection().map(|conn| {
                 let path = self.path().to_owned();
                 scope.spawn(move || sqlite_check(&conn, depth, &path))
             });
-            let walked = self.walk(expected_head, depth);
+            let walked = self.walk(expected_head, depth, progress);
             let sqlite_problem = match beside {
                 Some(thread) => thread.join().unwrap_or_else(|_| {
                     Ok(Some(damaged("SQLite's check stopped unexpectedly".to_owned())))
@@ -189,9 +200,14 @@ impl Ledger {
 
     /// The chain walk: the fast one first; if it finds anything, the exact one, entry by entry,
     /// to say what and where.
-    fn walk(&self, expected_head: Option<EntryHash>, depth: Depth) -> Walked {
+    fn walk(
+        &self,
+        expected_head: Option<EntryHash>,
+        depth: Depth,
+        progress: &dyn Fn(u64),
+    ) -> Walked {
         if depth == Depth::Chain
-            && let Ok(Some(walked)) = self.fast_walk(expected_head)
+            && let Ok(Some(walked)) = self.fast_walk(expected_head, progress)
         {
             return walked;
         }
@@ -202,6 +218,9 @@ impl Ledger {
             head = hash;
             n_verified += 1;
             head_found |= expected_head == Some(hash);
+            if n_verified.is_multiple_of(4096) {
+                progress(n_verified);
+            }
         });
         let problem = match walk {
             Ok(problem) => problem,
@@ -217,7 +236,11 @@ impl Ledger {
     /// The chain checked on every core: each entry's hash is recomputed from the hash stored
     /// before it, so chunks of entries are independent. `None` when anything is off, for the
     /// exact walk to report.
-    fn fast_walk(&self, expected_head: Option<EntryHash>) -> rusqlite::Result<Option<Walked>> {
+    fn fast_walk(
+        &self,
+        expected_head: Option<EntryHash>,
+        progress: &dyn Fn(u64),
+    ) -> rusqlite::Result<Option<Walked>> {
         let mut statement = self.connection().prepare(
             "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
         )?;
@@ -252,6 +275,7 @@ impl Ledger {
                 }
                 last_recorded_at = checked.last_recorded_at;
                 walked.n_verified += checked.n_rows;
+                progress(walked.n_verified);
                 walked.head = checked.last_hash;
                 walked.head_found |= checked.head_found;
                 Ok(())

@@ -13,6 +13,7 @@ use caltrail_store::{
 };
 
 use crate::Outcome;
+use crate::progress::Progress;
 
 /// Append events (JSON Lines) to the ledger, all or nothing.
 ///
@@ -27,6 +28,9 @@ pub struct AppendArgs {
     /// Files of events, one JSON object per line; `-` or none reads stdin.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// No progress bar on stderr (there is none when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Input is parsed and handed to the writer in pieces of about this size (a few thousand lines).
@@ -67,8 +71,11 @@ pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<
     let mut places = Vec::new();
     let mut errors = Vec::new();
     let existed = db.exists();
+    // The bar counts bytes read: the number of events is known only once all are read.
+    let total_bytes = sources.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+    let progress = Progress::bytes("append", total_bytes, args.quiet);
     let (read, written) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_all(&sources, &labels, ahead_rx, chunks_tx));
+        let reader = scope.spawn(|| read_all(&sources, &labels, ahead_rx, chunks_tx, &progress));
         let written = write_all(db, recorded_at, ahead_tx, &chunks_rx, &mut places, &mut errors);
         let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (read, written)
@@ -161,12 +168,18 @@ fn read_all(
     labels: &[String],
     ahead: mpsc::Receiver<ChainAhead>,
     chunks: mpsc::SyncSender<Input>,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
     let mut chain: Option<Option<ChainAhead>> = None;
     let mut any_error = false;
+    let (mut bytes_read, mut events_read) = (0u64, 0usize);
     for (source, path) in sources.iter().enumerate() {
         let send = |piece: &[u8], first_line: usize| {
             let parsed = parse_piece(piece, first_line, source, &labels[source]);
+            bytes_read += piece.len() as u64;
+            events_read += parsed.events.len();
+            progress.note(format!("({events_read} events)"));
+            progress.set(bytes_read);
             any_error |= !parsed.errors.is_empty();
             let chain = chain.get_or_insert_with(|| ahead.recv().ok());
             let events = parsed

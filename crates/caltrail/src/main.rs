@@ -3,9 +3,11 @@
 
 mod append;
 mod arrow_table;
+mod audit;
 mod generate;
 mod log;
 mod output;
+mod progress;
 mod report;
 mod timearg;
 mod trust;
@@ -49,6 +51,7 @@ enum Command {
     Position(report::PositionArgs),
     TrueUp(report::TrueUpArgs),
     Export(report::ExportArgs),
+    Report(audit::ReportArgs),
     Reconcile(wmi::ReconcileArgs),
     Import(wmi::ImportArgs),
     Eventlog(wmi::EventlogArgs),
@@ -79,6 +82,9 @@ struct VerifyArgs {
     /// The log's verifier key, or a file holding it, for --checkpoint.
     #[arg(long, value_name = "VKEY", requires = "checkpoint")]
     vkey: Option<String>,
+    /// No progress bar on stderr (there is none when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// How a command ended, when it did not fail.
@@ -120,6 +126,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Position(args) => report::position(&cli.db, &args, out),
         Command::TrueUp(args) => report::true_up(&cli.db, &args, out),
         Command::Export(args) => report::export(&cli.db, &args, out),
+        Command::Report(args) => audit::run(&cli.db, &args, out),
         Command::Reconcile(args) => wmi::reconcile(&cli.db, &args, out),
         Command::Import(args) => wmi::import(&cli.db, &args, out),
         Command::Eventlog(args) => wmi::eventlog(&args, out),
@@ -142,7 +149,9 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
         .map_err(|e| anyhow::anyhow!("--head: {e}"))?;
     let ledger = caltrail_store::Ledger::open_existing(db)?;
     let depth = if args.deep { Depth::Deep } else { Depth::Chain };
-    let report = ledger.verify(expected_head, depth)?;
+    let progress = progress::Progress::events("verify", ledger.head()?.n_events, args.quiet);
+    let report = ledger.verify_with_progress(expected_head, depth, &|n| progress.set(n))?;
+    progress.finish();
     if report.is_ok() && args.deep {
         let tiles = ledger.check_tiles()?;
         if !tiles.is_empty() {

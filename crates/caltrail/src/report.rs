@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use caltrail_events::{EventType, Timestamp};
 use caltrail_replay::{AsOf, Replay};
-use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, TABLE_NAMES};
+use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, Rule, TABLE_NAMES};
 use caltrail_store::{Ledger, StoreError, StoredEntry};
 
 use crate::Outcome;
 use crate::arrow_table::to_table;
 use crate::output::{Cell, Format, Table};
+use crate::progress::Progress;
 use crate::timearg::parse_time_end_of_day;
 
 /// `--as-of`: a sequence number or a time.
@@ -60,17 +61,69 @@ pub struct AsOfArgs {
     /// at or before TIME. With --as-of TIME: what the ledger said then about that moment.
     #[arg(long, value_name = "N|TIME", value_parser = parse_known_at)]
     known_at: Option<KnownAt>,
+    /// No progress bar on stderr (there is none when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
 }
 
 impl AsOfArgs {
     /// Every event.
     pub fn latest() -> AsOfArgs {
-        AsOfArgs { as_of: None, known_at: None }
+        AsOfArgs { as_of: None, known_at: None, quiet: true }
+    }
+
+    /// A progress bar for a command that replays, unless `--quiet`.
+    pub fn progress(&self, command: &str) -> Progress {
+        Progress::events(command, 0, self.quiet)
+    }
+
+    /// `--known-at` as the user gave it, for the report's cover.
+    pub fn known_at_text(&self) -> Option<String> {
+        self.known_at.map(|known| match known {
+            KnownAt::Seq(n) => format!("the first {n} entries"),
+            KnownAt::Time(t) => format!("the entries recorded by {}", t.to_rfc3339()),
+        })
+    }
+
+    /// The as-of point: the end of the ledger unless one was given.
+    pub fn as_of(&self) -> AsOf {
+        self.as_of.unwrap_or(AsOf::Latest)
+    }
+
+    /// How many entries the ledger held as these arguments read it (`--known-at`, or
+    /// `--as-of N`), checked against what it holds.
+    pub fn n_known(&self, ledger: &Ledger) -> anyhow::Result<u64> {
+        let head = ledger.head()?;
+        if head.n_events == 0 {
+            bail!(
+                "{} holds no events yet: record some with `caltrail append FILE`",
+                ledger.path().display()
+            );
+        }
+        Ok(match (self.as_of(), self.known_at) {
+            (AsOf::Seq(_), Some(_)) => bail!(
+                "--as-of N already says what the ledger knew (its first N entries): give --as-of a time to combine it with --known-at"
+            ),
+            (AsOf::Seq(n), None) => {
+                if n == 0 || n > head.n_events {
+                    bail!("--as-of {n}: the ledger has events 1 to {}", head.n_events);
+                }
+                n
+            }
+            (_, Some(KnownAt::Seq(n))) => {
+                if n == 0 || n > head.n_events {
+                    bail!("--known-at {n}: the ledger has events 1 to {}", head.n_events);
+                }
+                n
+            }
+            (_, Some(KnownAt::Time(t))) => ledger.n_known_at(t)?,
+            (_, None) => head.n_events,
+        })
     }
 
     /// The events at or before `t`, read from the ledger as these arguments read it.
     pub fn at_time(&self, t: Timestamp) -> AsOfArgs {
-        AsOfArgs { as_of: Some(AsOf::Time(t)), known_at: self.known_at }
+        AsOfArgs { as_of: Some(AsOf::Time(t)), known_at: self.known_at, quiet: self.quiet }
     }
 }
 
@@ -81,28 +134,20 @@ impl AsOfArgs {
 /// entries out of valid-time order (`out_of_order`: none in most ledgers) are read next and
 /// held; the main pass streams the rest, which is in order, and merges the held ones in.
 pub fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
+    replay_with_progress(db, args, keep_events, &Progress::none())
+}
+
+/// [`replay`], moving `progress` along as entries are applied.
+pub fn replay_with_progress(
+    db: &Path,
+    args: &AsOfArgs,
+    keep_events: bool,
+    progress: &Progress,
+) -> anyhow::Result<Replay> {
     let ledger = Ledger::open_existing(db)?;
     let as_of = args.as_of.unwrap_or(AsOf::Latest);
-    let head = ledger.head()?;
-    let n_known = match (as_of, args.known_at) {
-        (AsOf::Seq(_), Some(_)) => bail!(
-            "--as-of N already says what the ledger knew (its first N entries): give --as-of a time to combine it with --known-at"
-        ),
-        (AsOf::Seq(n), None) => {
-            if n == 0 || n > head.n_events {
-                bail!("--as-of {n}: the ledger has events 1 to {}", head.n_events);
-            }
-            n
-        }
-        (_, Some(KnownAt::Seq(n))) => {
-            if n == 0 || n > head.n_events {
-                bail!("--known-at {n}: the ledger has events 1 to {}", head.n_events);
-            }
-            n
-        }
-        (_, Some(KnownAt::Time(t))) => ledger.n_known_at(t)?,
-        (_, None) => head.n_events,
-    };
+    let n_known = args.n_known(&ledger)?;
+    progress.set_length(n_known);
     let mut replay = Replay::new(as_of, Timestamp::now(), keep_events);
     let hex = |stored: &StoredEntry| {
         // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
@@ -153,6 +198,7 @@ pub fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<R
         }
         last = Some(key);
         replay.apply(seq, stored.entry.recorded_at, &hex(stored), &stored.entry.event);
+        progress.at(seq);
         Ok(())
     })?;
     for late in held {
@@ -203,7 +249,7 @@ pub struct CheckArgs {
 }
 
 pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let rules: Vec<_> = if args.rules.is_empty() {
+    let rules: Vec<&Rule> = if args.rules.is_empty() {
         RULES.iter().collect()
     } else {
         args.rules
@@ -216,13 +262,13 @@ pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let replay = replay(db, &args.as_of, false)?;
+    let progress = args.as_of.progress("check");
+    let replay = replay_with_progress(db, &args.as_of, false, &progress)?;
+    progress.finish();
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let mut findings = Table::new(FINDING_COLUMNS);
     let mut json_lines = Vec::new();
-    for rule in rules {
-        let result = engine.run_rule(rule).with_context(|| format!("rule {}", rule.name))?;
-        let table = to_table(&result.schema, &result.batches)?;
+    for table in run_rules(&engine, &rules)? {
         let positions: Vec<usize> = FINDING_COLUMNS
             .iter()
             .map(|c| table.columns.iter().position(|n| n == c))
@@ -241,6 +287,17 @@ pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result
         findings.write(args.format, out)?;
     }
     Ok(if findings.rows.is_empty() { Outcome::Clean } else { Outcome::Found })
+}
+
+/// Runs each rule: one table of findings per rule, in the order given.
+pub fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>> {
+    rules
+        .iter()
+        .map(|rule| {
+            let result = engine.run_rule(rule).with_context(|| format!("rule {}", rule.name))?;
+            to_table(&result.schema, &result.batches)
+        })
+        .collect()
 }
 
 /// Run your own read-only SQL over the tables.
@@ -312,27 +369,38 @@ pub struct TrueUpArgs {
 
 pub fn true_up(db: &Path, args: &TrueUpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, false)?;
-    let agreement = match &args.agreement {
+    let agreement = true_up_agreement(&replay, args.agreement.as_deref())?;
+    let engine = Engine::new(std::sync::Arc::new(replay))?;
+    true_up_table(&engine, &agreement)?.write(args.format, out)?;
+    Ok(Outcome::Clean)
+}
+
+/// The agreement whose anniversary sets the true-up years: the one named, else the default
+/// (RULES.md, "Reports", `true_up`).
+pub fn true_up_agreement(replay: &Replay, name: Option<&str>) -> anyhow::Result<String> {
+    match name {
         Some(name) => {
-            if !replay.true_up_years.iter().any(|y| &y.agreement == name) {
+            if !replay.true_up_years.iter().any(|y| y.agreement == name) {
                 bail!("--agreement {name}: the ledger holds no purchase under that agreement");
             }
-            name.clone()
+            Ok(name.to_owned())
         }
         None => match replay.true_up_years.iter().find(|y| y.default) {
-            Some(year) => year.agreement.clone(),
+            Some(year) => Ok(year.agreement.clone()),
             None => bail!(
                 "no enterprise, campus or school agreement to take true-up years from: name one with --agreement"
             ),
         },
-    };
-    let engine = Engine::new(std::sync::Arc::new(replay))?;
+    }
+}
+
+/// The true-up report's rows for one agreement.
+pub fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> {
     let result = engine.run_report(&caltrail_sql::TRUE_UP)?;
     let mut table = to_table(&result.schema, &result.batches)?;
     let column = table.columns.iter().position(|c| c == "agreement").unwrap_or(0);
-    table.rows.retain(|row| row[column] == Cell::Text(agreement.clone()));
-    table.write(args.format, out)?;
-    Ok(Outcome::Clean)
+    table.rows.retain(|row| row[column] == Cell::Text(agreement.to_owned()));
+    Ok(table)
 }
 
 /// Write every table as Parquet for other engines.
@@ -349,7 +417,9 @@ pub struct ExportArgs {
 }
 
 pub fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let replay = replay(db, &args.as_of, true)?;
+    let progress = args.as_of.progress("export");
+    let replay = replay_with_progress(db, &args.as_of, true, &progress)?;
+    progress.finish();
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     for (name, rows) in engine.export_parquet(&args.parquet)? {
         writeln!(out, "{}: {rows} rows", args.parquet.join(format!("{name}.parquet")).display())?;
