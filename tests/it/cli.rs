@@ -93,7 +93,7 @@ fn usage_and_input_errors_exit_2() {
     assert_eq!(
         run.stderr,
         format!(
-            "caltrail: {} is not a valid caltrail ledger: file is not a database\n",
+            "caltrail: {} is not a valid caltrail ledger: file is not a database (give --db the file `caltrail append` writes)\n",
             sandbox.db().display()
         )
     );
@@ -111,7 +111,7 @@ fn a_sqlite_file_of_another_application_is_refused() {
     assert_eq!(
         run.stderr,
         format!(
-            "caltrail: {} is not a valid caltrail ledger: a SQLite database without the caltrail mark\n",
+            "caltrail: {} is not a valid caltrail ledger: a SQLite database without the caltrail mark (give --db the file `caltrail append` writes)\n",
             sandbox.db().display()
         )
     );

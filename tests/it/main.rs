@@ -2,13 +2,16 @@
 //! in a fresh temporary folder. Expected outputs kept in files are rewritten with `UPDATE_EXPECT=1`.
 
 mod append;
+mod browser;
 mod cases;
 mod cli;
 mod exports;
 mod format1;
 mod fuzz_smoke;
 mod reliability;
+mod report;
 mod schemas;
+mod shell;
 mod tamper;
 mod tamper_campaign;
 mod trust;

@@ -161,7 +161,7 @@ fn a_folder_as_the_ledger_is_refused() {
     assert_eq!(
         String::from_utf8(run.stderr).unwrap(),
         format!(
-            "caltrail: {} is not a valid caltrail ledger: it is a folder\n",
+            "caltrail: {} is not a valid caltrail ledger: it is a folder (give --db the file `caltrail append` writes)\n",
             sandbox.dir.path().display()
         )
     );

@@ -8,7 +8,9 @@ use caltrail_events::{EventId, Name};
 pub enum StoreError {
     #[error("no ledger at {path} (caltrail append creates one)")]
     NoLedger { path: PathBuf },
-    #[error("{path} is not a valid caltrail ledger: {reason}")]
+    #[error(
+        "{path} is not a valid caltrail ledger: {reason} (give --db the file `caltrail append` writes)"
+    )]
     NotALedger { path: PathBuf, reason: String },
     #[error(
         "{path} is a ledger of format {found}, newer than this caltrail reads ({supported}): upgrade caltrail"

@@ -163,3 +163,18 @@ proptest! {
         ledger_matches_model(&batches, Push::Ahead)?;
     }
 }
+
+/// Regression: the index check of `verify` read `sum()` over no rows as NULL and called an
+/// empty ledger damaged (found by this model). The command line refuses an empty ledger before
+/// verifying it, so the store's answer is held here.
+#[test]
+fn a_ledger_with_no_entries_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open_or_create(&dir.path().join("ledger.db")).unwrap();
+    ledger.append(&[], Timestamp::parse("2026-01-01T00:00:00Z").unwrap()).unwrap();
+    for depth in [caltrail_store::Depth::Chain, caltrail_store::Depth::Deep] {
+        let report = ledger.verify(None, depth).unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        assert_eq!((report.n_verified, report.head), (0, EntryHash::GENESIS));
+    }
+}

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::Path;
 
 use caltrail_events::{EventData, EventType, ServerName, Timestamp};
-use caltrail_store::Ledger;
 
 use crate::Outcome;
 use crate::output::{Cell, Format, Table};
@@ -40,7 +39,7 @@ fn parse_type(text: &str) -> Result<EventType, String> {
 }
 
 pub fn run(db: &Path, args: &LogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let ledger = Ledger::open_existing(db)?;
+    let ledger = crate::report::open_with_events(db)?;
     let mut table = Table::new(&["seq", "at", "type", "id", "server", "summary"]);
     let limit = args.limit.unwrap_or(usize::MAX);
     ledger.for_each_entry(None, |stored| {

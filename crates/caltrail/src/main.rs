@@ -17,7 +17,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// `append` parses and encodes events on one thread and frees them on another, and replays
 /// free on the decoding threads what the fold is done with. The system allocator is slow at
@@ -29,7 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "caltrail", version, about, propagate_version = true)]
 #[command(
-    after_help = "Example:\n  caltrail --db estate.db append fixtures/migration-unreachable-source.jsonl\n  caltrail --db estate.db verify"
+    after_help = "Examples:\n  caltrail --db estate.db append fixtures/migration-unreachable-source.jsonl\n  caltrail --db estate.db report --out estate.html"
 )]
 struct Cli {
     /// The ledger file.
@@ -61,11 +62,37 @@ enum Command {
     VerifyProof(trust::VerifyProofArgs),
     Cosign(trust::CosignArgs),
     Generate(generate::GenerateArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Print a shell completion script.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  caltrail completions bash > ~/.local/share/bash-completion/completions/caltrail\n  caltrail completions zsh > ~/.zfunc/_caltrail"
+)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Write the manual page (roff): caltrail(1) on stdout, or a page per command into a folder.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  caltrail man | man -l -\n  caltrail man --out /usr/local/share/man/man1"
+)]
+struct ManArgs {
+    /// Write caltrail.1 and a page per command (caltrail-append.1, ...) into this folder.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// Re-hash the whole chain and check the ledger file; exit 1 if anything is wrong.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  caltrail --db estate.db verify --head 3f1c...e09a")]
+#[command(
+    after_help = "Examples:\n  caltrail --db estate.db verify --deep\n  caltrail --db estate.db verify --checkpoint 2025-true-up.checkpoint --vkey ledger.vkey"
+)]
 struct VerifyArgs {
     /// A head hash kept earlier (64 hex digits): it must still be in the chain.
     #[arg(long, value_name = "HEX")]
@@ -96,7 +123,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let result = run(cli, &mut out).and_then(|outcome| {
@@ -136,6 +166,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::VerifyProof(args) => trust::verify_proof(&args, out),
         Command::Cosign(args) => trust::cosign(&args, out),
         Command::Generate(args) => generate::run(&args, out),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "caltrail", out);
+            Ok(Outcome::Clean)
+        }
+        Command::Man(args) => man(&args, out),
     }
 }
 
@@ -147,7 +182,7 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
         .map(caltrail_store::EntryHash::parse_hex)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--head: {e}"))?;
-    let ledger = caltrail_store::Ledger::open_existing(db)?;
+    let ledger = report::open_with_events(db)?;
     let depth = if args.deep { Depth::Deep } else { Depth::Chain };
     let progress = progress::Progress::events("verify", ledger.head()?.n_events, args.quiet);
     let report = ledger.verify_with_progress(expected_head, depth, &|n| progress.set(n))?;
@@ -191,6 +226,72 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
         report.n_verified
     )?;
     Ok(Outcome::Found)
+}
+
+/// Help and the version print as clap writes them; a mistake in the arguments is one line on
+/// stderr, saying what was wrong, what is allowed and where to read more, and exit 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+    }
+    eprintln!("caltrail: {}", one_line(&error.render().to_string()));
+    ExitCode::from(2)
+}
+
+/// clap's multi-line message as one line: the error, what it lists (missing arguments, the
+/// allowed values, a tip), and the help to read: `caltrail check --help` for an error in
+/// `check`'s arguments.
+fn one_line(rendered: &str) -> String {
+    let mut message = String::new();
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(error) = line.strip_prefix("error: ") {
+            message.push_str(error.trim_end_matches(':'));
+        } else if let Some(values) =
+            line.strip_prefix("[possible values: ").and_then(|v| v.strip_suffix(']'))
+        {
+            message.push_str(&format!(" (possible values: {values})"));
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            message.push_str(&format!("; {tip}"));
+        } else if !line.starts_with("Usage: ") && !line.starts_with("For more information") {
+            // What the error lists, such as the arguments not given.
+            message.push_str(&format!(": {line}"));
+        }
+    }
+    format!("{message}; see `{} --help`", command_path(std::env::args().skip(1)))
+}
+
+/// The command the arguments name, as far as they name one: `caltrail key generate`.
+fn command_path(args: impl Iterator<Item = String>) -> String {
+    let mut command = Cli::command();
+    let mut path = vec!["caltrail".to_owned()];
+    for arg in args {
+        let Some(sub) = command.find_subcommand(&arg).cloned() else { continue };
+        path.push(sub.get_name().to_owned());
+        command = sub;
+    }
+    path.join(" ")
+}
+
+fn man(args: &ManArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let command = Cli::command();
+    match &args.out {
+        None => clap_mangen::Man::new(command).render(out)?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write the pages into {}", dir.display()))?;
+            writeln!(out, "manual pages written to {}", dir.display())?;
+        }
+    }
+    Ok(Outcome::Clean)
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

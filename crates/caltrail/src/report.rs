@@ -31,6 +31,20 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
     })
 }
 
+fn no_events(path: &Path) -> String {
+    format!("{} holds no events yet: record some with `caltrail append FILE`", path.display())
+}
+
+/// Opens a ledger that must hold events: every command that reads one has nothing to say of
+/// an empty ledger but that.
+pub fn open_with_events(db: &Path) -> anyhow::Result<Ledger> {
+    let ledger = Ledger::open_existing(db)?;
+    if ledger.head()?.n_events == 0 {
+        bail!("{}", no_events(db));
+    }
+    Ok(ledger)
+}
+
 /// `--known-at`: a sequence number or a recording time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KnownAt {
@@ -95,10 +109,7 @@ impl AsOfArgs {
     pub fn n_known(&self, ledger: &Ledger) -> anyhow::Result<u64> {
         let head = ledger.head()?;
         if head.n_events == 0 {
-            bail!(
-                "{} holds no events yet: record some with `caltrail append FILE`",
-                ledger.path().display()
-            );
+            bail!("{}", no_events(ledger.path()));
         }
         Ok(match (self.as_of(), self.known_at) {
             (AsOf::Seq(_), Some(_)) => bail!(
@@ -210,7 +221,7 @@ pub fn replay_with_progress(
 /// Print a table of the replayed state.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_years, holders, in_use_changes, rights_changes, installed_changes, estate_levels, debts, versions (README, \"Tables\").\n\nExample:\n  caltrail state keypacks --as-of 2025-03-01"
+    after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_years, holders, in_use_changes, rights_changes, installed_changes, estate_levels, debts, versions (README, \"Tables\").\n\nExamples:\n  caltrail state keypacks --as-of 2025-03-01\n  caltrail state migrations --format csv > migrations.csv"
 )]
 pub struct StateArgs {
     /// The table to print.
@@ -303,7 +314,7 @@ pub fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>>
 /// Run your own read-only SQL over the tables.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Only one statement that reads: SELECT, WITH or EXPLAIN. The tables are described in README, \"Tables\".\n\nExample:\n  caltrail sql \"SELECT server, SUM(current_quantity) FROM keypacks GROUP BY server\""
+    after_help = "Only one statement that reads: SELECT, WITH or EXPLAIN. The tables are described in README, \"Tables\".\n\nExamples:\n  caltrail sql \"SELECT server, SUM(current_quantity) FROM keypacks GROUP BY server\"\n  caltrail sql --file my-rule.sql --as-of 2025-06-30 --format json"
 )]
 pub struct SqlArgs {
     /// The query.
@@ -335,7 +346,9 @@ pub fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Out
 /// The licence position: per CAL type and level, purchased, rights, installed, required and
 /// in use, and the headroom (RULES.md, "Reports", `position`).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  caltrail position --as-of 2025-06-30 --format csv")]
+#[command(
+    after_help = "Examples:\n  caltrail position\n  caltrail position --as-of 2025-06-30 --known-at 2025-07-15 --format csv"
+)]
 pub struct PositionArgs {
     #[command(flatten)]
     as_of: AsOfArgs,
@@ -355,7 +368,7 @@ pub fn position(db: &Path, args: &PositionArgs, out: &mut dyn Write) -> anyhow::
 /// the year's end, the shortfall and what to order (RULES.md, "Reports", `true_up`).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Years come from the agreement's anniversary: --agreement, else the enterprise, campus or school agreement with the latest purchase.\n\nExample:\n  caltrail true-up --agreement EA-6543210 --format csv"
+    after_help = "Years come from the agreement's anniversary: --agreement, else the enterprise, campus or school agreement with the latest purchase.\n\nExamples:\n  caltrail true-up\n  caltrail true-up --agreement EA-6543210 --as-of 2025-12-31 --format csv"
 )]
 pub struct TrueUpArgs {
     /// The agreement whose anniversary sets the years.
@@ -406,7 +419,7 @@ pub fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> 
 /// Write every table as Parquet for other engines.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Timestamps are microseconds in UTC, integers are signed 64-bit, names are lower_snake.\n\nExample:\n  caltrail export --parquet out/ --as-of 2025-12-31"
+    after_help = "Timestamps are microseconds in UTC, integers are signed 64-bit, names are lower_snake.\n\nExamples:\n  caltrail export --parquet out/\n  caltrail export --parquet year-end/ --as-of 2025-12-31"
 )]
 pub struct ExportArgs {
     /// The folder to write `<table>.parquet` files into (created if missing).

@@ -16,6 +16,9 @@ use crate::Outcome;
 
 /// Signing keys for checkpoints.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  caltrail key generate --origin ledger.contoso.com/rds-cals --out ledger.key > ledger.vkey\n  caltrail key generate --origin auditor.fabrikam.com --cosigner --out witness.key > witness.vkey"
+)]
 pub struct KeyArgs {
     #[command(subcommand)]
     command: KeyCommand,
@@ -26,7 +29,7 @@ enum KeyCommand {
     /// Write a new Ed25519 private key in Go's note format (file mode 0600) and print its
     /// verifier key, the line an auditor keeps.
     #[command(
-        after_help = "Example:\n  caltrail key generate --origin ledger.contoso.com/rds-cals --out ledger.key > ledger.vkey"
+        after_help = "Examples:\n  caltrail key generate --origin ledger.contoso.com/rds-cals --out ledger.key > ledger.vkey\n  caltrail key generate --origin auditor.fabrikam.com --cosigner --out witness.key > witness.vkey"
     )]
     Generate {
         /// The log's name: the origin line of its checkpoints (no space or '+').
@@ -136,7 +139,7 @@ pub fn checkpoint(
             other.name()
         );
     }
-    let mut ledger = Ledger::open_existing(db)?;
+    let mut ledger = crate::report::open_with_events(db)?;
     ledger.build_tree()?;
     let size = ledger.head()?.n_events;
     let mut tree = ledger.tree()?;
@@ -220,7 +223,7 @@ pub struct ProveArgs {
 }
 
 pub fn prove(db: &Path, args: &ProveArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let ledger = Ledger::open_existing(db)?;
+    let ledger = crate::report::open_with_events(db)?;
     let mut tree = ledger.tree()?;
     let (note, checkpoint) = checkpoint_of(&ledger, &mut tree, args.checkpoint.as_deref())?;
     if let Some(id) = &args.event {
@@ -443,7 +446,7 @@ fn add_cosignature(
 /// consistency proof from `caltrail prove --since`). Prints the cosignature line.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2026.checkpoint --proof 2026.consistency > 2026.cosignature\n  caltrail checkpoint --add-cosignature 2026.cosignature --witness-vkey witness.vkey"
+    after_help = "Examples:\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2026.checkpoint --proof 2026.consistency > 2026.cosignature\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2025.checkpoint"
 )]
 pub struct CosignArgs {
     /// The witness's key (`caltrail key generate --cosigner`).

@@ -252,7 +252,7 @@ fn comparison_table(report: &[Comparison]) -> Table {
 /// the same export again writes nothing the ledger does not already have. Review, then append.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Agreement map lines: KEYPACKID=AGREEMENT or VERSION/CAL_TYPE=AGREEMENT, such as\n  4=EA-6543210\n  2019/per_user=EA-6543210\n\nExample:\n  caltrail import --server ls01.contoso.com --keypacks keypacks.csv --issued issued.csv --agreement EA-6543210 > import.jsonl\n  caltrail append import.jsonl"
+    after_help = "Agreement map lines: KEYPACKID=AGREEMENT or VERSION/CAL_TYPE=AGREEMENT, such as\n  4=EA-6543210\n  2019/per_user=EA-6543210\n\nExamples:\n  caltrail import --server ls01.contoso.com --keypacks keypacks.csv --issued issued.csv --agreement EA-6543210 > import.jsonl\n  caltrail import --ad-users ad-users.csv --domain NORTHWIND > per-user.jsonl"
 )]
 pub struct ImportArgs {
     #[command(flatten)]

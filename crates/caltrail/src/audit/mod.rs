@@ -157,6 +157,22 @@ fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
         Err(why) => Err(why.to_string()),
     };
     let servers = server_sections(&engine)?;
+    let agreements: Vec<String> =
+        query(&engine, "SELECT DISTINCT agreement FROM agreements ORDER BY agreement")?
+            .rows
+            .iter()
+            .map(|row| row[0].text())
+            .collect();
+    let estate = format!(
+        "{} license server{}; {}",
+        servers.len(),
+        if servers.len() == 1 { "" } else { "s" },
+        match agreements.len() {
+            0 => "no purchase recorded".to_owned(),
+            1 => format!("agreement {}", agreements[0]),
+            _ => format!("agreements {}", agreements.join(", ")),
+        }
+    );
     let (charts, charts_left_out) = charts::gather(&engine, true_up.as_ref().ok(), judged_at)?;
     let cited: HashSet<&str> =
         findings.iter().flat_map(|f| f.events.iter().map(String::as_str)).collect();
@@ -168,7 +184,7 @@ fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
         .first()
         .map(|stored| stored.hash.to_hex())
         .context("the ledger lost its last known entry while the report was written")?;
-    let estate = db
+    let file_stem = db
         .file_stem()
         .map_or_else(|| db.display().to_string(), |s| s.to_string_lossy().into_owned());
     let cover = Cover {
@@ -185,10 +201,10 @@ fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
         checkpoint: checkpoint_summary(&ledger)?,
         version: env!("CARGO_PKG_VERSION"),
         written_at: Timestamp::now().to_rfc3339(),
-        estate: estate.clone(),
+        estate,
     };
     Ok(Report {
-        title: args.title.clone().unwrap_or_else(|| format!("Licence position of {estate}")),
+        title: args.title.clone().unwrap_or_else(|| format!("Licence position of {file_stem}")),
         cover,
         position,
         true_up,
