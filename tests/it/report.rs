@@ -3,7 +3,7 @@
 //! it fetches nothing, runs no script, escapes what the ledger holds, and lists at most
 //! 10,000 events with a note of the rest.
 
-use crate::{Sandbox, fixtures};
+use crate::{Sandbox, fixtures, stories};
 
 /// maud's escaping of text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -72,31 +72,11 @@ fn the_report_shows_what_check_position_and_true_up_say() {
 
     let check = sandbox.run(&["check", "--as-of", "2024-12-31", "--format", "json"]);
     assert_eq!(check.code, 1);
-    let findings: Vec<serde_json::Value> =
-        check.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(findings.len(), 5);
-    for finding in &findings {
-        let rule = finding["rule"].as_str().unwrap();
-        let message = escape(finding["message"].as_str().unwrap());
-        let subject = escape(finding["subject"].as_str().unwrap());
-        let severity = finding["severity"].as_str().unwrap();
-        let opening = format!(
-            "<div class=\"finding {severity}\"><div><span class=\"rule\">{rule}</span> · {subject}</div><div class=\"message\">{message}</div>"
-        );
-        assert!(html.contains(&opening), "{opening}");
-        // Every number of the finding is shown beside its name.
-        for (name, value) in finding.as_object().unwrap() {
-            if let Some(n) = value.as_i64() {
-                assert!(html.contains(&format!("{name} <b>{n}</b>")), "{rule}: {name} {n}");
-            }
-        }
-        for id in finding["events"].as_array().unwrap() {
-            let id = id.as_str().unwrap();
-            assert!(html.contains(&format!("<a href=\"#ev-{id}\">{id}</a>")), "{rule} links {id}");
-            assert!(html.contains(&format!("<tr id=\"ev-{id}\"")), "{id} is listed");
-        }
-    }
-    assert!(html.contains("<p>4 errors and 1 warnings."));
+    assert_eq!(check.stdout.lines().count(), 5);
+    assert_shows_findings(&html, &check.stdout, "estate-audit");
+    assert!(
+        html.contains("<p>4 errors and 1 warning. Each rests on the events listed with it.</p>")
+    );
 
     let position = sandbox.run(&["position", "--as-of", "2024-12-31", "--format", "json"]).ok();
     let rows = html_rows(&position.stdout, &[], true);
@@ -125,6 +105,61 @@ fn the_report_shows_what_check_position_and_true_up_say() {
     // Every event of the period is listed.
     assert_eq!(html.matches("<tr id=\"ev-").count(), 74);
     assert!(html.contains("Every event of the period, in ledger order."));
+}
+
+/// Asserts that `html` shows each finding of `check --format json` with its message, every
+/// number beside its name, and a link to each event it rests on that lands on a listed event.
+fn assert_shows_findings(html: &str, check_json: &str, story: &str) {
+    for line in check_json.lines() {
+        let finding: serde_json::Value = serde_json::from_str(line).unwrap();
+        let rule = finding["rule"].as_str().unwrap();
+        let message = escape(finding["message"].as_str().unwrap());
+        let subject = escape(finding["subject"].as_str().unwrap());
+        let severity = finding["severity"].as_str().unwrap();
+        let opening = format!(
+            "<div class=\"finding {severity}\"><div><span class=\"rule\">{rule}</span> · {subject}</div><div class=\"message\">{message}</div>"
+        );
+        assert!(html.contains(&opening), "{story}: {opening}");
+        for (name, value) in finding.as_object().unwrap() {
+            if let Some(n) = value.as_i64() {
+                assert!(
+                    html.contains(&format!("{name} <b>{n}</b>")),
+                    "{story}: {rule}: {name} {n}"
+                );
+            }
+        }
+        for id in finding["events"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            assert!(html.contains(&format!("<a href=\"#ev-{id}\">{id}</a>")), "{story}: {id}");
+            assert!(html.contains(&format!("<tr id=\"ev-{id}\"")), "{story}: {id} is listed");
+        }
+    }
+    let n = check_json.lines().count();
+    if n == 0 {
+        assert!(html.contains("No rule found anything."), "{story}");
+    } else {
+        let errors = check_json.lines().filter(|l| l.contains("\"severity\":\"error\"")).count();
+        let count = |n: usize, noun: &str| {
+            if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+        };
+        let summary =
+            format!("<p>{} and {}.", count(errors, "error"), count(n - errors, "warning"));
+        assert!(html.contains(&summary), "{story}: {summary}");
+    }
+}
+
+#[test]
+fn every_story_s_report_names_every_finding_check_reports() {
+    for story in stories() {
+        let name = story.file_stem().unwrap().to_string_lossy().into_owned();
+        let sandbox = Sandbox::new();
+        sandbox.append_file(&story).ok();
+        let check = sandbox.run(&["check", "--format", "json"]);
+        assert!(check.code <= 1, "{name}: {}", check.stderr);
+        sandbox.run(&["report", "--out", "r.html"]).ok();
+        let html = std::fs::read_to_string(sandbox.dir.path().join("r.html")).unwrap();
+        assert_shows_findings(&html, &check.stdout, &name);
+    }
 }
 
 #[test]

@@ -205,7 +205,7 @@ fn findings(findings: &[Finding]) -> Markup {
             @if findings.is_empty() {
                 p class="ok" { "No rule found anything." }
             } @else {
-                p { (n_errors) " errors and " (findings.len() - n_errors) " warnings. Each rests on the events listed with it." }
+                p { (count(n_errors, "error")) " and " (count(findings.len() - n_errors, "warning")) ". Each rests on the events listed with it." }
             }
             @for severity in ["error", "warning"] {
                 @let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == severity).collect();
@@ -238,6 +238,11 @@ fn findings(findings: &[Finding]) -> Markup {
             }
         }
     }
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 fn server_section(server: &ServerSection) -> Markup {
