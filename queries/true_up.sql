@@ -11,6 +11,12 @@ WITH grid AS (
     SELECT y.agreement, y.period_start, y.period_end, y.through_end, l.cal_type, l.level
     FROM true_up_years y CROSS JOIN estate_levels l
 ),
+-- Peaks depend on a year's bounds, not on its agreement: each distinct year is judged once,
+-- however many agreements share it.
+spans AS (
+    SELECT DISTINCT y.period_start, y.period_end, y.through_end, l.cal_type, l.level
+    FROM true_up_years y CROSS JOIN estate_levels l
+),
 use_steps AS (
     SELECT cal_type, level, "at" AS from_at, in_use AS value,
            LEAD("at") OVER (PARTITION BY cal_type, level ORDER BY "at") AS to_at
@@ -27,32 +33,34 @@ rights_steps AS (
     FROM rights_changes
 ),
 -- The steps each year sees: those that start before its end (at its end, for the last year,
--- which ends at the judged time) and end after its start.
+-- which ends at the judged time) and end after its start. The peak is the largest value, and
+-- it was reached at the earliest moment it held: aggregates, so that no year's steps are
+-- sorted or kept.
 use_in_year AS (
-    SELECT g.agreement, g.period_start, g.cal_type, g.level, s.value,
-           GREATEST(s.from_at, g.period_start) AS reached_at,
-           ROW_NUMBER() OVER (
-               PARTITION BY g.agreement, g.period_start, g.cal_type, g.level
-               ORDER BY s.value DESC, GREATEST(s.from_at, g.period_start)
-           ) AS rank
-    FROM grid g
+    SELECT g.period_start, g.period_end, g.through_end, g.cal_type, g.level,
+           MAX(s.value) AS value,
+           first_value(GREATEST(s.from_at, g.period_start)
+                       ORDER BY s.value DESC, GREATEST(s.from_at, g.period_start)) AS reached_at
+    FROM spans g
     JOIN use_steps s
       ON s.cal_type = g.cal_type AND s.level = g.level
      AND (s.from_at < g.period_end OR (g.through_end AND s.from_at = g.period_end))
      AND (s.to_at IS NULL OR s.to_at > g.period_start)
+    GROUP BY g.period_start, g.period_end, g.through_end, g.cal_type, g.level
 ),
 installed_in_year AS (
-    SELECT g.agreement, g.period_start, g.cal_type, g.level, MAX(s.value) AS peak_installed
-    FROM grid g
+    SELECT g.period_start, g.period_end, g.through_end, g.cal_type, g.level,
+           MAX(s.value) AS peak_installed
+    FROM spans g
     JOIN installed_steps s
       ON s.cal_type = g.cal_type AND s.level = g.level
      AND (s.from_at < g.period_end OR (g.through_end AND s.from_at = g.period_end))
      AND (s.to_at IS NULL OR s.to_at > g.period_start)
-    GROUP BY g.agreement, g.period_start, g.cal_type, g.level
+    GROUP BY g.period_start, g.period_end, g.through_end, g.cal_type, g.level
 ),
 rights_at_end AS (
-    SELECT g.agreement, g.period_start, g.cal_type, g.level, s.value AS rights
-    FROM grid g
+    SELECT g.period_start, g.period_end, g.through_end, g.cal_type, g.level, s.value AS rights
+    FROM spans g
     JOIN rights_steps s
       ON s.cal_type = g.cal_type AND s.level = g.level
      AND s.from_at <= g.period_end AND (s.to_at IS NULL OR s.to_at > g.period_end)
@@ -66,14 +74,14 @@ rows AS (
            GREATEST(COALESCE(u.value, 0) - COALESCE(r.rights, 0), 0) AS shortfall
     FROM grid g
     LEFT JOIN use_in_year u
-      ON u.agreement = g.agreement AND u.period_start = g.period_start
-     AND u.cal_type = g.cal_type AND u.level = g.level AND u.rank = 1
+      ON u.period_start = g.period_start AND u.period_end = g.period_end
+     AND u.through_end = g.through_end AND u.cal_type = g.cal_type AND u.level = g.level
     LEFT JOIN rights_at_end r
-      ON r.agreement = g.agreement AND r.period_start = g.period_start
-     AND r.cal_type = g.cal_type AND r.level = g.level
+      ON r.period_start = g.period_start AND r.period_end = g.period_end
+     AND r.through_end = g.through_end AND r.cal_type = g.cal_type AND r.level = g.level
     LEFT JOIN installed_in_year i
-      ON i.agreement = g.agreement AND i.period_start = g.period_start
-     AND i.cal_type = g.cal_type AND i.level = g.level
+      ON i.period_start = g.period_start AND i.period_end = g.period_end
+     AND i.through_end = g.through_end AND i.cal_type = g.cal_type AND i.level = g.level
 ),
 marked AS (
     SELECT r.*,

@@ -170,7 +170,8 @@ fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
         match agreements.len() {
             0 => "no purchase recorded".to_owned(),
             1 => format!("agreement {}", agreements[0]),
-            _ => format!("agreements {}", agreements.join(", ")),
+            n if n <= 6 => format!("agreements {}", agreements.join(", ")),
+            n => format!("agreements {} and {} more", agreements[..5].join(", "), n - 5),
         }
     );
     let (charts, charts_left_out) = charts::gather(&engine, true_up.as_ref().ok(), judged_at)?;
