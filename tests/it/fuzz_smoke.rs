@@ -22,7 +22,7 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut data = seed.to_vec();
     for _ in 0..rng.range(1, 4) {
         if data.is_empty() {
-            data.push(rng.next() as u8);
+            data.push(rng.next_u64() as u8);
             continue;
         }
         let at = rng.range(0, data.len() as u64 - 1) as usize;

@@ -12,25 +12,8 @@ use caltrail_store::{Depth, EntryHash, Ledger, ProblemKind};
 use rusqlite::{Connection, params};
 
 use crate::{Sandbox, stories};
-
-/// A small deterministic generator (xorshift64*), so a failing mutation can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
+/// The workspace's reproducible generator: a failing mutation is replayed from its seed.
+pub use caltrail_generate::Rng;
 
 const TRIGGERS: [&str; 3] = ["entries_no_update", "entries_no_delete", "entries_append_only"];
 

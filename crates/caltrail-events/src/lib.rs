@@ -5,7 +5,6 @@ pub mod cbor;
 mod entry;
 mod event;
 mod fields;
-mod hashing;
 mod types;
 mod value;
 
@@ -16,7 +15,6 @@ pub use event::{
     ServerDeactivated, ServerDecommissioned, ServerReactivated, ServerRestored, SourceCalsRemoved,
 };
 pub use fields::FieldError;
-pub use hashing::{FastHash, WordHasher};
 pub use types::{
     ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,
     LicenseServerId, MigrationReason, Name, ProductVersion, Program, Quantity, ReactivationReason,

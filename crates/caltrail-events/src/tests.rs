@@ -174,11 +174,9 @@ fn timestamps_parse_as_chrono_parses_them() {
         "2025-01-01t00:00:00z".to_owned(),
         "2025-01-01T00:00:00+01:00".to_owned(),
     ];
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = caltrail_generate::Rng::new(1);
     for _ in 0..20_000 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let seed = rng.next_u64();
         let n = |m: u64, s: u32| (seed >> s) % m;
         let fraction = match n(4, 40) {
             0 => String::new(),

@@ -52,18 +52,26 @@ pub const PLANTED: &[(&str, u32)] = &[
     ("per_user_revoked", 1),
 ];
 
-/// xorshift64*: small, fast and the same on every machine.
-struct Rng(u64);
+/// xorshift64*: small, fast and the same on every machine. The workspace's one source of
+/// reproducible pseudo-random numbers (histories here, test inputs and tamper campaigns in the
+/// tests), so that any failure can be replayed from its seed.
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator from any seed (0 included): the seed is spread over the word first.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// The next number of the sequence.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
     }
 }
 
@@ -111,7 +119,7 @@ impl<'a> Generator<'a> {
         Generator {
             estate,
             emit,
-            rng: Rng(estate.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+            rng: Rng::new(estate.seed),
             n: 0,
             start,
             end: start + Duration::days(365 * i64::from(estate.years)),

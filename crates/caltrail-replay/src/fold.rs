@@ -6,9 +6,10 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use caltrail_events::{
-    CalType, Event, EventData, FastHash, KeypackInstalled, ProductVersion, ServerName, Timestamp,
+    CalType, Event, EventData, KeypackInstalled, ProductVersion, ServerName, Timestamp,
 };
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use rustc_hash::FxBuildHasher;
 
 use crate::rows::*;
 use crate::strings::{Strings, Sym};
@@ -66,23 +67,23 @@ pub struct Replay {
     /// Per CAL (same index as `cals`): its holder's name in lower case.
     holder_keys: Vec<Sym>,
     /// By name; unordered (looked up for every event), so readers sort by name.
-    pub servers: HashMap<ServerName, ServerRow, FastHash>,
+    pub servers: HashMap<ServerName, ServerRow, FxBuildHasher>,
     pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
     pub purchases: Vec<PurchaseRow>,
     pub keypacks: Vec<KeypackRow>,
-    keypack_index: HashMap<String, usize, FastHash>,
+    keypack_index: HashMap<String, usize, FxBuildHasher>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
     timelines: Vec<Vec<(Timestamp, u64)>>,
     pub cals: Vec<CalRow>,
     /// By pack and lower-cased holder: a holder's name is not case-sensitive.
-    cal_index: HashMap<(Sym, Sym), usize, FastHash>,
+    cal_index: HashMap<(Sym, Sym), usize, FxBuildHasher>,
     /// The texts `issues` rows refer to.
     pub strings: Strings,
     /// Retracted event ids, with the id of the retraction (EVENTS.md, `event.retracted`).
     retracted_by: HashMap<String, String>,
     /// Pack-creating events seen by `know`, resolved into `pack_kinds` at the first `apply`.
     pending_definitions: Vec<Event>,
-    pack_kinds: HashMap<Sym, PackKind, FastHash>,
+    pack_kinds: HashMap<Sym, PackKind, FxBuildHasher>,
     /// Earlier incarnations of server names (the current one is in `servers`).
     pub past_servers: Vec<ServerRow>,
     pub migrations: Vec<MigrationRow>,

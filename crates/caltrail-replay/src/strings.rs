@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use caltrail_events::FastHash;
+use rustc_hash::FxBuildHasher;
 
 /// A handle to a text held by `Strings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,7 +20,7 @@ impl Sym {
 /// The texts of one replay. Handles are given out in first-seen order and never reused.
 #[derive(Debug, Default)]
 pub struct Strings {
-    index: HashMap<Box<str>, Sym, FastHash>,
+    index: HashMap<Box<str>, Sym, FxBuildHasher>,
     texts: Vec<Box<str>>,
     /// By handle: the handle of the text in lower case, once asked for.
     lower: Vec<Option<Sym>>,

@@ -280,17 +280,10 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// Deterministic test bytes (xorshift), so a failure can be replayed.
+    /// Deterministic test bytes, so a failure can be replayed.
     fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
+        let mut rng = caltrail_generate::Rng::new(seed);
+        (0..len).map(|_| rng.next_u64() as u8).collect()
     }
 
     fn check(inputs: &[(EntryHash, Vec<u8>)]) {

@@ -133,13 +133,15 @@ impl Table {
     }
 
     fn write_csv(&self, out: &mut dyn Write) -> io::Result<()> {
-        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
-        writeln!(out, "{}", header.join(","))?;
+        // RFC 4180 quoting where a field needs it, LF line ends as the other formats have.
+        let mut writer =
+            csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
+        let to_io = |e: csv::Error| io::Error::other(e);
+        writer.write_record(&self.columns).map_err(to_io)?;
         for row in &self.rows {
-            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.text())).collect();
-            writeln!(out, "{}", fields.join(","))?;
+            writer.write_record(row.iter().map(Cell::text)).map_err(to_io)?;
         }
-        Ok(())
+        writer.flush()
     }
 
     fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -165,14 +167,6 @@ fn pad(line: &mut String, text: &str, width: usize, right: bool, last: bool) {
     }
     if !last {
         line.push_str("  ");
-    }
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
     }
 }
 
