@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use caltrail_events::Timestamp;
 use caltrail_replay::{AsOf, Replay};
-use caltrail_store::{Ledger, baseline};
+use caltrail_store::Ledger;
+
+mod baseline;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,8 +19,8 @@ fn main() -> anyhow::Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("insert") => {
-            let rows = baseline::read_rows(arg(1)?)?;
-            let took = baseline::plain_insert(arg(2)?, &rows)?;
+            let (rows, schema) = baseline::read_rows(arg(1)?)?;
+            let took = baseline::plain_insert(arg(2)?, &rows, &schema)?;
             println!("plain_insert {} {:.3}", rows.len(), took.as_secs_f64());
         }
         Some("scan") => {

@@ -1,7 +1,6 @@
 //! The ledger store: one SQLite file holding an append-only, hash-chained table of entries.
 //! The only crate that knows SQLite. It stores and verifies; it does not interpret events.
 
-pub mod baseline;
 mod error;
 mod hash;
 mod hash_lanes;

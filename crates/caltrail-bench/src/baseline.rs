@@ -1,14 +1,12 @@
 //! What SQLite alone does with a ledger's rows, to measure caltrail beside: the same rows
 //! inserted with no parsing, encoding, hashing or guard rails, and read back with no decoding or
-//! hashing. For benchmarks only; nothing here is part of the ledger.
+//! hashing. Benchmark code, with its own rusqlite: nothing here is part of the ledger.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior, params};
-
-use crate::error::StoreError;
-use crate::ledger::SCHEMA;
 
 /// One stored row, as the `entries` table holds it.
 pub struct RawRow {
@@ -22,14 +20,24 @@ pub struct RawRow {
     hash: Vec<u8>,
 }
 
-fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite { path: path.to_owned(), error }
+/// The ledger's `entries` table and its indexes, as the ledger itself declares them, without
+/// the guard-rail triggers.
+fn entries_schema(conn: &Connection) -> rusqlite::Result<String> {
+    let mut statement = conn.prepare(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'entries' AND type IN ('table', 'index') \
+         AND sql IS NOT NULL ORDER BY type = 'index', name",
+    )?;
+    let parts =
+        statement.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(parts.iter().map(|sql| format!("{sql};\n")).collect())
 }
 
 /// Reads every row of a ledger into memory.
-pub fn read_rows(ledger: &Path) -> Result<Vec<RawRow>, StoreError> {
-    let e = |error| sqlite(ledger, error);
+pub fn read_rows(ledger: &Path) -> anyhow::Result<(Vec<RawRow>, String)> {
+    let e =
+        |error: rusqlite::Error| anyhow::Error::new(error).context(ledger.display().to_string());
     let conn = Connection::open(ledger).map_err(e)?;
+    let schema = entries_schema(&conn).map_err(e)?;
     let mut statement = conn
         .prepare(
             "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
@@ -51,17 +59,18 @@ pub fn read_rows(ledger: &Path) -> Result<Vec<RawRow>, StoreError> {
         .map_err(e)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(e)?;
-    Ok(rows)
+    Ok((rows, schema))
 }
 
-/// Inserts `rows` into a new database at `path` with the ledger's table and indexes, WAL and
-/// `synchronous=FULL`, in one transaction as `append` does; returns the time taken.
-pub fn plain_insert(path: &Path, rows: &[RawRow]) -> Result<Duration, StoreError> {
-    let e = |error| sqlite(path, error);
+/// Inserts `rows` into a new database at `path` with the ledger's table and indexes (`schema`,
+/// from [`read_rows`]), WAL and `synchronous=FULL`, in one transaction as `append` does; returns
+/// the time taken.
+pub fn plain_insert(path: &Path, rows: &[RawRow], schema: &str) -> anyhow::Result<Duration> {
+    let e = |error: rusqlite::Error| anyhow::Error::new(error).context(path.display().to_string());
     let mut conn = Connection::open(path).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
-    conn.execute_batch(SCHEMA).map_err(e)?;
+    conn.execute_batch(schema).with_context(|| format!("the ledger's schema:\n{schema}"))?;
     let started = Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
     {
@@ -91,22 +100,23 @@ pub fn plain_insert(path: &Path, rows: &[RawRow]) -> Result<Duration, StoreError
 }
 
 /// Reads every row's bytes and hash in order and touches them; returns the rows and the time.
-pub fn plain_scan(ledger: &Path) -> Result<(u64, Duration), StoreError> {
+pub fn plain_scan(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
     scan(ledger, "SELECT body, hash FROM entries ORDER BY seq")
 }
 
 /// Reads every column `verify` compares (the stored bytes, the hash and the five columns kept
 /// beside them) in order and touches them: what reading alone costs `verify`.
-pub fn plain_scan_all_columns(ledger: &Path) -> Result<(u64, Duration), StoreError> {
+pub fn plain_scan_all_columns(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
     scan(
         ledger,
         "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
     )
 }
 
-fn scan(ledger: &Path, sql: &str) -> Result<(u64, Duration), StoreError> {
+fn scan(ledger: &Path, sql: &str) -> anyhow::Result<(u64, Duration)> {
     use rusqlite::types::ValueRef;
-    let e = |error| sqlite(ledger, error);
+    let e =
+        |error: rusqlite::Error| anyhow::Error::new(error).context(ledger.display().to_string());
     let conn = Connection::open(ledger).map_err(e)?;
     let started = Instant::now();
     let mut statement = conn.prepare(sql).map_err(e)?;
