@@ -5,7 +5,7 @@ use caltrail_events::{Entry, Event, Timestamp};
 
 /// A JSON line: refused with an error, or accepted and then identical after writing it back in
 /// canonical form and after storing and decoding it.
-pub fn event_line(data: &[u8]) {
+pub(super) fn event_line(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(event) = Event::from_json(text) else { return };
     let canonical = event.to_value().to_json().to_string();
@@ -23,7 +23,7 @@ pub fn event_line(data: &[u8]) {
 
 /// Stored bytes: refused with an error, or decoded to an entry that encodes to the same bytes
 /// when they were canonical.
-pub fn entry_bytes(data: &[u8]) {
+pub(super) fn entry_bytes(data: &[u8]) {
     let Ok(entry) = Entry::decode(data) else { return };
     let bytes = entry.encode();
     assert_eq!(Entry::decode(&bytes).expect("re-encoded bytes must decode"), entry);
@@ -31,7 +31,7 @@ pub fn entry_bytes(data: &[u8]) {
 
 /// An export file: read as key packs and as issued licenses, with and without a named date
 /// format; errors are fine, panics are not.
-pub fn wmi_export(data: &[u8]) {
+pub(super) fn wmi_export(data: &[u8]) {
     let _ = caltrail_wmi::read_keypacks(data, None);
     let _ = caltrail_wmi::read_licenses(data, None);
     let _ = caltrail_wmi::read_keypacks(data, Some("%d/%m/%Y %H:%M:%S"));

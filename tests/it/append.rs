@@ -283,7 +283,7 @@ fn concurrent_appenders_both_succeed_and_the_chain_holds() {
     assert!(verified.stdout.starts_with("ok: 600 events, head "), "{}", verified.stdout);
 }
 
-pub fn append_stdin(sandbox: &Sandbox, input: &str) -> crate::Run {
+pub(crate) fn append_stdin(sandbox: &Sandbox, input: &str) -> crate::Run {
     let mut child = sandbox
         .caltrail(&["append"])
         .stdin(Stdio::piped())

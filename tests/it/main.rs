@@ -1,6 +1,8 @@
 //! End-to-end tests of the `caltrail` binary: one test binary, one module per feature, each test
 //! in a fresh temporary folder. Expected outputs kept in files are rewritten with `UPDATE_EXPECT=1`.
 
+#![allow(missing_docs, reason = "a test binary: nothing in it is used from outside")]
+
 mod append;
 mod browser;
 mod cases;

@@ -6,12 +6,12 @@
 use crate::{Sandbox, fixtures, stories};
 
 /// maud's escaping of text and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A ledger of the `estate-audit` story and its report, judged at a fixed time.
-pub fn estate_audit_report(sandbox: &Sandbox) -> (String, String) {
+pub(crate) fn estate_audit_report(sandbox: &Sandbox) -> (String, String) {
     let head = sandbox.append_file(&fixtures().join("estate-audit.jsonl")).ok().head_hash();
     let run = sandbox
         .run(&[

@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 
 use crate::{Sandbox, stories};
 /// The workspace's reproducible generator: a failing mutation is replayed from its seed.
-pub use caltrail_generate::Rng;
+pub(crate) use caltrail_generate::Rng;
 
 const TRIGGERS: [&str; 3] = ["entries_no_update", "entries_no_delete", "entries_append_only"];
 
@@ -28,7 +28,7 @@ enum Expect {
 }
 
 /// Runs SQL on the file with the guard rails dropped, then puts them back as a forger would.
-pub fn with_sql(path: &Path, sql: impl FnOnce(&Connection)) {
+pub(crate) fn with_sql(path: &Path, sql: impl FnOnce(&Connection)) {
     let conn = Connection::open(path).unwrap();
     let saved: Vec<String> = TRIGGERS
         .iter()

@@ -9,7 +9,7 @@ use anyhow::Context;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// One stored row, as the `entries` table holds it.
-pub struct RawRow {
+pub(crate) struct RawRow {
     seq: i64,
     id: String,
     event_type: String,
@@ -33,7 +33,7 @@ fn entries_schema(conn: &Connection) -> rusqlite::Result<String> {
 }
 
 /// Reads every row of a ledger into memory.
-pub fn read_rows(ledger: &Path) -> anyhow::Result<(Vec<RawRow>, String)> {
+pub(crate) fn read_rows(ledger: &Path) -> anyhow::Result<(Vec<RawRow>, String)> {
     let e =
         |error: rusqlite::Error| anyhow::Error::new(error).context(ledger.display().to_string());
     let conn = Connection::open(ledger).map_err(e)?;
@@ -65,7 +65,7 @@ pub fn read_rows(ledger: &Path) -> anyhow::Result<(Vec<RawRow>, String)> {
 /// Inserts `rows` into a new database at `path` with the ledger's table and indexes (`schema`,
 /// from [`read_rows`]), WAL and `synchronous=FULL`, in one transaction as `append` does; returns
 /// the time taken.
-pub fn plain_insert(path: &Path, rows: &[RawRow], schema: &str) -> anyhow::Result<Duration> {
+pub(crate) fn plain_insert(path: &Path, rows: &[RawRow], schema: &str) -> anyhow::Result<Duration> {
     let e = |error: rusqlite::Error| anyhow::Error::new(error).context(path.display().to_string());
     let mut conn = Connection::open(path).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
@@ -100,13 +100,13 @@ pub fn plain_insert(path: &Path, rows: &[RawRow], schema: &str) -> anyhow::Resul
 }
 
 /// Reads every row's bytes and hash in order and touches them; returns the rows and the time.
-pub fn plain_scan(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
+pub(crate) fn plain_scan(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
     scan(ledger, "SELECT body, hash FROM entries ORDER BY seq")
 }
 
 /// Reads every column `verify` compares (the stored bytes, the hash and the five columns kept
 /// beside them) in order and touches them: what reading alone costs `verify`.
-pub fn plain_scan_all_columns(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
+pub(crate) fn plain_scan_all_columns(ledger: &Path) -> anyhow::Result<(u64, Duration)> {
     scan(
         ledger,
         "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",

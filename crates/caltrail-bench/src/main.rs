@@ -2,6 +2,8 @@
 //! prints one line, `<name> <rows> <seconds>`. Not for users: the figures only mean something
 //! next to the ones of `caltrail` on the same rows.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::time::Instant;
 

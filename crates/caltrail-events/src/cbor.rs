@@ -245,6 +245,7 @@ pub struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
         Cursor { reader: Reader { bytes, at: 0 } }
     }
@@ -254,6 +255,7 @@ impl<'a> Cursor<'a> {
         self.expect(MAP, "a map")
     }
 
+    /// Reads a text string.
     pub fn text(&mut self) -> Result<&'a str, CborError> {
         let offset = self.reader.at;
         let len = self.expect(TEXT, "a text string")?;
@@ -267,6 +269,7 @@ impl<'a> Cursor<'a> {
         self.reader.take_len(len)
     }
 
+    /// Reads an integer, positive or negative.
     pub fn integer(&mut self) -> Result<i128, CborError> {
         let offset = self.reader.at;
         match self.reader.head()? {

@@ -18,20 +18,27 @@ pub const ENTRY_FORMAT: i128 = 1;
 /// An entry as decoded from its stored bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The entry's place in the ledger, from 1.
     pub seq: u64,
+    /// When the ledger recorded it.
     pub recorded_at: Timestamp,
+    /// The event as the user gave it.
     pub event: Event,
 }
 
 /// Why stored bytes are not an entry. The bytes are evidence; they are never repaired.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The bytes are not well-formed CBOR.
     #[error("not CBOR: {0}")]
     NotCbor(String),
+    /// Well-formed CBOR of another shape than an entry.
     #[error("CBOR that the ledger never writes: {0}")]
     UnexpectedCbor(String),
+    /// An entry of a format this code does not read.
     #[error("entry format {0} is not one this caltrail reads (it reads format 1)")]
     UnknownFormat(i128),
+    /// An entry whose event the contract refuses.
     #[error("not a valid entry: {0}")]
     Invalid(FieldError),
 }
@@ -42,10 +49,15 @@ pub enum DecodeError {
 /// `Entry::decode` is what checks an entry's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryColumns<'a> {
+    /// The entry's sequence number.
     pub seq: u64,
+    /// The encoded recording time.
     pub recorded_at: &'a [u8],
+    /// The event id's bytes.
     pub id: &'a [u8],
+    /// The event type's bytes.
     pub event_type: &'a [u8],
+    /// The encoded valid time.
     pub at: &'a [u8],
     /// The pack an event creates (`Event::new_keypack`).
     pub keypack: Option<&'a [u8]>,

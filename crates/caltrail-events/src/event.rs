@@ -2,6 +2,11 @@
 //! every check the contract states, and written back in canonical form. Reading cannot judge
 //! licensing: a fact that breaks a rule is still a valid event.
 
+#![allow(
+    missing_docs,
+    reason = "each field is the event's data field of the same name in EVENTS.md and schemas/"
+)]
+
 use crate::fields::{FieldError, Object, ObjectWriter};
 use crate::types::{
     ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,

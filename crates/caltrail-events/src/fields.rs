@@ -10,7 +10,9 @@ use crate::value::Value;
 /// (`data.quantity`). An empty path means the whole line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
+    /// The field, as a JSON path (`data.quantity`).
     pub path: String,
+    /// What is wrong with it.
     pub message: String,
 }
 

@@ -1,6 +1,8 @@
 //! The event model of caltrail: the input contract of EVENTS.md as Rust types, its validation,
 //! and the canonical bytes an entry is stored as. No I/O, no storage, no SQL, no printing.
 
+#![forbid(unsafe_code)]
+
 pub mod cbor;
 mod entry;
 mod event;

@@ -10,15 +10,18 @@ macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $(#[doc = concat!("`\"", $text, "\"`")] $variant),+ }
 
         impl $name {
+            /// Every value, in the order the contract lists them.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// The value as the contract spells it.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
 
+            /// Parses the contract's spelling; the error lists the values allowed.
             pub fn parse(text: &str) -> Result<$name, String> {
                 match text {
                     $($text => Ok($name::$variant),)+
@@ -54,6 +57,7 @@ text_enum! {
 }
 
 text_enum! {
+    /// Who a CAL is for: a named user, or a device.
     CalType { PerUser = "per_user", PerDevice = "per_device" }
 }
 
@@ -77,6 +81,7 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a license server was reactivated.
     ReactivationReason {
         CertificateExpired = "certificate_expired",
         CertificateCorrupt = "certificate_corrupt",
@@ -87,6 +92,7 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why CALs were migrated to another license server (the wizard's two choices).
     MigrationReason { SourceReplaced = "source_replaced", SourceNotFunctioning = "source_not_functioning" }
 }
 
@@ -112,6 +118,7 @@ pub struct EventId(
 );
 
 impl EventId {
+    /// Parses an id, refusing what the invariant excludes.
     pub fn parse(text: &str) -> Result<EventId, String> {
         if text.is_empty() || text.len() > 128 {
             return Err(format!("must be 1 to 128 characters long, got {}", text.chars().count()));
@@ -124,6 +131,7 @@ impl EventId {
         }
         Ok(EventId(text.to_owned()))
     }
+    /// The id as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -137,6 +145,7 @@ pub struct ServerName(
 );
 
 impl ServerName {
+    /// Parses a host name, lower-casing it.
     pub fn parse(text: &str) -> Result<ServerName, String> {
         if text.is_empty() || text.len() > 253 {
             return Err(format!("must be a host name of 1 to 253 characters, got {text:?}"));
@@ -153,6 +162,7 @@ impl ServerName {
         }
         Ok(ServerName(text.to_ascii_lowercase()))
     }
+    /// The lower-case host name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -166,6 +176,7 @@ pub struct Name(
 );
 
 impl Name {
+    /// Parses a name, refusing what the invariant excludes.
     pub fn parse(text: &str) -> Result<Name, String> {
         if text.is_empty() {
             return Err("must not be empty".to_owned());
@@ -181,6 +192,7 @@ impl Name {
         }
         Ok(Name(text.to_owned()))
     }
+    /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -194,14 +206,17 @@ pub struct Quantity(
 );
 
 impl Quantity {
+    /// The largest quantity one event may carry.
     pub const MAX: u32 = 1_000_000;
 
+    /// A quantity from 1 to `MAX`.
     pub fn new(n: i128) -> Result<Quantity, String> {
         match u32::try_from(n) {
             Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Quantity(n)),
             _ => Err(format!("must be between 1 and {}, got {n}", Self::MAX)),
         }
     }
+    /// The number.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -228,6 +243,7 @@ impl LicenseServerId {
         }
         Ok(LicenseServerId(compact.to_ascii_uppercase()))
     }
+    /// The ID as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -242,6 +258,7 @@ pub struct Anniversary {
 }
 
 impl Anniversary {
+    /// Parses `MM-DD`, refusing a day that no year has.
     pub fn parse(text: &str) -> Result<Anniversary, String> {
         let bad = || format!("must be a month and day as MM-DD, got {text:?}");
         let (month, day) = text.split_once('-').ok_or_else(bad)?;
@@ -261,9 +278,11 @@ impl Anniversary {
         }
         Ok(Anniversary { month, day })
     }
+    /// The month, 1 to 12.
     pub fn month(self) -> u32 {
         self.month.into()
     }
+    /// The day of the month.
     pub fn day(self) -> u32 {
         self.day.into()
     }
@@ -279,11 +298,14 @@ impl fmt::Display for Anniversary {
 /// Software Assurance. Kept as given (a time in UTC), so that a date stays a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DateOrTime {
+    /// A date: its end, in UTC, where a moment is needed.
     Date(chrono::NaiveDate),
+    /// A moment.
     Time(Timestamp),
 }
 
 impl DateOrTime {
+    /// Parses a date (`YYYY-MM-DD`) or an RFC 3339 time in UTC.
     pub fn parse(text: &str) -> Result<DateOrTime, String> {
         if text.len() == 10 {
             return chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -348,6 +370,7 @@ impl Timestamp {
         Ok(Timestamp(parsed.with_timezone(&Utc)))
     }
 
+    /// The moment this many microseconds after 1970 (UTC), if chrono can hold it.
     pub fn from_micros(micros: i64) -> Option<Timestamp> {
         DateTime::from_timestamp_micros(micros).map(Timestamp)
     }
@@ -359,10 +382,12 @@ impl Timestamp {
             .expect("invariant: the current time fits in i64 microseconds")
     }
 
+    /// Microseconds since 1970 (UTC).
     pub fn micros(self) -> i64 {
         self.0.timestamp_micros()
     }
 
+    /// The moment as chrono's.
     pub fn datetime(self) -> DateTime<Utc> {
         self.0
     }

@@ -11,13 +11,19 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// reading a stored entry then allocates only what the event keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
+    /// JSON null.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Integer(i128),
     /// Never valid in an event; kept so the validator can say what it got.
     Float(f64),
+    /// A text string.
     Text(Cow<'a, str>),
+    /// An array.
     Array(Vec<Value<'a>>),
+    /// An object, its keys in the order given.
     Object(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 

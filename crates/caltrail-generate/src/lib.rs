@@ -9,6 +9,8 @@
 //! decommissioned server. Beside it, a handful of small servers under their own agreement plant
 //! one finding of each rule, which `Planted` counts.
 
+#![forbid(unsafe_code)]
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -18,10 +20,15 @@ use serde_json::{Value, json};
 /// The size of the estate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estate {
+    /// License servers of the main estate.
     pub servers: u32,
+    /// Devices on per-device CALs.
     pub devices: u32,
+    /// Users on per-user CALs.
     pub users: u32,
+    /// Years of history.
     pub years: u32,
+    /// The seed: the same seed, the same history.
     pub seed: u64,
 }
 

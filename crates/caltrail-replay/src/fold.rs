@@ -58,22 +58,28 @@ pub struct Replay {
     pub active_at: Timestamp,
     /// The last entry applied, 0 when none.
     pub last_seq: u64,
+    /// How many entries were applied (retracted ones included).
     pub n_applied: u64,
     /// The latest `at` of the events applied, retractions left out: when `AsOf::Seq` judges.
     latest_at: Option<Timestamp>,
     /// Whether `events` rows are kept (the table is large and only some queries read it).
     keep_events: bool,
+    /// The `events` table, when the replay keeps it.
     pub events: Vec<EventRow>,
     /// Per CAL (same index as `cals`): its holder's name in lower case.
     holder_keys: Vec<Sym>,
     /// By name; unordered (looked up for every event), so readers sort by name.
     pub servers: HashMap<ServerName, ServerRow, FxBuildHasher>,
+    /// The `agreements` table, by agreement, version and type.
     pub agreements: BTreeMap<(String, ProductVersion, CalType), AgreementRow>,
+    /// The `purchases` table.
     pub purchases: Vec<PurchaseRow>,
+    /// The `keypacks` table.
     pub keypacks: Vec<KeypackRow>,
     keypack_index: HashMap<String, usize, FxBuildHasher>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
     timelines: Vec<Vec<(Timestamp, u64)>>,
+    /// The `cals` table.
     pub cals: Vec<CalRow>,
     /// By pack and lower-cased holder: a holder's name is not case-sensitive.
     cal_index: HashMap<(Sym, Sym), usize, FxBuildHasher>,
@@ -86,12 +92,18 @@ pub struct Replay {
     pack_kinds: HashMap<Sym, PackKind, FxBuildHasher>,
     /// Earlier incarnations of server names (the current one is in `servers`).
     pub past_servers: Vec<ServerRow>,
+    /// The `migrations` table.
     pub migrations: Vec<MigrationRow>,
     migration_index: HashMap<String, usize>,
+    /// The `server_status` table.
     pub status_changes: Vec<StatusChangeRow>,
+    /// The `issues` table.
     pub issues: Vec<IssueRow>,
+    /// The `revocations` table.
     pub revocations: Vec<RevocationRow>,
+    /// The `restores` table.
     pub restores: Vec<RestoreRow>,
+    /// The `quantity_changes` table.
     pub quantity_changes: Vec<QuantityChangeRow>,
     /// True-up years of every agreement (RULES.md, "Reports", `true_up`).
     pub true_up_years: Vec<TrueUpYearRow>,
@@ -105,7 +117,9 @@ pub struct Replay {
     pub holders: Vec<HolderRow>,
     /// Counts at or above each level over time (`finish`).
     pub in_use_steps: Vec<StepRow>,
+    /// The `rights_changes` table.
     pub rights_steps: Vec<StepRow>,
+    /// The `installed_changes` table.
     pub installed_steps: Vec<StepRow>,
     /// Every CAL type and level with a purchase, a pack or a holder (`finish`).
     pub estate_levels: Vec<(CalType, ProductVersion)>,

@@ -2,6 +2,8 @@
 //! rules judge. Folding an event cannot fail and makes no licensing judgement; an event that
 //! breaks a rule is data for the rules. No storage, no Arrow, no SQL, no printing.
 
+#![forbid(unsafe_code)]
+
 mod fold;
 pub mod licence;
 mod order;

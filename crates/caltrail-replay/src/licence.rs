@@ -86,6 +86,7 @@ pub fn default_lifetime_days(cal_type: Option<CalType>, temporary: bool) -> i64 
 /// A per-user licence stays with its user at least this long after its first issue.
 pub const PER_USER_MINIMUM_DAYS: i64 = 90;
 
+/// `t` plus whole days, held at the latest moment chrono can hold.
 pub fn add_days(t: Timestamp, days: i64) -> Timestamp {
     Timestamp::from_micros(t.micros().saturating_add(days * 86_400_000_000)).unwrap_or(t)
 }

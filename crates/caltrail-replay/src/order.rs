@@ -54,9 +54,13 @@ pub fn out_of_order(ats: &[i64]) -> Vec<usize> {
 
 /// One entry for `Replay::fold_all`.
 pub struct KnownEntry<'a> {
+    /// Its sequence number.
     pub seq: u64,
+    /// When it was recorded.
     pub recorded_at: caltrail_events::Timestamp,
+    /// Its hash, hex.
     pub hash: &'a str,
+    /// Its event.
     pub event: &'a Event,
 }
 

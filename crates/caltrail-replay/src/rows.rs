@@ -1,6 +1,11 @@
 //! The rows of the projected tables. Each struct is one table of README's "Tables" section; the
 //! SQL crate turns them into Arrow columns of the same names.
 
+#![allow(
+    missing_docs,
+    reason = "each field is a column of the table README's Tables section describes, under the same name"
+)]
+
 use caltrail_events::{CalType, ProductVersion, ServerName, Timestamp};
 
 use crate::strings::Sym;

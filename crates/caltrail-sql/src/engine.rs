@@ -26,11 +26,14 @@ use crate::tables::{Part, TABLE_NAMES, build_part, n_batches};
 
 /// A query's result: its schema (also when no row came back) and its batches.
 pub struct QueryResult {
+    /// The result's columns.
     pub schema: SchemaRef,
+    /// The result's rows.
     pub batches: Vec<RecordBatch>,
 }
 
 impl QueryResult {
+    /// How many rows.
     pub fn n_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }

@@ -1,5 +1,7 @@
 //! The SQL crate's errors.
 
+#![allow(missing_docs, reason = "each variant's #[error] text is what it means")]
+
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
     /// DataFusion's message; its error chain repeats the message, so only the text is kept.

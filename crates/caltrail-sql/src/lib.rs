@@ -2,6 +2,8 @@
 //! the user's own read-only SQL and the Parquet export. The only crate that knows DataFusion.
 //! It judges nothing in Rust: every finding comes from a rule's SQL.
 
+#![forbid(unsafe_code)]
+
 mod engine;
 mod error;
 mod rules;

@@ -4,7 +4,9 @@
 /// One rule: its name (the file's name) and its SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
+    /// The file's name without `.sql`: the rule's name in findings.
     pub name: &'static str,
+    /// The query.
     pub sql: &'static str,
 }
 
@@ -33,11 +35,13 @@ pub const RULES: &[Rule] = &[
 
 /// The reports: not rules, tables (RULES.md, "Reports").
 pub const TRUE_UP: Rule = rule!("true_up");
+/// The `position` report (RULES.md, "Reports").
 pub const POSITION: Rule = rule!("position");
 
 /// The columns every finding has, in this order.
 pub const FINDING_COLUMNS: &[&str] = &["rule", "severity", "subject", "message", "quantity"];
 
+/// The rule of that name.
 pub fn find(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }

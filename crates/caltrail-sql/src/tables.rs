@@ -45,7 +45,7 @@ pub(crate) const BATCH_ROWS: usize = 1 << 16;
 
 /// Which rows of a table to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     /// No rows: the table's schema.
     Empty,
     /// The `n`th batch of `BATCH_ROWS` rows.
@@ -62,7 +62,7 @@ fn batches<R>(rows: &[R], part: Part, one: impl Fn(&[R]) -> RecordBatch) -> Vec<
 
 /// How many batches `Part::Batch` numbers for a table: at least one, so that an empty table
 /// still has a schema and a partition.
-pub fn n_batches(replay: &Replay, name: &str) -> usize {
+pub(crate) fn n_batches(replay: &Replay, name: &str) -> usize {
     let rows = match name {
         "events" => replay.events.len(),
         "servers" => replay.servers.len() + replay.past_servers.len(),
@@ -187,7 +187,7 @@ fn cal_type(t: CalType) -> Option<&'static str> {
 }
 
 /// Builds a part of the named table; `None` for a name that is not a table.
-pub fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordBatch>> {
+pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordBatch>> {
     Some(match name {
         "events" => batches(&replay.events, part, |rows| {
             TableBuilder::new(rows)

@@ -1,5 +1,7 @@
 //! The store's errors. A damaged or foreign file is a value to report, never a panic.
 
+#![allow(missing_docs, reason = "each variant's #[error] text is what it means")]
+
 use std::path::PathBuf;
 
 use caltrail_events::{EventId, Name};

@@ -25,6 +25,7 @@ impl EntryHash {
         EntryHash(*hasher.finalize().as_bytes())
     }
 
+    /// A hash from 32 bytes; `None` for another length.
     pub fn from_slice(bytes: &[u8]) -> Option<EntryHash> {
         <[u8; 32]>::try_from(bytes).ok().map(EntryHash)
     }
@@ -37,6 +38,7 @@ impl EntryHash {
             .ok_or_else(|| format!("must be 64 hex digits, got {}", text.trim().len()))
     }
 
+    /// The hash as 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

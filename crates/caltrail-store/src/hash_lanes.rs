@@ -7,6 +7,11 @@
 //! entry, hashed exactly as BLAKE3 hashes a single-chunk input in derive-key mode. Inputs over
 //! one chunk, CPUs without AVX2 and leftover entries go to `EntryHash::chain`, the reference.
 //! The tests compare every path with it, for every input length a lane can take.
+//!
+//! The compression follows the BLAKE3 paper's `compress` (section 2.2) as the `blake3` crate
+//! 1.8 (1.8.7 in Cargo.lock) implements it in `rust_avx2.rs` (`round`, `compress_pre`), with the lanes transposed
+//! the same way. This module is the workspace's only `unsafe`: the AVX2 intrinsics that read and
+//! write memory, and the call into code compiled for AVX2; each block says why it is sound.
 
 use crate::hash::EntryHash;
 
@@ -111,8 +116,7 @@ mod avx2 {
                 DERIVE_KEY_MATERIAL | start | end
             });
             let ending = lanes(|lane| if ends(lane) { u32::MAX } else { 0 });
-            // SAFETY: every lane's buffer holds `max_blocks` whole blocks.
-            let words = unsafe { message_words(&inputs, block) };
+            let words = message_words(&inputs, block);
             cv = compress8(&cv, &words, block_len, flags);
             for (root, word) in roots.iter_mut().zip(cv) {
                 *root = _mm256_blendv_epi8(*root, word, ending);
@@ -141,18 +145,18 @@ mod avx2 {
     }
 
     /// The sixteen message words of block `block` of every lane, word `w` of each lane in
-    /// vector `w`.
-    ///
-    /// # Safety
-    /// `block` must be below `CHUNK_LEN / BLOCK_LEN`.
+    /// vector `w`. A block past the chunk panics on the slice's bounds check.
     #[target_feature(enable = "avx2")]
-    unsafe fn message_words(inputs: &[[u8; CHUNK_LEN]; LANES], block: usize) -> [__m256i; 16] {
+    fn message_words(inputs: &[[u8; CHUNK_LEN]; LANES], block: usize) -> [__m256i; 16] {
         let mut words = [_mm256_setzero_si256(); 16];
         for half in 0..2 {
             let offset = block * BLOCK_LEN + half * 32;
             let mut rows: [__m256i; 8] = std::array::from_fn(|lane| {
-                // SAFETY: `offset + 32 <= CHUNK_LEN`, by the caller's promise.
-                unsafe { _mm256_loadu_si256(inputs[lane][offset..].as_ptr().cast()) }
+                let row: &[u8; 32] = inputs[lane][offset..offset + 32]
+                    .try_into()
+                    .expect("invariant: a range of 32 bytes is 32 bytes");
+                // SAFETY: `row` is 32 readable bytes; the load is unaligned.
+                unsafe { _mm256_loadu_si256(row.as_ptr().cast()) }
             });
             transpose(&mut rows);
             words[half * 8..half * 8 + 8].copy_from_slice(&rows);

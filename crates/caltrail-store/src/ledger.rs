@@ -58,22 +58,29 @@ pub(crate) const TRIGGERS: &[(&str, &str)] = &[
 pub struct Head {
     /// Invariant: the number of entries, and the `seq` of the last one.
     pub n_events: u64,
+    /// The hash of the last entry (the genesis hash for an empty ledger).
     pub hash: EntryHash,
+    /// When the last entry was recorded.
     pub recorded_at: Option<Timestamp>,
 }
 
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendReport {
+    /// Events written.
     pub appended: u64,
+    /// Events skipped: already recorded with the same content.
     pub duplicates: u64,
+    /// The ledger's head after the append.
     pub head: Head,
 }
 
 /// One stored entry, decoded, with the hash it is stored with.
 #[derive(Debug, Clone)]
 pub struct StoredEntry {
+    /// The entry's stored hash.
     pub hash: EntryHash,
+    /// The entry, decoded.
     pub entry: Entry,
 }
 
@@ -248,6 +255,7 @@ impl Ledger {
         Ok(objects == 0)
     }
 
+    /// The ledger file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -3,6 +3,7 @@
 
 mod error;
 mod hash;
+#[allow(unsafe_code, reason = "AVX2 intrinsics; every block has its SAFETY comment")]
 mod hash_lanes;
 mod ledger;
 mod pipeline;

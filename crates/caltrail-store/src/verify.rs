@@ -41,6 +41,7 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// The kind as `verify` prints it.
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::FileDamaged => "file damaged",
@@ -58,11 +59,14 @@ impl ProblemKind {
     }
 }
 
+/// One thing `verify` found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The entry it is about, when it is about one.
     pub seq: Option<u64>,
+    /// What kind of damage.
     pub kind: ProblemKind,
+    /// What exactly, in a sentence.
     pub detail: String,
 }
 
@@ -87,6 +91,7 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Nothing was found wrong.
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }

@@ -11,8 +11,11 @@ pub const PROOF_HEADER: &str = "c2sp.org/tlog-proof@v1";
 /// A tree head as a checkpoint's note text says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The log's name, the note's first line.
     pub origin: String,
+    /// How many entries the tree holds.
     pub size: u64,
+    /// The tree's root hash.
     pub root: Hash,
 }
 
@@ -79,13 +82,16 @@ fn parse_count(text: &str, what: &str) -> Result<u64, NoteError> {
 pub struct InclusionBundle {
     /// The entry's stored bytes. Not authenticated: the verifier hashes them itself.
     pub extra: Option<Vec<u8>>,
+    /// The leaf's index, `seq - 1`.
     pub index: u64,
+    /// The inclusion proof, leaf to root.
     pub proof: Vec<Hash>,
     /// The signed checkpoint, verbatim.
     pub checkpoint: String,
 }
 
 impl InclusionBundle {
+    /// The bundle as c2sp.org/tlog-proof text.
     pub fn to_text(&self) -> String {
         let extra = self
             .extra
@@ -99,6 +105,7 @@ impl InclusionBundle {
         )
     }
 
+    /// Parses a tlog-proof bundle strictly.
     pub fn parse(text: &str) -> Result<InclusionBundle, NoteError> {
         let bad = |why: &str| NoteError::Format(format!("not a tlog-proof: {why}"));
         let (head, checkpoint) =
@@ -125,16 +132,21 @@ impl InclusionBundle {
 /// A consistency proof as a tlog-witness `add-checkpoint` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsistencyBundle {
+    /// The size of the older tree.
     pub old: u64,
+    /// The consistency proof.
     pub proof: Vec<Hash>,
+    /// The newer signed checkpoint.
     pub checkpoint: String,
 }
 
 impl ConsistencyBundle {
+    /// The body as tlog-witness's add-checkpoint text.
     pub fn to_text(&self) -> String {
         format!("old {}\n{}\n{}", self.old, hash_lines(&self.proof), self.checkpoint)
     }
 
+    /// Parses an add-checkpoint body strictly.
     pub fn parse(text: &str) -> Result<ConsistencyBundle, NoteError> {
         let bad = |why: &str| NoteError::Format(format!("not a consistency proof: {why}"));
         let (head, checkpoint) =

@@ -4,6 +4,8 @@
 //! (`checkpoint`: tlog-checkpoint, tlog-proof, the tlog-witness consistency body). Knows
 //! nothing of SQLite or of events: it hashes and checks bytes it is given.
 
+#![forbid(unsafe_code)]
+
 pub mod checkpoint;
 pub mod merkle;
 pub mod note;

@@ -40,6 +40,7 @@ pub fn split(n: u64) -> u64 {
 /// Where a tree's subtree hashes come from: stored nodes, entries read and hashed, or leaf
 /// hashes in memory.
 pub trait Subtrees {
+    /// Why a subtree could not be had.
     type Error;
     /// `MTH(D[start:end])`, the root of the leaves `start..end` (`end` > `start`).
     fn subtree(&mut self, start: u64, end: u64) -> Result<Hash, Self::Error>;

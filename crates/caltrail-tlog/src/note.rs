@@ -18,12 +18,16 @@ pub const COSIGNATURE: u8 = 0x04;
 /// The em dash and space that open a signature line.
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
+/// Why a key, a note or a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoteError {
+    /// A key in the wrong format.
     #[error("not a key: {0}")]
     Key(String),
+    /// A note in the wrong format.
     #[error("not a signed note: {0}")]
     Format(String),
+    /// A signature that does not verify.
     #[error("{0}")]
     Signature(String),
 }
@@ -35,6 +39,7 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     (STANDARD.encode(&bytes) == text).then_some(bytes)
 }
 
+/// Standard base64 with padding, as notes use.
 pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
@@ -132,6 +137,7 @@ impl SigningKey {
         Ok(key)
     }
 
+    /// The key's name: the log's origin, or the witness's name.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -143,6 +149,7 @@ impl SigningKey {
         format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.verifier().id, encode_base64(&bytes))
     }
 
+    /// The verifier key an auditor keeps.
     pub fn verifier(&self) -> VerifierKey {
         let public = self.key.verifying_key().to_bytes();
         VerifierKey {
@@ -164,10 +171,13 @@ impl SigningKey {
 /// The public half of a `SigningKey`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierKey {
+    /// The key's name.
     pub name: String,
     /// `ED25519` or `COSIGNATURE`.
     pub kind: u8,
+    /// The key id: the first four bytes of the key's hash.
     pub id: u32,
+    /// The Ed25519 public key.
     pub public: [u8; 32],
 }
 
@@ -202,6 +212,7 @@ impl VerifierKey {
         Ok(parsed)
     }
 
+    /// The key as `name+hash+base64`.
     pub fn to_text(&self) -> String {
         let mut bytes = vec![self.kind];
         bytes.extend_from_slice(&self.public);
@@ -218,7 +229,9 @@ impl VerifierKey {
 /// One signature line of a note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteSignature {
+    /// The signer's name.
     pub name: String,
+    /// The signer's key id.
     pub id: u32,
     /// The signature bytes after the key id.
     pub signature: Vec<u8>,
@@ -227,7 +240,9 @@ pub struct NoteSignature {
 /// A signed note: the text (with its final newline) and its signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedNote {
+    /// The text signed.
     pub text: String,
+    /// The signature lines, in order.
     pub signatures: Vec<NoteSignature>,
 }
 
@@ -339,6 +354,7 @@ impl SignedNote {
         Ok(timestamp)
     }
 
+    /// The note as text: the text, a blank line, the signature lines.
     pub fn to_text(&self) -> String {
         let mut note = format!("{}\n", self.text);
         for s in &self.signatures {

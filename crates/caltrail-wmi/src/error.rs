@@ -1,5 +1,7 @@
 //! The errors of reading an export: the file as a whole, or one value of one row.
 
+#![allow(missing_docs, reason = "each variant's #[error] text is what it means")]
+
 use std::fmt;
 
 /// A value that cannot be read, with where it is: `row 3 (line 5), column ProductType: ...`.

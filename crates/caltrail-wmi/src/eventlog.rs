@@ -40,13 +40,17 @@ fn is_licensing_provider(name: &str) -> bool {
 pub struct LoggedEvent {
     /// Where it is in the file (`event 3 (line 12)`, `record 17`, `row 2 (line 3)`).
     pub place: String,
+    /// When it was logged.
     pub time: Timestamp,
+    /// Its event ID (4, 17, 18, 20, 21, 81, 89 to 93).
     pub event_id: u32,
+    /// The provider that wrote it.
     pub provider: String,
     /// The computer that logged it.
     pub computer: String,
     /// The event's data: named fields, or `param1`, `param2` ... in order.
     pub fields: Vec<(String, String)>,
+    /// The rendered message, where the export has one.
     pub message: Option<String>,
 }
 
@@ -234,13 +238,19 @@ pub fn server_of(replay: &Replay, computer: &str) -> Option<ServerName> {
 /// What the log says that the ledger does not, for one logged event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFinding {
+    /// Where the logged event is in the file.
     pub place: String,
+    /// When it was logged, in UTC.
     pub time: Timestamp,
+    /// Its event ID.
     pub event_id: u32,
+    /// The computer that logged it.
     pub computer: String,
+    /// The ledger's server of that name, if it has one.
     pub server: Option<ServerName>,
     /// `match`, `not_in_ledger`, `before_ledger`, `contradicts_ledger`, `unknown_server`.
     pub verdict: &'static str,
+    /// What to record in the ledger, in a sentence; empty for a match.
     pub what_to_record: String,
 }
 

@@ -2,6 +2,8 @@
 //! classes) and setting it beside the ledger: the reconcile report and the events an import
 //! would append. It reads bytes it is given; it opens no file and writes nothing.
 
+#![forbid(unsafe_code)]
+
 mod dates;
 mod error;
 mod eventlog;

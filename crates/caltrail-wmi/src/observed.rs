@@ -3,6 +3,11 @@
 //! exports"). The built-in pack and the temporary pool are recognised and left out; WMI's
 //! uint32 printed as -1 reads as 4294967295.
 
+#![allow(
+    missing_docs,
+    reason = "each field is the export's column of the same meaning, as README's section on license server exports names them"
+)]
+
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 
 use crate::dates::parse_date;

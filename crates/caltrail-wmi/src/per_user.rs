@@ -25,7 +25,9 @@ pub struct ObservedUserCal {
     /// The managing license server's ID as the export holds it (Active Directory), with the
     /// column it came from; `None` for the usage report, which one server writes.
     pub managing_ls: Option<(String, String)>,
+    /// The CAL's version, from its licence code.
     pub product_version: ProductVersion,
+    /// When the CAL expires, if the export says.
     pub expires_at: Option<Timestamp>,
     /// When the export says it was issued, if it says.
     pub issued_at: Option<Timestamp>,

@@ -1,6 +1,11 @@
 //! Setting a license server's export beside the ledger's view of it, pack by pack and holder by
 //! holder, and deriving the events that would bring the ledger to what the export shows.
 
+#![allow(
+    missing_docs,
+    reason = "each field is a column of reconcile's output, described in README"
+)]
+
 use std::collections::HashSet;
 
 use caltrail_events::{CalType, Event, Name, ProductVersion, ServerName, Timestamp};

@@ -12,11 +12,14 @@ use crate::error::{ExportError, RowError};
 /// Which PowerShell output a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
+    /// Export-Csv, with `,` or `;`.
     Csv,
+    /// ConvertTo-Json.
     Json,
 }
 
 impl ExportFormat {
+    /// The format's name, as messages give it.
     pub fn as_str(self) -> &'static str {
         match self {
             ExportFormat::Csv => "csv",
@@ -27,14 +30,14 @@ impl ExportFormat {
 
 /// One value as the export holds it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Field {
+pub(crate) enum Field {
     Text(String),
     Json(serde_json::Value),
 }
 
 /// One object of the export: its position and its columns by lower-case name.
 #[derive(Debug, Clone)]
-pub struct Record {
+pub(crate) struct Record {
     /// 1 for the first object.
     pub row: usize,
     /// The file line it starts on, for CSV.
@@ -52,12 +55,12 @@ impl fmt::Display for Record {
 }
 
 impl Record {
-    pub fn error(&self, column: &str, message: impl Into<String>) -> RowError {
+    pub(crate) fn error(&self, column: &str, message: impl Into<String>) -> RowError {
         RowError { place: self.to_string(), column: column.to_owned(), message: message.into() }
     }
 
     /// The value's text, `None` when the column is absent, empty or null.
-    pub fn text(&self, column: &str) -> Option<String> {
+    pub(crate) fn text(&self, column: &str) -> Option<String> {
         match self.fields.get(&column.to_ascii_lowercase())? {
             Field::Text(s) if s.is_empty() => None,
             Field::Text(s) => Some(s.clone()),
@@ -68,12 +71,12 @@ impl Record {
         }
     }
 
-    pub fn has_column(&self, column: &str) -> bool {
+    pub(crate) fn has_column(&self, column: &str) -> bool {
         self.fields.contains_key(&column.to_ascii_lowercase())
     }
 
     /// A whole number, from a JSON number or a text of digits.
-    pub fn integer(&self, column: &str) -> Result<Option<i64>, RowError> {
+    pub(crate) fn integer(&self, column: &str) -> Result<Option<i64>, RowError> {
         let Some(text) = self.text(column) else { return Ok(None) };
         text.trim()
             .parse::<i64>()
@@ -81,7 +84,7 @@ impl Record {
             .map_err(|_| self.error(column, format!("must be a whole number, got {text:?}")))
     }
 
-    pub fn required_integer(&self, column: &str) -> Result<i64, RowError> {
+    pub(crate) fn required_integer(&self, column: &str) -> Result<i64, RowError> {
         if !self.has_column(column) {
             return Err(self.error(column, "the column is missing"));
         }
@@ -118,7 +121,7 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, ExportError> 
 }
 
 /// Reads every object of an export.
-pub fn read_records(bytes: &[u8]) -> Result<(ExportFormat, Vec<Record>), ExportError> {
+pub(crate) fn read_records(bytes: &[u8]) -> Result<(ExportFormat, Vec<Record>), ExportError> {
     records_of_text(&decode_text(bytes)?)
 }
 

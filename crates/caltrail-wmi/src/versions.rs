@@ -51,13 +51,13 @@ fn normalize(text: &str) -> String {
 }
 
 /// The version a `ProductVersionID` names, if the table knows it.
-pub fn version_of_id(id: i64) -> Option<ProductVersion> {
+pub(crate) fn version_of_id(id: i64) -> Option<ProductVersion> {
     table().ids.iter().find(|(key, _)| *key == id).map(|(_, v)| *v)
 }
 
 /// The version a `ProductVersion` text names: a text of the table, else a text naming exactly
 /// one version ("Windows Server 2019 Datacenter"). `None` when it names none or several.
-pub fn version_of_text(text: &str) -> Option<ProductVersion> {
+pub(crate) fn version_of_text(text: &str) -> Option<ProductVersion> {
     let text = normalize(text);
     if let Some((_, version)) = table().texts.iter().find(|(key, _)| *key == text) {
         return Some(*version);
@@ -89,13 +89,13 @@ pub fn version_of_text(text: &str) -> Option<ProductVersion> {
 
 /// A licence description code read: `C50-10.01-S` is a per-user 2019 CAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LicenceCode {
+pub(crate) struct LicenceCode {
     pub cal_type: CalType,
     pub product_version: ProductVersion,
 }
 
 /// Whether `text` has the shape of a description code (`XXX-N.NN[-X]`), known or not.
-pub fn looks_like_code(text: &str) -> bool {
+pub(crate) fn looks_like_code(text: &str) -> bool {
     let mut parts = text.trim().split('-');
     let prefix = parts.next().unwrap_or("");
     let version = parts.next().unwrap_or("");
@@ -106,7 +106,7 @@ pub fn looks_like_code(text: &str) -> bool {
 }
 
 /// Reads a description code, or says why not (naming the codes caltrail knows).
-pub fn licence_code(text: &str) -> Result<LicenceCode, String> {
+pub(crate) fn licence_code(text: &str) -> Result<LicenceCode, String> {
     let text = text.trim();
     let mut parts = text.split('-');
     let (prefix, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

@@ -24,7 +24,7 @@ use crate::progress::Progress;
 #[command(
     after_help = "Examples:\n  caltrail --db estate.db append fixtures/restore-reinstalled-os.jsonl\n  my-export-script | caltrail --db estate.db append -"
 )]
-pub struct AppendArgs {
+pub(crate) struct AppendArgs {
     /// Files of events, one JSON object per line; `-` or none reads stdin.
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -45,7 +45,7 @@ const MAX_ERRORS_SHOWN: usize = 20;
 
 /// Environment variable that fixes `recorded_at`, so that a history appended in a test or a
 /// reproduction gives the same bytes and head hash every time.
-pub const RECORDED_AT_ENV: &str = "CALTRAIL_RECORDED_AT";
+pub(crate) const RECORDED_AT_ENV: &str = "CALTRAIL_RECORDED_AT";
 
 /// Where an event was read: the index of its source and its line number.
 #[derive(Clone, Copy)]
@@ -54,7 +54,7 @@ struct Place {
     line: usize,
 }
 
-pub fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn run(db: &Path, args: &AppendArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let sources: Vec<PathBuf> =
         if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
     let labels: Vec<String> = sources

@@ -11,7 +11,7 @@ use caltrail_sql::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::output::{Cell, Table};
 
-pub fn to_table(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<Table> {
+pub(crate) fn to_table(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<Table> {
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let mut table = Table::new(&columns);
     for batch in batches {

@@ -16,7 +16,7 @@ use crate::Outcome;
 #[command(
     after_help = "Examples:\n  caltrail generate --events 1000000 > estate.jsonl\n  caltrail generate --servers 4 --devices 2000 --users 500 --years 2 --seed 7 | caltrail --db demo.db append"
 )]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// About this many events (sets the other sizes; three years).
     #[arg(long, conflicts_with_all = ["servers", "devices", "users", "years"])]
     events: Option<u64>,
@@ -32,7 +32,7 @@ pub struct GenerateArgs {
     seed: u64,
 }
 
-pub fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let estate = match args.events {
         Some(n) => Estate::for_events(n, args.seed),
         None => Estate {

@@ -14,7 +14,7 @@ use crate::timearg::{parse_time, parse_time_end_of_day};
 #[command(
     after_help = "Examples:\n  caltrail log --server ls01.contoso.com --since 2025-01-01\n  caltrail log --type cals.migrated --format json"
 )]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Only events of this type (repeat for several).
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     types: Vec<EventType>,
@@ -38,7 +38,7 @@ fn parse_type(text: &str) -> Result<EventType, String> {
     EventType::parse(text)
 }
 
-pub fn run(db: &Path, args: &LogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn run(db: &Path, args: &LogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let ledger = crate::report::open_with_events(db)?;
     let mut table = Table::new(&["seq", "at", "type", "id", "server", "summary"]);
     let limit = args.limit.unwrap_or(usize::MAX);

@@ -1,6 +1,8 @@
 //! The `caltrail` command line: parses arguments, runs one command, maps the outcome to an exit
 //! code. The glue between the library crates; it holds no ledger or licensing logic of its own.
 
+#![forbid(unsafe_code)]
+
 mod append;
 mod arrow_table;
 mod audit;

@@ -22,7 +22,7 @@ const STRIDE: u64 = 4096;
 
 /// A bar over a known number of units (events or bytes), hidden until it has been running for
 /// the delay.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     delay: Duration,
@@ -31,7 +31,7 @@ pub struct Progress {
 
 impl Progress {
     /// A bar over `total` events, labelled with the command's name.
-    pub fn events(command: &str, total: u64, quiet: bool) -> Progress {
+    pub(crate) fn events(command: &str, total: u64, quiet: bool) -> Progress {
         Progress::new(
             command,
             total,
@@ -41,7 +41,7 @@ impl Progress {
     }
 
     /// A bar over `total` bytes of input, for work whose event count is not known ahead.
-    pub fn bytes(command: &str, total: u64, quiet: bool) -> Progress {
+    pub(crate) fn bytes(command: &str, total: u64, quiet: bool) -> Progress {
         Progress::new(
             command,
             total,
@@ -67,7 +67,7 @@ impl Progress {
     }
 
     /// A bar that never shows.
-    pub fn none() -> Progress {
+    pub(crate) fn none() -> Progress {
         Progress {
             bar: None,
             started: Instant::now(),
@@ -77,21 +77,21 @@ impl Progress {
     }
 
     /// The total, once it is known.
-    pub fn set_length(&self, total: u64) {
+    pub(crate) fn set_length(&self, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
         }
     }
 
     /// The work has reached `position`; cheap enough to call for every unit.
-    pub fn at(&self, position: u64) {
+    pub(crate) fn at(&self, position: u64) {
         if position.is_multiple_of(STRIDE) {
             self.set(position);
         }
     }
 
     /// The work has reached `position`, reported at once.
-    pub fn set(&self, position: u64) {
+    pub(crate) fn set(&self, position: u64) {
         let Some(bar) = &self.bar else { return };
         if !self.shown.load(Ordering::Relaxed) {
             if self.started.elapsed() < self.delay {
@@ -105,14 +105,14 @@ impl Progress {
     }
 
     /// A short note after the figures (what has been written so far).
-    pub fn note(&self, message: String) {
+    pub(crate) fn note(&self, message: String) {
         if let Some(bar) = &self.bar {
             bar.set_message(message);
         }
     }
 
     /// Takes the bar off the terminal, leaving the command's own output as it would be.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

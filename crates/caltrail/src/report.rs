@@ -17,7 +17,7 @@ use crate::progress::Progress;
 use crate::timearg::parse_time_end_of_day;
 
 /// `--as-of`: a sequence number or a time.
-pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
+pub(crate) fn parse_as_of(text: &str) -> Result<AsOf, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse()
@@ -37,7 +37,7 @@ fn no_events(path: &Path) -> String {
 
 /// Opens a ledger that must hold events: every command that reads one has nothing to say of
 /// an empty ledger but that.
-pub fn open_with_events(db: &Path) -> anyhow::Result<Ledger> {
+pub(crate) fn open_with_events(db: &Path) -> anyhow::Result<Ledger> {
     let ledger = Ledger::open_existing(db)?;
     if ledger.head()?.n_events == 0 {
         bail!("{}", no_events(db));
@@ -47,14 +47,14 @@ pub fn open_with_events(db: &Path) -> anyhow::Result<Ledger> {
 
 /// `--known-at`: a sequence number or a recording time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KnownAt {
+pub(crate) enum KnownAt {
     /// The first N entries.
     Seq(u64),
     /// The entries recorded at or before T.
     Time(Timestamp),
 }
 
-pub fn parse_known_at(text: &str) -> Result<KnownAt, String> {
+pub(crate) fn parse_known_at(text: &str) -> Result<KnownAt, String> {
     match parse_as_of(text) {
         Ok(AsOf::Seq(n)) => Ok(KnownAt::Seq(n)),
         Ok(AsOf::Time(t)) => Ok(KnownAt::Time(t)),
@@ -65,7 +65,7 @@ pub fn parse_known_at(text: &str) -> Result<KnownAt, String> {
 
 /// The as-of point and the known-at bound shared by the reporting commands (EVENTS.md, "Time").
 #[derive(Debug, clap::Args)]
-pub struct AsOfArgs {
+pub(crate) struct AsOfArgs {
     /// Judge the position at this point: a time (the events whose `at` is at or before it; a
     /// date means its end, in UTC) or a sequence number (what the ledger held after its first
     /// N entries, judged at the latest `at` among them).
@@ -82,17 +82,17 @@ pub struct AsOfArgs {
 
 impl AsOfArgs {
     /// Every event.
-    pub fn latest() -> AsOfArgs {
+    pub(crate) fn latest() -> AsOfArgs {
         AsOfArgs { as_of: None, known_at: None, quiet: true }
     }
 
     /// A progress bar for a command that replays, unless `--quiet`.
-    pub fn progress(&self, command: &str) -> Progress {
+    pub(crate) fn progress(&self, command: &str) -> Progress {
         Progress::events(command, 0, self.quiet)
     }
 
     /// `--known-at` as the user gave it, for the report's cover.
-    pub fn known_at_text(&self) -> Option<String> {
+    pub(crate) fn known_at_text(&self) -> Option<String> {
         self.known_at.map(|known| match known {
             KnownAt::Seq(n) => format!("the first {n} entries"),
             KnownAt::Time(t) => format!("the entries recorded by {}", t.to_rfc3339()),
@@ -100,13 +100,13 @@ impl AsOfArgs {
     }
 
     /// The as-of point: the end of the ledger unless one was given.
-    pub fn as_of(&self) -> AsOf {
+    pub(crate) fn as_of(&self) -> AsOf {
         self.as_of.unwrap_or(AsOf::Latest)
     }
 
     /// How many entries the ledger held as these arguments read it (`--known-at`, or
     /// `--as-of N`), checked against what it holds.
-    pub fn n_known(&self, ledger: &Ledger) -> anyhow::Result<u64> {
+    pub(crate) fn n_known(&self, ledger: &Ledger) -> anyhow::Result<u64> {
         let head = ledger.head()?;
         if head.n_events == 0 {
             bail!("{}", no_events(ledger.path()));
@@ -133,7 +133,7 @@ impl AsOfArgs {
     }
 
     /// The events at or before `t`, read from the ledger as these arguments read it.
-    pub fn at_time(&self, t: Timestamp) -> AsOfArgs {
+    pub(crate) fn at_time(&self, t: Timestamp) -> AsOfArgs {
         AsOfArgs { as_of: Some(AsOf::Time(t)), known_at: self.known_at, quiet: self.quiet }
     }
 }
@@ -144,12 +144,12 @@ impl AsOfArgs {
 /// name (retractions, pack-creating events), so that names resolve whatever their `at`. The
 /// entries out of valid-time order (`out_of_order`: none in most ledgers) are read next and
 /// held; the main pass streams the rest, which is in order, and merges the held ones in.
-pub fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
+pub(crate) fn replay(db: &Path, args: &AsOfArgs, keep_events: bool) -> anyhow::Result<Replay> {
     replay_with_progress(db, args, keep_events, &Progress::none())
 }
 
 /// [`replay`], moving `progress` along as entries are applied.
-pub fn replay_with_progress(
+pub(crate) fn replay_with_progress(
     db: &Path,
     args: &AsOfArgs,
     keep_events: bool,
@@ -223,7 +223,7 @@ pub fn replay_with_progress(
 #[command(
     after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_years, holders, in_use_changes, rights_changes, installed_changes, estate_levels, debts, versions (README, \"Tables\").\n\nExamples:\n  caltrail state keypacks --as-of 2025-03-01\n  caltrail state migrations --format csv > migrations.csv"
 )]
-pub struct StateArgs {
+pub(crate) struct StateArgs {
     /// The table to print.
     table: String,
     #[command(flatten)]
@@ -232,7 +232,7 @@ pub struct StateArgs {
     format: Format,
 }
 
-pub fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     if !TABLE_NAMES.contains(&args.table.as_str()) {
         bail!("unknown table {:?} (the tables are: {})", args.table, TABLE_NAMES.join(", "));
     }
@@ -248,7 +248,7 @@ pub fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result
 #[command(
     after_help = "Rules: over_allocated, over_entitlement, not_entitled, issued_beyond_installed, cals_left_on_source, version_above_server, resurrected_by_restore, lost_not_reinstalled, migration_unknown_pack, issued_while_inactive, cal_older_than_host, revocation_limit, per_user_revoked (their SQL is in queries/).\n\nExamples:\n  caltrail check\n  caltrail check --as-of 2025-03-15 --rule cals_left_on_source --format json"
 )]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "NAME")]
     rules: Vec<String>,
@@ -259,7 +259,7 @@ pub struct CheckArgs {
     format: Format,
 }
 
-pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let rules: Vec<&Rule> = if args.rules.is_empty() {
         RULES.iter().collect()
     } else {
@@ -301,7 +301,7 @@ pub fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result
 }
 
 /// Runs each rule: one table of findings per rule, in the order given.
-pub fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>> {
+pub(crate) fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>> {
     rules
         .iter()
         .map(|rule| {
@@ -316,7 +316,7 @@ pub fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>>
 #[command(
     after_help = "Only one statement that reads: SELECT, WITH or EXPLAIN. The tables are described in README, \"Tables\".\n\nExamples:\n  caltrail sql \"SELECT server, SUM(current_quantity) FROM keypacks GROUP BY server\"\n  caltrail sql --file my-rule.sql --as-of 2025-06-30 --format json"
 )]
-pub struct SqlArgs {
+pub(crate) struct SqlArgs {
     /// The query.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     query: Option<String>,
@@ -329,7 +329,7 @@ pub struct SqlArgs {
     format: Format,
 }
 
-pub fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let query = match (&args.query, &args.file) {
         (Some(query), _) => query.clone(),
         (None, Some(file)) => std::fs::read_to_string(file)
@@ -349,14 +349,18 @@ pub fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Result<Out
 #[command(
     after_help = "Examples:\n  caltrail position\n  caltrail position --as-of 2025-06-30 --known-at 2025-07-15 --format csv"
 )]
-pub struct PositionArgs {
+pub(crate) struct PositionArgs {
     #[command(flatten)]
     as_of: AsOfArgs,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
-pub fn position(db: &Path, args: &PositionArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn position(
+    db: &Path,
+    args: &PositionArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, false)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.run_report(&caltrail_sql::POSITION)?;
@@ -370,7 +374,7 @@ pub fn position(db: &Path, args: &PositionArgs, out: &mut dyn Write) -> anyhow::
 #[command(
     after_help = "Years come from the agreement's anniversary: --agreement, else the enterprise, campus or school agreement with the latest purchase.\n\nExamples:\n  caltrail true-up\n  caltrail true-up --agreement EA-6543210 --as-of 2025-12-31 --format csv"
 )]
-pub struct TrueUpArgs {
+pub(crate) struct TrueUpArgs {
     /// The agreement whose anniversary sets the years.
     #[arg(long)]
     agreement: Option<String>,
@@ -380,7 +384,11 @@ pub struct TrueUpArgs {
     format: Format,
 }
 
-pub fn true_up(db: &Path, args: &TrueUpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn true_up(
+    db: &Path,
+    args: &TrueUpArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, false)?;
     let agreement = true_up_agreement(&replay, args.agreement.as_deref())?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
@@ -390,7 +398,7 @@ pub fn true_up(db: &Path, args: &TrueUpArgs, out: &mut dyn Write) -> anyhow::Res
 
 /// The agreement whose anniversary sets the true-up years: the one named, else the default
 /// (RULES.md, "Reports", `true_up`).
-pub fn true_up_agreement(replay: &Replay, name: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn true_up_agreement(replay: &Replay, name: Option<&str>) -> anyhow::Result<String> {
     match name {
         Some(name) => {
             if !replay.true_up_years.iter().any(|y| y.agreement == name) {
@@ -408,7 +416,7 @@ pub fn true_up_agreement(replay: &Replay, name: Option<&str>) -> anyhow::Result<
 }
 
 /// The true-up report's rows for one agreement.
-pub fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> {
+pub(crate) fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> {
     let result = engine.run_report(&caltrail_sql::TRUE_UP)?;
     let mut table = to_table(&result.schema, &result.batches)?;
     let column = table.columns.iter().position(|c| c == "agreement").unwrap_or(0);
@@ -421,7 +429,7 @@ pub fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> 
 #[command(
     after_help = "Timestamps are microseconds in UTC, integers are signed 64-bit, names are lower_snake.\n\nExamples:\n  caltrail export --parquet out/\n  caltrail export --parquet year-end/ --as-of 2025-12-31"
 )]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The folder to write `<table>.parquet` files into (created if missing).
     #[arg(long, value_name = "DIR")]
     parquet: PathBuf,
@@ -429,7 +437,7 @@ pub struct ExportArgs {
     as_of: AsOfArgs,
 }
 
-pub fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let progress = args.as_of.progress("export");
     let replay = replay_with_progress(db, &args.as_of, true, &progress)?;
     progress.finish();

@@ -3,12 +3,12 @@
 use caltrail_events::Timestamp;
 
 /// A date means its start: for `--since`.
-pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_time(text: &str) -> Result<Timestamp, String> {
     parse(text, false)
 }
 
 /// A date means its last microsecond: for `--until` and `--as-of`, so that the day is included.
-pub fn parse_time_end_of_day(text: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_time_end_of_day(text: &str) -> Result<Timestamp, String> {
     parse(text, true)
 }
 

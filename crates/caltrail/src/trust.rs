@@ -19,7 +19,7 @@ use crate::Outcome;
 #[command(
     after_help = "Examples:\n  caltrail key generate --origin ledger.contoso.com/rds-cals --out ledger.key > ledger.vkey\n  caltrail key generate --origin auditor.fabrikam.com --cosigner --out witness.key > witness.vkey"
 )]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     #[command(subcommand)]
     command: KeyCommand,
 }
@@ -45,7 +45,7 @@ enum KeyCommand {
     },
 }
 
-pub fn key(args: &KeyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn key(args: &KeyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let KeyCommand::Generate { origin, out: path, cosigner } = &args.command;
     let kind = if *cosigner { note::COSIGNATURE } else { note::ED25519 };
     let key =
@@ -109,7 +109,7 @@ fn state_path(key: &Path) -> PathBuf {
 #[command(
     after_help = "Examples:\n  caltrail checkpoint --key ledger.key > 2026-true-up.checkpoint\n  caltrail checkpoint --key old.key --key new.key"
 )]
-pub struct CheckpointArgs {
+pub(crate) struct CheckpointArgs {
     /// A private key from `caltrail key generate` (repeat to sign with several).
     #[arg(long = "key", value_name = "FILE", required_unless_present = "add_cosignature")]
     keys: Vec<PathBuf>,
@@ -122,7 +122,7 @@ pub struct CheckpointArgs {
     witness_vkey: Option<String>,
 }
 
-pub fn checkpoint(
+pub(crate) fn checkpoint(
     db: &Path,
     args: &CheckpointArgs,
     out: &mut dyn Write,
@@ -210,7 +210,7 @@ fn checkpoint_of(
 #[command(
     after_help = "Examples:\n  caltrail prove --event mus-010 > mus-010.tlog-proof\n  caltrail prove --since 2025-true-up.checkpoint > 2026.consistency"
 )]
-pub struct ProveArgs {
+pub(crate) struct ProveArgs {
     /// The id of the event to prove.
     #[arg(long, conflicts_with = "since", required_unless_present = "since")]
     event: Option<String>,
@@ -222,7 +222,7 @@ pub struct ProveArgs {
     checkpoint: Option<PathBuf>,
 }
 
-pub fn prove(db: &Path, args: &ProveArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn prove(db: &Path, args: &ProveArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let ledger = crate::report::open_with_events(db)?;
     let mut tree = ledger.tree()?;
     let (note, checkpoint) = checkpoint_of(&ledger, &mut tree, args.checkpoint.as_deref())?;
@@ -277,7 +277,7 @@ pub fn prove(db: &Path, args: &ProveArgs, out: &mut dyn Write) -> anyhow::Result
 #[command(
     after_help = "Examples:\n  caltrail verify-proof --vkey ledger.vkey mus-010.tlog-proof\n  caltrail verify-proof --vkey ledger.vkey --since 2025-true-up.checkpoint 2026.consistency"
 )]
-pub struct VerifyProofArgs {
+pub(crate) struct VerifyProofArgs {
     /// The log's verifier key (name+id+key), or a file holding it.
     #[arg(long, value_name = "VKEY")]
     vkey: String,
@@ -303,7 +303,7 @@ fn verified_checkpoint(note: &str, vkey: &VerifierKey, what: &str) -> Result<Che
     Ok(checkpoint)
 }
 
-pub fn verify_proof(args: &VerifyProofArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn verify_proof(args: &VerifyProofArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let vkey = read_vkey(&args.vkey)?;
     let text = read_text(&args.file)?;
     let result = match &args.since {
@@ -373,7 +373,7 @@ fn check_consistency(old_note: &str, text: &str, vkey: &VerifierKey) -> Result<S
 
 /// `verify --checkpoint FILE --vkey VKEY`: the ledger holds that tree at that size, recomputed
 /// from its entries.
-pub fn verify_checkpoint(
+pub(crate) fn verify_checkpoint(
     ledger: &Ledger,
     file: &Path,
     vkey: &str,
@@ -448,7 +448,7 @@ fn add_cosignature(
 #[command(
     after_help = "Examples:\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2026.checkpoint --proof 2026.consistency > 2026.cosignature\n  caltrail cosign --key witness.key --log-vkey ledger.vkey --state witness-state 2025.checkpoint"
 )]
-pub struct CosignArgs {
+pub(crate) struct CosignArgs {
     /// The witness's key (`caltrail key generate --cosigner`).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
@@ -465,7 +465,7 @@ pub struct CosignArgs {
     proof: Option<PathBuf>,
 }
 
-pub fn cosign(args: &CosignArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn cosign(args: &CosignArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let witness = read_key(&args.key)?;
     if witness.kind() != note::COSIGNATURE {
         bail!(

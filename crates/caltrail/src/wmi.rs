@@ -15,7 +15,7 @@ use crate::report::{AsOfArgs, replay};
 use crate::timearg::parse_time;
 
 #[derive(Debug, clap::Args)]
-pub struct ExportFiles {
+pub(crate) struct ExportFiles {
     /// The license server the export comes from.
     #[arg(long, value_parser = |s: &str| ServerName::parse(s))]
     server: Option<ServerName>,
@@ -74,7 +74,7 @@ fn read_exports(files: &ExportFiles) -> anyhow::Result<Exports> {
 #[command(
     after_help = "Examples:\n  caltrail reconcile --server ls07.litware.com --keypacks keypacks.csv --as-of 2025-02-01T01:00:00Z\n  caltrail reconcile --server ls07.litware.com --keypacks keypacks.csv --issued issued.csv"
 )]
-pub struct ReconcileArgs {
+pub(crate) struct ReconcileArgs {
     #[command(flatten)]
     files: ExportFiles,
     /// The license server's event log (.evtx, wevtutil qe /f:xml, or Get-WinEvent exported
@@ -88,7 +88,11 @@ pub struct ReconcileArgs {
     format: Format,
 }
 
-pub fn reconcile(db: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn reconcile(
+    db: &Path,
+    args: &ReconcileArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     if let Some(path) = &args.eventlog {
         return reconcile_eventlog(db, path, args, out);
     }
@@ -172,7 +176,7 @@ fn reconcile_eventlog(
 #[command(
     after_help = "Examples:\n  caltrail eventlog licensing.evtx\n  caltrail eventlog licensing.xml --format csv"
 )]
-pub struct EventlogArgs {
+pub(crate) struct EventlogArgs {
     /// The event log file.
     file: PathBuf,
     /// The chrono format of a CSV export's culture-formatted TimeCreated when it cannot be
@@ -183,7 +187,7 @@ pub struct EventlogArgs {
     format: Format,
 }
 
-pub fn eventlog(args: &EventlogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn eventlog(args: &EventlogArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let log = read_eventlog(&args.file, args.date_format.as_deref())?;
     let mut table =
         Table::new(&["time", "event_id", "provider", "computer", "meaning", "fields", "message"]);
@@ -254,7 +258,7 @@ fn comparison_table(report: &[Comparison]) -> Table {
 #[command(
     after_help = "Agreement map lines: KEYPACKID=AGREEMENT or VERSION/CAL_TYPE=AGREEMENT, such as\n  4=EA-6543210\n  2019/per_user=EA-6543210\n\nExamples:\n  caltrail import --server ls01.contoso.com --keypacks keypacks.csv --issued issued.csv --agreement EA-6543210 > import.jsonl\n  caltrail import --ad-users ad-users.csv --domain NORTHWIND > per-user.jsonl"
 )]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     #[command(flatten)]
     files: ExportFiles,
     /// Per-user CALs from Active Directory: Get-ADUser ... -Properties msTS* exported with
@@ -347,7 +351,7 @@ fn import_per_user(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow:
     Ok(Outcome::Clean)
 }
 
-pub fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn import(db: &Path, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     if args.ad_users.is_some() || args.usage_report.is_some() {
         return import_per_user(db, args, out);
     }

@@ -16,7 +16,7 @@ const WIDTH: u32 = 620;
 const HEIGHT: u32 = 300;
 
 /// One chart, drawn.
-pub struct Chart {
+pub(crate) struct Chart {
     pub title: String,
     /// What the chart shows, in a sentence, for the reader and for print.
     pub caption: String,
@@ -72,7 +72,7 @@ const PALETTE: [RGBColor; 6] = [
 ];
 
 /// Every chart of the report, and a note for each kind that had more than fit.
-pub fn gather(
+pub(super) fn gather(
     engine: &Engine,
     true_up: Option<&(String, Table)>,
     judged_at: Timestamp,

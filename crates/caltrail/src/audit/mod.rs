@@ -28,7 +28,7 @@ const MAX_LISTED_EVENTS: usize = 10_000;
 #[command(after_help = "Examples:
   caltrail --db estate.db report --out audit-2025.html --as-of 2025-12-31
   caltrail --db estate.db report --out true-up.html --agreement EA-7654321 --title \"Northwind true-up 2025\"")]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The HTML file to write (replaced if it exists).
     #[arg(long, value_name = "FILE.html")]
     out: PathBuf,
@@ -43,7 +43,7 @@ pub struct ReportArgs {
 }
 
 /// Everything the report shows, gathered before any HTML is written.
-pub struct Report {
+pub(crate) struct Report {
     pub title: String,
     pub cover: Cover,
     pub position: Table,
@@ -57,7 +57,7 @@ pub struct Report {
     pub events: EventListing,
 }
 
-pub struct Cover {
+pub(crate) struct Cover {
     pub estate: String,
     pub as_of: String,
     pub known_at: Option<String>,
@@ -70,7 +70,7 @@ pub struct Cover {
     pub written_at: String,
 }
 
-pub struct CheckpointSummary {
+pub(crate) struct CheckpointSummary {
     pub origin: String,
     pub size: u64,
     pub root: String,
@@ -78,7 +78,7 @@ pub struct CheckpointSummary {
 }
 
 /// One row of `check`, with the columns beyond the four every finding has.
-pub struct Finding {
+pub(crate) struct Finding {
     pub rule: String,
     pub severity: String,
     pub subject: String,
@@ -87,7 +87,7 @@ pub struct Finding {
     pub details: Vec<(String, String)>,
 }
 
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     pub server: String,
     /// `servers` rows: one per incarnation.
     pub incarnations: Table,
@@ -97,7 +97,7 @@ pub struct ServerSection {
     pub migrations_in: Table,
 }
 
-pub struct EventListing {
+pub(crate) struct EventListing {
     /// The events listed, in ledger order.
     pub rows: Vec<EventRow>,
     /// Events of the period left out of the listing.
@@ -106,7 +106,7 @@ pub struct EventListing {
     pub cited: Vec<EventRow>,
 }
 
-pub fn run(db: &Path, args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub(crate) fn run(db: &Path, args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let report = gather(db, args)?;
     let html = page::render(&report);
     write_atomically(&args.out, html.as_bytes())?;

@@ -53,7 +53,7 @@ tr.retracted td { color: #888; text-decoration: line-through; }
 "#;
 
 /// The whole page.
-pub fn render(report: &Report) -> String {
+pub(super) fn render(report: &Report) -> String {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
