@@ -162,8 +162,8 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
-    use caltrail_sql::arrow::datatypes::{DataType, TimeUnit};
-    use caltrail_sql::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use arrow::datatypes::{DataType, TimeUnit};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let sandbox = estate();
     let out = sandbox.dir.path().join("parquet");
@@ -182,8 +182,7 @@ fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
     assert_eq!(schema.field_with_name("current_quantity").unwrap().data_type(), &DataType::Int64);
     assert_eq!(schema.field_with_name("keypack").unwrap().data_type(), &DataType::Utf8);
     let keypacks = batches[0].column_by_name("keypack").unwrap();
-    let keypacks =
-        keypacks.as_any().downcast_ref::<caltrail_sql::arrow::array::StringArray>().unwrap();
+    let keypacks = keypacks.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
     assert_eq!(
         keypacks.iter().collect::<Vec<_>>(),
         // Valid-time order of creation: ls06/3 was installed first.

@@ -16,6 +16,7 @@ mod schemas;
 mod shell;
 mod tamper;
 mod tamper_campaign;
+mod tidy;
 mod trust;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,11 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
+    /// The result as rows of typed cells.
+    pub fn rows(&self) -> Result<crate::Rows, SqlError> {
+        crate::cells::rows_of(&self.schema, &self.batches)
+    }
+
     /// How many rows.
     pub fn n_rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()

@@ -4,13 +4,13 @@
 
 #![forbid(unsafe_code)]
 
+mod cells;
 mod engine;
 mod error;
 mod rules;
 mod tables;
 
-pub use datafusion::arrow;
-pub use datafusion::parquet;
+pub use cells::{Cell, Rows};
 pub use engine::{Engine, QueryResult};
 pub use error::SqlError;
 pub use rules::{FINDING_COLUMNS, POSITION, RULES, Rule, TRUE_UP, find as find_rule};

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 mod append;
-mod arrow_table;
 mod audit;
 mod generate;
 mod log;

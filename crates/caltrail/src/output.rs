@@ -16,73 +16,24 @@ pub(crate) enum Format {
     Json,
 }
 
-/// One value of a result.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Cell {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    /// A list of texts, such as the ids a finding rests on: a JSON array in `json`, the texts
-    /// joined by spaces elsewhere.
-    List(Vec<String>),
-}
+pub(crate) use caltrail_sql::Cell;
 
-impl Cell {
-    pub(crate) fn text(&self) -> String {
-        match self {
-            Cell::Null => String::new(),
-            Cell::Bool(b) => b.to_string(),
-            Cell::Int(i) => i.to_string(),
-            Cell::Float(f) => f.to_string(),
-            Cell::Text(s) => s.clone(),
-            Cell::List(items) => items.join(" "),
+/// A cell as a JSON value: a list as an array of texts.
+fn cell_json(cell: &Cell) -> serde_json::Value {
+    match cell {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Bool(b) => serde_json::Value::Bool(*b),
+        Cell::Int(i) => serde_json::Value::from(*i),
+        Cell::Float(f) => serde_json::Value::from(*f),
+        Cell::Text(s) => serde_json::Value::String(s.clone()),
+        Cell::List(items) => {
+            serde_json::Value::Array(items.iter().cloned().map(serde_json::Value::String).collect())
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Cell::Null => serde_json::Value::Null,
-            Cell::Bool(b) => serde_json::Value::Bool(*b),
-            Cell::Int(i) => serde_json::Value::from(*i),
-            Cell::Float(f) => serde_json::Value::from(*f),
-            Cell::Text(s) => serde_json::Value::String(s.clone()),
-            Cell::List(items) => serde_json::Value::Array(
-                items.iter().cloned().map(serde_json::Value::String).collect(),
-            ),
-        }
-    }
-
-    fn is_number(&self) -> bool {
-        matches!(self, Cell::Int(_) | Cell::Float(_))
-    }
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
-        Cell::Text(s.to_owned())
-    }
-}
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
-        Cell::Text(s)
-    }
-}
-impl From<i64> for Cell {
-    fn from(i: i64) -> Cell {
-        Cell::Int(i)
-    }
-}
-impl From<u64> for Cell {
-    fn from(i: u64) -> Cell {
-        Cell::Int(i64::try_from(i).unwrap_or(i64::MAX))
-    }
-}
-impl<T: Into<Cell>> From<Option<T>> for Cell {
-    fn from(value: Option<T>) -> Cell {
-        value.map_or(Cell::Null, Into::into)
-    }
+fn is_number(cell: &Cell) -> bool {
+    matches!(cell, Cell::Int(_) | Cell::Float(_))
 }
 
 /// Rows under named columns.
@@ -90,6 +41,12 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 pub(crate) struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+}
+
+impl From<caltrail_sql::Rows> for Table {
+    fn from(rows: caltrail_sql::Rows) -> Table {
+        Table { columns: rows.columns, rows: rows.rows }
+    }
 }
 
 impl Table {
@@ -125,7 +82,7 @@ impl Table {
         for (row, cells) in texts.iter().zip(&self.rows) {
             line.clear();
             for (i, text) in row.iter().enumerate() {
-                pad(&mut line, text, widths[i], cells[i].is_number(), i == last);
+                pad(&mut line, text, widths[i], is_number(&cells[i]), i == last);
             }
             writeln!(out, "{}", line.trim_end())?;
         }
@@ -147,7 +104,7 @@ impl Table {
     fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
         for row in &self.rows {
             let object: serde_json::Map<String, serde_json::Value> =
-                self.columns.iter().cloned().zip(row.iter().map(Cell::json)).collect();
+                self.columns.iter().cloned().zip(row.iter().map(cell_json)).collect();
             writeln!(out, "{}", serde_json::Value::Object(object))?;
         }
         Ok(())

@@ -11,7 +11,6 @@ use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, Rule, TABLE_NAMES};
 use caltrail_store::{Ledger, StoreError, StoredEntry};
 
 use crate::Outcome;
-use crate::arrow_table::to_table;
 use crate::output::{Cell, Format, Table};
 use crate::progress::Progress;
 use crate::timearg::parse_time_end_of_day;
@@ -239,7 +238,7 @@ pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow:
     let replay = replay(db, &args.as_of, args.table == "events")?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&format!("SELECT * FROM {}", args.table))?;
-    to_table(&result.schema, &result.batches)?.write(args.format, out)?;
+    Table::from(result.rows()?).write(args.format, out)?;
     Ok(Outcome::Clean)
 }
 
@@ -306,7 +305,7 @@ pub(crate) fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<
         .iter()
         .map(|rule| {
             let result = engine.run_rule(rule).with_context(|| format!("rule {}", rule.name))?;
-            to_table(&result.schema, &result.batches)
+            Ok(Table::from(result.rows()?))
         })
         .collect()
 }
@@ -339,7 +338,7 @@ pub(crate) fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Res
     let replay = replay(db, &args.as_of, true)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&query)?;
-    to_table(&result.schema, &result.batches)?.write(args.format, out)?;
+    Table::from(result.rows()?).write(args.format, out)?;
     Ok(Outcome::Clean)
 }
 
@@ -364,7 +363,7 @@ pub(crate) fn position(
     let replay = replay(db, &args.as_of, false)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.run_report(&caltrail_sql::POSITION)?;
-    to_table(&result.schema, &result.batches)?.write(args.format, out)?;
+    Table::from(result.rows()?).write(args.format, out)?;
     Ok(Outcome::Clean)
 }
 
@@ -418,7 +417,7 @@ pub(crate) fn true_up_agreement(replay: &Replay, name: Option<&str>) -> anyhow::
 /// The true-up report's rows for one agreement.
 pub(crate) fn true_up_table(engine: &Engine, agreement: &str) -> anyhow::Result<Table> {
     let result = engine.run_report(&caltrail_sql::TRUE_UP)?;
-    let mut table = to_table(&result.schema, &result.batches)?;
+    let mut table = Table::from(result.rows()?);
     let column = table.columns.iter().position(|c| c == "agreement").unwrap_or(0);
     table.rows.retain(|row| row[column] == Cell::Text(agreement.to_owned()));
     Ok(table)

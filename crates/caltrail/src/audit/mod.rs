@@ -16,7 +16,6 @@ use caltrail_sql::{Engine, RULES, Rule};
 use caltrail_store::Ledger;
 
 use crate::Outcome;
-use crate::arrow_table::to_table;
 use crate::output::{Cell, Table};
 use crate::report::{AsOfArgs, replay_with_progress, run_rules, true_up_agreement, true_up_table};
 
@@ -147,7 +146,7 @@ fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
     let findings = findings(run_rules(&engine, &rules)?);
     let position = {
         let result = engine.run_report(&caltrail_sql::POSITION)?;
-        to_table(&result.schema, &result.batches)?
+        Table::from(result.rows()?)
     };
     let true_up = match true_up_agreement {
         Ok(agreement) => {
@@ -255,7 +254,7 @@ fn findings(tables: Vec<Table>) -> Vec<Finding> {
 
 fn query(engine: &Engine, sql: &str) -> anyhow::Result<Table> {
     let result = engine.query(sql).with_context(|| format!("the report's query {sql}"))?;
-    to_table(&result.schema, &result.batches)
+    Ok(Table::from(result.rows()?))
 }
 
 fn server_sections(engine: &Engine) -> anyhow::Result<Vec<ServerSection>> {
