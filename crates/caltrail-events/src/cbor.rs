@@ -94,6 +94,24 @@ pub enum CborError {
     Unexpected(String),
 }
 
+/// Reads `bytes` a second time with ciborium, a CBOR reader written by other people, and
+/// compares its reading with [`decode`]'s: `verify --deep` reads every entry both ways, so the
+/// ledger's format has two independent readers and a fault in either shows as a disagreement.
+pub fn cross_check(bytes: &[u8]) -> Result<(), String> {
+    let ours = decode(bytes).map_err(|e| format!("this reader refuses them: {e:?}"))?;
+    let mut rest = bytes;
+    let theirs: ciborium::Value = ciborium::de::from_reader(&mut rest)
+        .map_err(|e| format!("ciborium cannot read them: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("ciborium reads one item and leaves {} bytes", rest.len()));
+    }
+    let theirs = Value::from_cbor(theirs).map_err(|e| format!("ciborium reads {e}"))?;
+    if ours != theirs {
+        return Err("ciborium and this reader decode them to different values".to_owned());
+    }
+    Ok(())
+}
+
 /// Decodes one item that must fill `bytes` exactly.
 pub fn decode(bytes: &[u8]) -> Result<Value<'_>, CborError> {
     let mut reader = Reader { bytes, at: 0 };
@@ -383,6 +401,24 @@ mod tests {
             assert!(Cursor::new(bad).skip().is_err(), "{bad:x?}");
             assert!(decode(bad).is_err(), "{bad:x?}");
         }
+    }
+
+    #[test]
+    fn ciborium_agrees_on_what_the_ledger_writes_and_not_on_what_it_never_writes() {
+        let value = Value::Object(vec![
+            (Cow::Borrowed("format"), Value::Integer(1)),
+            (Cow::Borrowed("text"), Value::Text(Cow::Borrowed("ls01.contoso.com"))),
+            (Cow::Borrowed("list"), Value::Array(vec![Value::Bool(true), Value::Null])),
+        ]);
+        let mut bytes = Vec::new();
+        encode(&value, &mut bytes);
+        assert_eq!(cross_check(&bytes), Ok(()));
+        // 24 written in two bytes: valid CBOR, which ciborium reads, but not canonical.
+        assert!(cross_check(&[0x18, 0x01]).is_err());
+        // A second item after the first.
+        let mut two = bytes.clone();
+        two.push(0xf6);
+        assert!(cross_check(&two).is_err());
     }
 
     #[test]

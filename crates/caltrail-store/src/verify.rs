@@ -219,7 +219,7 @@ impl Ledger {
         let mut head = EntryHash::GENESIS;
         let mut n_verified = 0u64;
         let mut head_found = expected_head == Some(EntryHash::GENESIS);
-        let walk = self.walk_chain(|hash| {
+        let walk = self.walk_chain(depth == Depth::Deep, |hash| {
             head = hash;
             n_verified += 1;
             head_found |= expected_head == Some(hash);
@@ -305,7 +305,13 @@ impl Ledger {
 
     /// Walks the chain and returns its first break. `verified` is called with the hash of each
     /// entry found sound, in order.
-    fn walk_chain(&self, mut verified: impl FnMut(EntryHash)) -> rusqlite::Result<Option<Problem>> {
+    /// The exact walk, entry by entry; `second_reader` also reads each entry with ciborium and
+    /// compares (`Depth::Deep`).
+    fn walk_chain(
+        &self,
+        second_reader: bool,
+        mut verified: impl FnMut(EntryHash),
+    ) -> rusqlite::Result<Option<Problem>> {
         let mut statement = self.connection().prepare(
             "SELECT seq, id, type, at, recorded_at, keypack, body, hash FROM entries ORDER BY seq",
         )?;
@@ -317,7 +323,19 @@ impl Ledger {
         while let Some(row) = current {
             // One row of look-ahead tells a changed hash from changed content.
             let next = rows.next()?.map(Row::read).transpose()?;
-            match check_entry(&row, next.as_ref(), expected_seq, &prev, &mut last_recorded_at) {
+            let checked =
+                check_entry(&row, next.as_ref(), expected_seq, &prev, &mut last_recorded_at);
+            let checked = checked.and_then(|hash| {
+                if second_reader && let Err(why) = caltrail_events::cbor::cross_check(row.body()) {
+                    return Err(Problem {
+                        seq: Some(expected_seq),
+                        kind: ProblemKind::NotAnEntry,
+                        detail: format!("its hash matches but its bytes: {why}"),
+                    });
+                }
+                Ok(hash)
+            });
+            match checked {
                 Ok(hash) => {
                     verified(hash);
                     prev = hash;
