@@ -139,6 +139,42 @@ fn dropped_triggers_are_reported() {
     );
 }
 
+/// The guard rails are recognised by what they say, not by how their text is laid out: a
+/// ledger whose triggers an earlier (or later) build wrote in another layout still verifies and
+/// is still guarded, and a trigger that no longer refuses is reported.
+#[test]
+fn guard_rails_are_recognised_by_meaning() {
+    let sandbox = ledger();
+    let conn = Connection::open(sandbox.db()).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER entries_no_delete;
+         create trigger \"entries_no_delete\"
+           before delete on entries
+         begin
+           select raise ( abort , 'caltrail ledger entries are append-only' ) ;
+         end;",
+    )
+    .unwrap();
+    let refused = conn.execute("DELETE FROM entries WHERE seq = 3", []).unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    drop(conn);
+    assert_eq!(sandbox.run(&["verify"]).ok().stdout.lines().count(), 1);
+
+    let conn = Connection::open(sandbox.db()).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER entries_no_delete;
+         CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries WHEN 0 BEGIN
+           SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_verify_fails(
+        &sandbox,
+        "guard rail removed: the append-only triggers entries_no_delete are missing or altered: the file was changed outside caltrail\n\
+         failed: 1 problem; 11 entries verified before any break\n",
+    );
+}
+
 #[test]
 fn a_kept_head_reveals_a_truncated_tail() {
     let sandbox = ledger();

@@ -32,6 +32,17 @@ fn entries_schema(conn: &Connection) -> rusqlite::Result<String> {
     Ok(parts.iter().map(|sql| format!("{sql};\n")).collect())
 }
 
+impl RawRow {
+    /// The stored entry bytes.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.body
+    }
+    /// The stored hash.
+    pub(crate) fn hash(&self) -> &[u8] {
+        &self.hash
+    }
+}
+
 /// Reads every row of a ledger into memory.
 pub(crate) fn read_rows(ledger: &Path) -> anyhow::Result<(Vec<RawRow>, String)> {
     let e =

@@ -17,7 +17,7 @@ mod baseline;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
-        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER)")
+        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | lanes LEDGER)")
     };
     match args.first().map(String::as_str) {
         Some("insert") => {
@@ -55,8 +55,37 @@ fn main() -> anyhow::Result<()> {
             let replay = replay.finish();
             println!("replay {} {:.3}", replay.n_applied, started.elapsed().as_secs_f64());
         }
+        Some("lanes") => {
+            // The chain hash of every entry from the hash stored before it, as `verify` computes
+            // them: one at a time with the blake3 crate, then eight at a time on AVX2 lanes.
+            let (rows, _) = baseline::read_rows(arg(1)?)?;
+            let mut prev = caltrail_store::EntryHash::GENESIS;
+            let pairs: Vec<(caltrail_store::EntryHash, &[u8])> = rows
+                .iter()
+                .map(|row| {
+                    let pair = (prev, row.body());
+                    prev = caltrail_store::EntryHash::from_slice(row.hash())
+                        .unwrap_or(caltrail_store::EntryHash::GENESIS);
+                    pair
+                })
+                .collect();
+            let started = Instant::now();
+            let one_at_a_time: Vec<_> = pairs
+                .iter()
+                .map(|(prev, bytes)| caltrail_store::EntryHash::chain(prev, bytes))
+                .collect();
+            let reference = started.elapsed();
+            let started = Instant::now();
+            let lanes = caltrail_store::chain_hashes(&pairs);
+            let laned = started.elapsed();
+            if lanes != one_at_a_time {
+                bail!("the lanes and the reference disagree");
+            }
+            println!("chain_reference {} {:.3}", pairs.len(), reference.as_secs_f64());
+            println!("chain_lanes {} {:.3}", pairs.len(), laned.as_secs_f64());
+        }
         _ => bail!(
-            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER)"
+            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | lanes LEDGER)"
         ),
     }
     Ok(())

@@ -359,7 +359,7 @@ impl Ledger {
             .map_err(|e| self.classify(e))?;
         let missing: Vec<&str> = TRIGGERS
             .iter()
-            .filter(|(name, sql)| !found.iter().any(|(n, s)| n == name && s == sql))
+            .filter(|(name, sql)| !found.iter().any(|(n, s)| n == name && same_statement(s, sql)))
             .map(|(name, _)| *name)
             .collect();
         if missing.is_empty() {
@@ -374,6 +374,56 @@ impl Ledger {
             ),
         }))
     }
+}
+
+/// Whether two SQL statements say the same: compared outside string literals without case,
+/// without identifier quotes and with whitespace only where it separates words. SQLite keeps a
+/// trigger's text as it was written, so a ledger written by a build that laid the statement out
+/// otherwise still has its guard rails; a statement that means something else does not.
+fn same_statement(a: &str, b: &str) -> bool {
+    normalized_sql(a) == normalized_sql(b)
+}
+
+fn normalized_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.trim().trim_end_matches(';').chars().peekable();
+    let mut pending_space = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                // A string literal, kept as it is ('' inside it is a quote).
+                if pending_space && out.ends_with(|p: char| p.is_alphanumeric() || p == '_') {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(c);
+                while let Some(c) = chars.next() {
+                    out.push(c);
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            out.push(chars.next().unwrap_or('\''));
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '"' | '`' | '[' | ']' => {}
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                let word = c.is_alphanumeric() || c == '_';
+                if pending_space
+                    && word
+                    && out.ends_with(|p: char| p.is_alphanumeric() || p == '_' || p == '\'')
+                {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+    out
 }
 
 fn check_entry(
@@ -723,5 +773,25 @@ impl ChainChunk {
             last_hash: self.rows.last().map_or(self.prev_hash, |r| r.hash),
             head_found,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_statement;
+
+    #[test]
+    fn a_trigger_laid_out_otherwise_is_the_same_and_one_that_means_otherwise_is_not() {
+        let written = "CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END";
+        let laid_out = "create trigger \"entries_no_delete\"\n  before delete on [entries]\nbegin\n    select raise ( abort , 'caltrail ledger entries are append-only' ) ;\nend;";
+        assert!(same_statement(written, laid_out));
+        for other in [
+            written.replace("ABORT", "IGNORE"),
+            written.replace("DELETE", "UPDATE"),
+            written.replace("append-only", "Append-only"),
+            written.replace("entries BEGIN", "entries WHEN 0 BEGIN"),
+        ] {
+            assert!(!same_statement(written, &other), "{other}");
+        }
     }
 }
