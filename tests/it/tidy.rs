@@ -61,6 +61,8 @@ fn every_query_is_a_rule_or_a_report_and_says_what_it_finds() {
     }
     for name in known {
         assert!(found.iter().any(|f| f == name), "{name} has no file in queries/");
+        let slt = root().join(format!("crates/caltrail-sql/tests/slt/{name}.slt"));
+        assert!(slt.is_file(), "{name} has no sqllogictest file ({})", slt.display());
     }
 }
 
