@@ -121,3 +121,22 @@ fn each_heavy_dependency_stays_in_its_crate() {
     }
     assert_eq!(wrong, Vec::<String>::new());
 }
+
+/// The tables are named once, by `caltrail_sql::Table`; the README and the benchmark, which
+/// cannot take the list from the code, must name the same tables.
+#[test]
+fn the_readme_and_the_benchmark_name_every_table() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let tables = readme.split_once("\n## Tables\n").unwrap().1.split_once("\n## ").unwrap().0;
+    for name in caltrail_sql::TABLE_NAMES {
+        assert!(
+            tables.contains(&format!("**`{name}`**")),
+            "README's Tables section describes {name}"
+        );
+    }
+    let bench = std::fs::read_to_string(root().join("bench/run")).unwrap();
+    let listed = bench.split_once("TABLES = [").unwrap().1.split_once(']').unwrap().0;
+    let listed: Vec<&str> =
+        listed.split(',').map(|n| n.trim().trim_matches('"')).filter(|n| !n.is_empty()).collect();
+    assert_eq!(listed, caltrail_sql::TABLE_NAMES, "bench/run's TABLES");
+}

@@ -22,7 +22,7 @@ use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::error::SqlError;
 use crate::rules::{FINDING_COLUMNS, Rule};
-use crate::tables::{Part, TABLE_NAMES, build_part, n_batches};
+use crate::tables::{Part, Table, build_part, n_batches};
 
 /// A query's result: its schema (also when no row came back) and its batches.
 pub struct QueryResult {
@@ -65,23 +65,26 @@ impl Engine {
             .map_err(SqlError::Runtime)?;
         let ctx = SessionContext::new();
         let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for name in TABLE_NAMES {
-            let schema = table_schema(&replay, name);
+        for table in Table::ALL.iter().copied() {
+            let schema = table_schema(&replay, table);
             // One partition per core, each building its share of the batches in turn, so that
             // DataFusion scans in parallel while few batches exist at once.
-            let n_batches = n_batches(&replay, name);
+            let n_batches = n_batches(&replay, table);
             let n_partitions = n_batches.min(n_cores);
             let partitions = (0..n_partitions)
                 .map(|first| {
                     Arc::new(LazyPartition {
                         replay: replay.clone(),
-                        table: name,
+                        table,
                         batches: (first..n_batches).step_by(n_partitions).collect(),
                         schema: schema.clone(),
                     }) as Arc<dyn PartitionStream>
                 })
                 .collect();
-            ctx.register_table(*name, Arc::new(StreamingTable::try_new(schema, partitions)?))?;
+            ctx.register_table(
+                table.name(),
+                Arc::new(StreamingTable::try_new(schema, partitions)?),
+            )?;
         }
         Ok(Engine { ctx, runtime, replay })
     }
@@ -148,44 +151,46 @@ impl Engine {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let mut written = Vec::new();
-        for name in TABLE_NAMES {
+        for table in Table::ALL.iter().copied() {
+            let name = table.name();
             let path = dir.join(format!("{name}.parquet"));
             let write_error =
                 |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
             let file = std::fs::File::create(&path).map_err(write_error)?;
             let mut writer = ArrowWriter::try_new(
                 file,
-                table_schema(&self.replay, name),
+                table_schema(&self.replay, table),
                 Some(properties.clone()),
             )
             .map_err(|e| write_error(std::io::Error::other(e)))?;
             let mut n_rows = 0;
             // One batch at a time, so that a table is never whole in memory.
-            for part in 0..n_batches(&self.replay, name) {
-                for batch in build_part(&self.replay, name, Part::Batch(part)).unwrap_or_default() {
+            for part in 0..n_batches(&self.replay, table) {
+                for batch in build_part(&self.replay, table, Part::Batch(part)) {
                     writer.write(&batch).map_err(|e| write_error(std::io::Error::other(e)))?;
                     n_rows += batch.num_rows();
                 }
             }
             writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
-            written.push((*name, n_rows));
+            written.push((name, n_rows));
         }
         Ok(written)
     }
 }
 
 /// The schema of a table, from an empty build of it.
-fn table_schema(replay: &Replay, name: &str) -> SchemaRef {
-    build_part(replay, name, Part::Empty)
-        .and_then(|batches| batches.first().map(RecordBatch::schema))
-        .expect("invariant: TABLE_NAMES are all buildable")
+fn table_schema(replay: &Replay, table: Table) -> SchemaRef {
+    build_part(replay, table, Part::Empty)
+        .first()
+        .map(RecordBatch::schema)
+        .expect("invariant: an empty build is one batch")
 }
 
 /// Some batches of a table, each built from the replayed rows when a query polls for it.
 #[derive(Debug)]
 struct LazyPartition {
     replay: Arc<Replay>,
-    table: &'static str,
+    table: Table,
     batches: Vec<usize>,
     schema: SchemaRef,
 }
@@ -198,7 +203,7 @@ impl PartitionStream for LazyPartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (replay, table) = (self.replay.clone(), self.table);
         let batches = futures::stream::iter(self.batches.clone())
-            .map(move |n| build_part(&replay, table, Part::Batch(n)).unwrap_or_default())
+            .map(move |n| build_part(&replay, table, Part::Batch(n)))
             .flat_map(|built| futures::stream::iter(built.into_iter().map(Ok)));
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }

@@ -14,4 +14,4 @@ pub use cells::{Cell, Rows};
 pub use engine::{Engine, QueryResult};
 pub use error::SqlError;
 pub use rules::{FINDING_COLUMNS, POSITION, RULES, Rule, TRUE_UP, find as find_rule};
-pub use tables::TABLE_NAMES;
+pub use tables::{TABLE_NAMES, Table};

@@ -13,29 +13,57 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-/// The names of the tables, in the order `export` writes them.
-pub const TABLE_NAMES: &[&str] = &[
-    "events",
-    "servers",
-    "agreements",
-    "purchases",
-    "keypacks",
-    "cals",
-    "migrations",
-    "server_status",
-    "issues",
-    "revocations",
-    "restores",
-    "quantity_changes",
-    "true_up_years",
-    "holders",
-    "in_use_changes",
-    "rights_changes",
-    "installed_changes",
-    "estate_levels",
-    "debts",
-    "versions",
-];
+/// Declares the tables once: the enum, its names and the list of names.
+macro_rules! tables {
+    ($($variant:ident = $name:literal),+ $(,)?) => {
+        /// A table of the replayed state. Every place that builds, registers, exports, lists or
+        /// documents the tables goes through this enum, so a table added here and forgotten
+        /// elsewhere fails to compile (a `match`) or fails a test (the README and the help).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Table { $(#[doc = concat!("`", $name, "`")] $variant),+ }
+
+        /// The names of the tables, in the order `export` writes them.
+        pub const TABLE_NAMES: &[&str] = &[$($name),+];
+
+        impl Table {
+            /// Every table, in the order `export` writes them.
+            pub const ALL: &'static [Table] = &[$(Table::$variant),+];
+
+            /// The table's name in SQL.
+            pub fn name(self) -> &'static str {
+                match self { $(Table::$variant => $name),+ }
+            }
+
+            /// The table of that name.
+            pub fn parse(name: &str) -> Option<Table> {
+                Table::ALL.iter().copied().find(|table| table.name() == name)
+            }
+        }
+    };
+}
+
+tables! {
+    Events = "events",
+    Servers = "servers",
+    Agreements = "agreements",
+    Purchases = "purchases",
+    Keypacks = "keypacks",
+    Cals = "cals",
+    Migrations = "migrations",
+    ServerStatus = "server_status",
+    Issues = "issues",
+    Revocations = "revocations",
+    Restores = "restores",
+    QuantityChanges = "quantity_changes",
+    TrueUpYears = "true_up_years",
+    Holders = "holders",
+    InUseChanges = "in_use_changes",
+    RightsChanges = "rights_changes",
+    InstalledChanges = "installed_changes",
+    EstateLevels = "estate_levels",
+    Debts = "debts",
+    Versions = "versions",
+}
 
 /// Rows per record batch. Arrow's `Utf8` arrays address their bytes with 32-bit offsets, so one
 /// array holds at most 2 GiB of text: the `events` table of 10M entries holds more. Batches are
@@ -62,29 +90,28 @@ fn batches<R>(rows: &[R], part: Part, one: impl Fn(&[R]) -> RecordBatch) -> Vec<
 
 /// How many batches `Part::Batch` numbers for a table: at least one, so that an empty table
 /// still has a schema and a partition.
-pub(crate) fn n_batches(replay: &Replay, name: &str) -> usize {
-    let rows = match name {
-        "events" => replay.events.len(),
-        "servers" => replay.servers.len() + replay.past_servers.len(),
-        "agreements" => replay.agreements.len(),
-        "purchases" => replay.purchases.len(),
-        "keypacks" => replay.keypacks.len(),
-        "cals" => replay.cals.len(),
-        "migrations" => replay.migrations.len(),
-        "server_status" => replay.status_changes.len(),
-        "issues" => replay.issues.len(),
-        "revocations" => replay.revocations.len(),
-        "restores" => replay.restores.len(),
-        "quantity_changes" => replay.quantity_changes.len(),
-        "true_up_years" => replay.true_up_years.len(),
-        "holders" => replay.holders.len(),
-        "in_use_changes" => replay.in_use_steps.len(),
-        "rights_changes" => replay.rights_steps.len(),
-        "installed_changes" => replay.installed_steps.len(),
-        "estate_levels" => replay.estate_levels.len(),
-        "debts" => replay.debts.len(),
-        "versions" => replay.made_available.len(),
-        _ => 0,
+pub(crate) fn n_batches(replay: &Replay, table: Table) -> usize {
+    let rows = match table {
+        Table::Events => replay.events.len(),
+        Table::Servers => replay.servers.len() + replay.past_servers.len(),
+        Table::Agreements => replay.agreements.len(),
+        Table::Purchases => replay.purchases.len(),
+        Table::Keypacks => replay.keypacks.len(),
+        Table::Cals => replay.cals.len(),
+        Table::Migrations => replay.migrations.len(),
+        Table::ServerStatus => replay.status_changes.len(),
+        Table::Issues => replay.issues.len(),
+        Table::Revocations => replay.revocations.len(),
+        Table::Restores => replay.restores.len(),
+        Table::QuantityChanges => replay.quantity_changes.len(),
+        Table::TrueUpYears => replay.true_up_years.len(),
+        Table::Holders => replay.holders.len(),
+        Table::InUseChanges => replay.in_use_steps.len(),
+        Table::RightsChanges => replay.rights_steps.len(),
+        Table::InstalledChanges => replay.installed_steps.len(),
+        Table::EstateLevels => replay.estate_levels.len(),
+        Table::Debts => replay.debts.len(),
+        Table::Versions => replay.made_available.len(),
     };
     rows.div_ceil(BATCH_ROWS).max(1)
 }
@@ -186,10 +213,10 @@ fn cal_type(t: CalType) -> Option<&'static str> {
     Some(t.as_str())
 }
 
-/// Builds a part of the named table; `None` for a name that is not a table.
-pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<RecordBatch>> {
-    Some(match name {
-        "events" => batches(&replay.events, part, |rows| {
+/// Builds a part of a table.
+pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<RecordBatch> {
+    match table {
+        Table::Events => batches(&replay.events, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| Some(&r.id))
@@ -205,7 +232,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .text("retracted_by", |r| r.retracted_by.as_ref())
                 .finish()
         }),
-        "servers" => {
+        Table::Servers => {
             let mut rows: Vec<_> =
                 replay.servers.values().chain(replay.past_servers.iter()).collect();
             rows.sort_by(|a, b| (&a.server, a.incarnation).cmp(&(&b.server, b.incarnation)));
@@ -227,7 +254,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                     .finish()
             })
         }
-        "agreements" => {
+        Table::Agreements => {
             let rows: Vec<_> = replay.agreements.values().collect();
             batches(&rows, part, |rows| {
                 TableBuilder::new(rows)
@@ -244,7 +271,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                     .finish()
             })
         }
-        "purchases" => batches(&replay.purchases, part, |rows| {
+        Table::Purchases => batches(&replay.purchases, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| Some(&r.id))
@@ -260,7 +287,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .text("ceiling", |r| version(r.ceiling))
                 .finish()
         }),
-        "keypacks" => batches(&replay.keypacks, part, |rows| {
+        Table::Keypacks => batches(&replay.keypacks, part, |rows| {
             TableBuilder::new(rows)
                 .text("keypack", |r| Some(&r.keypack))
                 .text("server", |r| Some(r.server.as_str()))
@@ -290,7 +317,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .count("available", |r| r.available)
                 .finish()
         }),
-        "cals" => batches(&replay.cals, part, |rows| {
+        Table::Cals => batches(&replay.cals, part, |rows| {
             TableBuilder::new(rows)
                 .text("server", |r| Some(r.server.as_str()))
                 .text("keypack", |r| Some(&r.keypack))
@@ -313,7 +340,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .boolean("active", |r| Some(r.active))
                 .finish()
         }),
-        "migrations" => batches(&replay.migrations, part, |rows| {
+        Table::Migrations => batches(&replay.migrations, part, |rows| {
             TableBuilder::new(rows)
                 .text("migration", |r| Some(&r.migration))
                 .count("seq", |r| r.seq)
@@ -339,7 +366,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .boolean("pack_known", |r| Some(r.pack_known))
                 .finish()
         }),
-        "server_status" => batches(&replay.status_changes, part, |rows| {
+        Table::ServerStatus => batches(&replay.status_changes, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -350,7 +377,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .text("os_version", |r| r.os_version.map(|v| v.as_str()))
                 .finish()
         }),
-        "issues" => batches(&replay.issues, part, |rows| {
+        Table::Issues => batches(&replay.issues, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| r.id.map(|id| replay.strings.get(id)))
@@ -367,7 +394,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .text("server_status", |r| Some(r.server_status.as_str()))
                 .finish()
         }),
-        "revocations" => batches(&replay.revocations, part, |rows| {
+        Table::Revocations => batches(&replay.revocations, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| Some(&r.id))
@@ -380,7 +407,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .count("installed_on_server", |r| r.installed_on_server)
                 .finish()
         }),
-        "restores" => batches(&replay.restores, part, |rows| {
+        Table::Restores => batches(&replay.restores, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .text("id", |r| Some(&r.id))
@@ -403,7 +430,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .count("resurrected", |r| r.resurrected)
                 .finish()
         }),
-        "quantity_changes" => batches(&replay.quantity_changes, part, |rows| {
+        Table::QuantityChanges => batches(&replay.quantity_changes, part, |rows| {
             TableBuilder::new(rows)
                 .count("seq", |r| r.seq)
                 .time("at", |r| Some(r.at))
@@ -415,7 +442,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .int("delta", |r| Some(r.delta))
                 .finish()
         }),
-        "true_up_years" => batches(&replay.true_up_years, part, |rows| {
+        Table::TrueUpYears => batches(&replay.true_up_years, part, |rows| {
             TableBuilder::new(rows)
                 .text("agreement", |r| Some(&r.agreement))
                 .text("anniversary", |r| Some(&r.anniversary))
@@ -425,7 +452,7 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .boolean("is_default", |r| Some(r.default))
                 .finish()
         }),
-        "holders" => batches(&replay.holders, part, |rows| {
+        Table::Holders => batches(&replay.holders, part, |rows| {
             TableBuilder::new(rows)
                 .text("cal_type", |r| cal_type(r.cal_type))
                 .text("holder", |r| Some(&r.holder))
@@ -434,16 +461,16 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .count("n_cals", |r| r.n_cals)
                 .finish()
         }),
-        "in_use_changes" => steps(&replay.in_use_steps, part, "in_use"),
-        "rights_changes" => steps(&replay.rights_steps, part, "rights"),
-        "installed_changes" => steps(&replay.installed_steps, part, "installed"),
-        "estate_levels" => batches(&replay.estate_levels, part, |rows| {
+        Table::InUseChanges => steps(&replay.in_use_steps, part, "in_use"),
+        Table::RightsChanges => steps(&replay.rights_steps, part, "rights"),
+        Table::InstalledChanges => steps(&replay.installed_steps, part, "installed"),
+        Table::EstateLevels => batches(&replay.estate_levels, part, |rows| {
             TableBuilder::new(rows)
                 .text("cal_type", |r| cal_type(r.0))
                 .text("level", |r| version(r.1))
                 .finish()
         }),
-        "debts" => batches(&replay.debts, part, |rows| {
+        Table::Debts => batches(&replay.debts, part, |rows| {
             TableBuilder::new(rows)
                 .text("server", |r| Some(r.server.as_str()))
                 .count("incarnation", |r| u64::from(r.incarnation))
@@ -455,15 +482,14 @@ pub(crate) fn build_part(replay: &Replay, name: &str, part: Part) -> Option<Vec<
                 .list("events", |r| r.events.iter().collect())
                 .finish()
         }),
-        "versions" => batches(&replay.made_available, part, |rows| {
+        Table::Versions => batches(&replay.made_available, part, |rows| {
             TableBuilder::new(rows)
                 .text("version", |r| version(r.0))
                 .text("level", |r| level(r.0))
                 .time("made_available", |r| Some(r.1))
                 .finish()
         }),
-        _ => return None,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -488,9 +514,9 @@ mod tests {
             replay.apply(seq, now, "", &purchase);
         }
         let replay = replay.finish();
-        assert_eq!(n_batches(&replay, "purchases"), 4);
+        assert_eq!(n_batches(&replay, super::Table::Purchases), 4);
         let sizes: Vec<usize> = (0..5)
-            .flat_map(|n| build_part(&replay, "purchases", Part::Batch(n)).unwrap())
+            .flat_map(|n| build_part(&replay, super::Table::Purchases, Part::Batch(n)))
             .map(|b| b.num_rows())
             .collect();
         assert_eq!(sizes, [BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, 1]);

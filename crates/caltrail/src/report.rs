@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use caltrail_events::{EventType, Timestamp};
 use caltrail_replay::{AsOf, Replay};
-use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, Rule, TABLE_NAMES};
+use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, Rule};
 use caltrail_store::{Ledger, StoreError, StoredEntry};
 
 use crate::Outcome;
@@ -220,10 +220,11 @@ pub(crate) fn replay_with_progress(
 /// Print a table of the replayed state.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Tables: events, servers, agreements, purchases, keypacks, cals, migrations, server_status, issues, revocations, restores, quantity_changes, true_up_years, holders, in_use_changes, rights_changes, installed_changes, estate_levels, debts, versions (README, \"Tables\").\n\nExamples:\n  caltrail state keypacks --as-of 2025-03-01\n  caltrail state migrations --format csv > migrations.csv"
+    after_help = "The tables are described in README, \"Tables\".\n\nExamples:\n  caltrail state keypacks --as-of 2025-03-01\n  caltrail state migrations --format csv > migrations.csv"
 )]
 pub(crate) struct StateArgs {
     /// The table to print.
+    #[arg(value_parser = table_names())]
     table: String,
     #[command(flatten)]
     as_of: AsOfArgs,
@@ -231,10 +232,17 @@ pub(crate) struct StateArgs {
     format: Format,
 }
 
+/// The tables, as clap offers them in help, completions and errors.
+fn table_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(caltrail_sql::TABLE_NAMES)
+}
+
+/// The rules, as clap offers them in help, completions and errors.
+fn rule_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(RULES.iter().map(|rule| rule.name))
+}
+
 pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    if !TABLE_NAMES.contains(&args.table.as_str()) {
-        bail!("unknown table {:?} (the tables are: {})", args.table, TABLE_NAMES.join(", "));
-    }
     let replay = replay(db, &args.as_of, args.table == "events")?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&format!("SELECT * FROM {}", args.table))?;
@@ -245,11 +253,11 @@ pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow:
 /// Run the compliance rules; exit 1 when anything is found.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Rules: over_allocated, over_entitlement, not_entitled, issued_beyond_installed, cals_left_on_source, version_above_server, resurrected_by_restore, lost_not_reinstalled, migration_unknown_pack, issued_while_inactive, cal_older_than_host, revocation_limit, per_user_revoked (their SQL is in queries/).\n\nExamples:\n  caltrail check\n  caltrail check --as-of 2025-03-15 --rule cals_left_on_source --format json"
+    after_help = "The rules' SQL is in queries/, one file each.\n\nExamples:\n  caltrail check\n  caltrail check --as-of 2025-03-15 --rule cals_left_on_source --format json"
 )]
 pub(crate) struct CheckArgs {
     /// Only this rule (repeat for several).
-    #[arg(long = "rule", value_name = "NAME")]
+    #[arg(long = "rule", value_name = "NAME", value_parser = rule_names())]
     rules: Vec<String>,
     #[command(flatten)]
     as_of: AsOfArgs,
