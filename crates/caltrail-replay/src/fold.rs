@@ -6,7 +6,9 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use caltrail_events::{
-    CalType, Event, EventData, KeypackInstalled, ProductVersion, ServerName, Timestamp,
+    AgreementPurchased, CalIssued, CalRevoked, CalType, CalsMigrated, Event, EventData,
+    KeypackInstalled, ProductVersion, ServerActivated, ServerDatabaseRebuilt, ServerName,
+    Timestamp,
 };
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use rustc_hash::FxBuildHasher;
@@ -300,63 +302,8 @@ impl Replay {
         }
         let at = event.at;
         match &event.data {
-            EventData::AgreementPurchased(e) => {
-                let key = (e.agreement.as_str().to_owned(), e.product_version, e.cal_type);
-                let quantity = u64::from(e.quantity.get());
-                let row = self.agreements.entry(key).or_insert_with(|| AgreementRow {
-                    agreement: e.agreement.as_str().to_owned(),
-                    program: e.program.as_str(),
-                    number: None,
-                    product_version: e.product_version,
-                    cal_type: e.cal_type,
-                    purchased: 0,
-                    n_purchases: 0,
-                    anniversary: None,
-                    first_purchased_at: at,
-                    last_purchased_at: at,
-                });
-                row.program = e.program.as_str();
-                row.purchased += quantity;
-                row.n_purchases += 1;
-                row.first_purchased_at = row.first_purchased_at.min(at);
-                row.last_purchased_at = row.last_purchased_at.max(at);
-                if let Some(number) = &e.number {
-                    row.number = Some(number.clone());
-                }
-                if let Some(anniversary) = e.anniversary {
-                    row.anniversary = Some(anniversary.to_string());
-                }
-                self.purchases.push(PurchaseRow {
-                    seq,
-                    id: event.id.as_str().to_owned(),
-                    at,
-                    agreement: e.agreement.as_str().to_owned(),
-                    program: e.program.as_str(),
-                    product_version: e.product_version,
-                    cal_type: e.cal_type,
-                    quantity,
-                    anniversary: e.anniversary,
-                    software_assurance_until: e.software_assurance_until.map(|d| d.end()),
-                    rights_through: e.rights_through,
-                    ceiling: e.product_version,
-                });
-            }
-            EventData::ServerActivated(e) => {
-                if self.servers[&e.server].status == ServerStatus::Decommissioned {
-                    // A new machine of the old name: its own database, no packs.
-                    let past = self.servers.remove(&e.server).expect("invariant: just found");
-                    let incarnation = past.incarnation + 1;
-                    self.past_servers.push(past);
-                    self.server(&e.server).incarnation = incarnation;
-                }
-                let row = self.server(&e.server);
-                row.status = ServerStatus::Activated;
-                row.license_server_id = Some(e.license_server_id.as_str().to_owned());
-                row.os_version = Some(e.os_version);
-                row.activated_at = Some(at);
-                row.opening = e.opening;
-                self.status_changed(seq, at, &e.server);
-            }
+            EventData::AgreementPurchased(e) => self.purchased(seq, at, event, e),
+            EventData::ServerActivated(e) => self.activated(seq, at, e),
             EventData::ServerDecommissioned(e) => self.decommission(seq, at, &e.server),
             EventData::EventRetracted(_) => {}
             EventData::ServerReactivated(e) => {
@@ -386,73 +333,7 @@ impl Replay {
                     self.cover_migrations(e.keypack.as_str(), None, taken, at, event.id.as_str());
                 }
             }
-            EventData::CalsMigrated(e) => {
-                let quantity = u64::from(e.quantity.get());
-                let source = self.keypack_index.get(e.from_keypack.as_str()).copied();
-                if let Some(source) = source
-                    && e.source_removed
-                {
-                    self.take_out(seq, at, source, quantity);
-                }
-                let source_incarnation = match source {
-                    Some(index) => self.keypacks[index].incarnation,
-                    None => self.servers[&e.source].incarnation,
-                };
-                // The new pack inherits agreement, version, type and downgrade from the source
-                // pack (EVENTS.md), known ahead whatever its `at`; for a source the ledger never
-                // knew, from the event itself. Without either its CALs cannot be counted.
-                let new_sym = self.strings.intern(e.keypack.as_str());
-                let kind = self.pack_kinds.get(&new_sym).cloned().or_else(|| {
-                    let from = self.strings.intern(e.from_keypack.as_str());
-                    migrated_kind(self.pack_kinds.get(&from), e)
-                });
-                let pack_known = kind.is_some();
-                if let Some(kind) = kind {
-                    let incarnation = self.servers[&e.target].incarnation;
-                    let mut pack = new_pack(
-                        kind,
-                        e.keypack.as_str(),
-                        &e.target,
-                        incarnation,
-                        seq,
-                        event,
-                        quantity,
-                    );
-                    pack.origin = Origin::Migrated;
-                    pack.migration = Some(event.id.as_str().to_owned());
-                    pack.from_keypack = Some(e.from_keypack.as_str().to_owned());
-                    self.add_pack(seq, pack);
-                }
-                let target_incarnation = self.servers[&e.target].incarnation;
-                self.migration_index.insert(event.id.as_str().to_owned(), self.migrations.len());
-                self.migrations.push(MigrationRow {
-                    migration: event.id.as_str().to_owned(),
-                    seq,
-                    at,
-                    source: e.source.clone(),
-                    target: e.target.clone(),
-                    reason: e.reason.as_str(),
-                    source_reachable: e.source_reachable,
-                    from_keypack: e.from_keypack.as_str().to_owned(),
-                    source_incarnation,
-                    target_incarnation,
-                    keypack: e.keypack.as_str().to_owned(),
-                    quantity,
-                    source_removed: e.source_removed,
-                    agreement: e.agreement.as_ref().map(|a| a.as_str().to_owned()),
-                    product_version: e.product_version,
-                    cal_type: e.cal_type,
-                    source_license_server_id: e
-                        .source_license_server_id
-                        .as_ref()
-                        .map(|id| id.as_str().to_owned()),
-                    pack_known,
-                    removed_by_hand: 0,
-                    removals: Vec::new(),
-                    removed_at: None,
-                    not_removed: if e.source_removed { 0 } else { quantity },
-                });
-            }
+            EventData::CalsMigrated(e) => self.migrated(seq, at, event, e),
             EventData::SourceCalsRemoved(e) => {
                 let quantity = u64::from(e.quantity.get());
                 if let Some(index) = self.keypack_index.get(e.keypack.as_str()).copied() {
@@ -468,153 +349,285 @@ impl Replay {
                     event.id.as_str(),
                 );
             }
-            EventData::CalIssued(e) => {
-                let holder = self.strings.intern(e.holder.as_str());
-                let key = self.cal_key(e.keypack.as_str(), holder);
-                let (cal_type, product_version) = self.pack_kind(key.0);
-                let expires_at = e.expires_at.unwrap_or_else(|| {
-                    add_days(at, licence::default_lifetime_days(cal_type, e.temporary))
-                });
-                let level = e.session_host_version.or(product_version).map(level_of);
-                let next = self.cals.len();
-                // One lookup: the CAL's row if the holder had one from this pack, else a new one.
-                let (index, renewal) = match self.cal_index.entry(key) {
-                    Entry::Occupied(found) => (*found.get(), true),
-                    Entry::Vacant(slot) => (*slot.insert(next), false),
-                };
-                let server_status =
-                    self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
-                let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
-                let notable = server_status != ServerStatus::Activated
-                    || e.session_host_version.map(level_of) > product_version.map(level_of);
-                let id = notable.then(|| self.strings.intern(event.id.as_str()));
-                self.issues.push(IssueRow {
-                    seq,
-                    id,
-                    at,
-                    server: self.strings.intern(e.server.as_str()),
-                    keypack: key.0,
-                    holder,
-                    cal_type,
-                    product_version,
-                    temporary: e.temporary,
-                    renewal,
-                    session_host,
-                    session_host_version: e.session_host_version,
-                    server_status,
-                });
-                if renewal {
-                    // The stretch it was active in goes on when it is renewed before it lapsed
-                    // at the same level; otherwise it ends and a new one starts here.
-                    if let (Some((start, open_level)), Some(until)) =
-                        (self.open_intervals[index], self.cals[index].active_until)
-                        && (at >= until || Some(open_level) != level)
-                    {
-                        self.close_interval(index, start, open_level, until.min(at));
-                        self.open_intervals[index] = None;
-                    }
-                    let cal = &mut self.cals[index];
-                    // Compared first: a renewal mostly comes from the same server and host.
-                    if cal.server != e.server {
-                        cal.server = e.server.clone();
-                    }
-                    cal.n_issues += 1;
-                    cal.renewed_at = Some(at);
-                    cal.expires_at = Some(expires_at);
-                    cal.expires_at_given = e.expires_at;
-                    cal.active_until = Some(active_until(cal_type, cal.issued_at, expires_at));
-                    cal.level = level;
-                    cal.temporary = e.temporary;
-                    cal.revoked_at = None;
-                    cal.cleared_at = None;
-                    if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
-                        cal.hardware_id = e.hardware_id.clone();
-                    }
-                    if e.session_host.is_some() {
-                        if cal.session_host != e.session_host {
-                            cal.session_host = e.session_host.clone();
-                        }
-                        cal.session_host_version = e.session_host_version;
-                    }
-                } else {
-                    self.cals.push(CalRow {
-                        server: e.server.clone(),
-                        keypack: e.keypack.as_str().to_owned(),
-                        holder: e.holder.as_str().to_owned(),
-                        cal_type,
-                        product_version,
-                        hardware_id: e.hardware_id.clone(),
-                        temporary: e.temporary,
-                        issued_at: at,
-                        renewed_at: None,
-                        n_issues: 1,
-                        expires_at: Some(expires_at),
-                        expires_at_given: e.expires_at,
-                        active_until: Some(active_until(cal_type, at, expires_at)),
-                        level,
-                        revoked_at: None,
-                        cleared_at: None,
-                        session_host: e.session_host.clone(),
-                        session_host_version: e.session_host_version,
-                        active: false,
-                    });
-                    self.open_intervals.push(None);
-                    self.holder_keys.push(key.1);
-                }
-                if self.open_intervals[index].is_none()
-                    && let Some(level) = level
-                {
-                    self.open_intervals[index] = Some((at, level));
-                }
-            }
-            EventData::CalRevoked(e) => {
-                let holder = self.strings.intern(e.holder.as_str());
-                let key = self.cal_key(e.keypack.as_str(), holder);
-                let (cal_type, product_version) = self.pack_kind(key.0);
-                // A per-user CAL cannot be revoked: the record is kept for `per_user_revoked`
-                // and not applied, so the CAL stays active (EVENTS.md, `cal.revoked`).
-                if cal_type != Some(CalType::PerUser)
-                    && let Some(&index) = self.cal_index.get(&key)
-                {
-                    self.cut(index, at, false);
-                }
-                let installed_on_server = self
-                    .keypacks
-                    .iter()
-                    .filter(|p| {
-                        p.server == e.server
-                            && p.cal_type == CalType::PerDevice
-                            && Some(p.product_version) == product_version
-                    })
-                    .map(|p| p.current_quantity)
-                    .sum();
-                self.revocations.push(RevocationRow {
-                    seq,
-                    id: event.id.as_str().to_owned(),
-                    at,
-                    server: e.server.clone(),
-                    keypack: e.keypack.as_str().to_owned(),
-                    holder: e.holder.as_str().to_owned(),
-                    cal_type,
-                    product_version,
-                    installed_on_server,
-                });
-            }
+            EventData::CalIssued(e) => self.issued(seq, at, event, e),
+            EventData::CalRevoked(e) => self.revoked(seq, at, event, e),
             EventData::ServerRestored(e) => self.restore(seq, event.id.as_str(), at, e),
-            EventData::ServerDatabaseRebuilt(e) => {
-                let packs = self.packs_of(&e.server);
-                for index in packs {
-                    let current = self.keypacks[index].current_quantity;
-                    // A rebuild owes what the server held just before it.
-                    self.owe(index, current, at, event.id.as_str());
-                    self.set_quantity(seq, at, index, 0);
-                    self.keypacks[index].lost += current;
-                    self.keypacks[index].resurrected = 0;
-                }
-                self.clear_cals(&e.server, at, |_| true);
-                self.server(&e.server).last_rebuilt_at = Some(at);
-            }
+            EventData::ServerDatabaseRebuilt(e) => self.rebuilt(seq, at, event, e),
         }
+    }
+
+    /// A purchase: the agreement's sums and a `purchases` row.
+    fn purchased(&mut self, seq: u64, at: Timestamp, event: &Event, e: &AgreementPurchased) {
+        let key = (e.agreement.as_str().to_owned(), e.product_version, e.cal_type);
+        let quantity = u64::from(e.quantity.get());
+        let row = self.agreements.entry(key).or_insert_with(|| AgreementRow {
+            agreement: e.agreement.as_str().to_owned(),
+            program: e.program.as_str(),
+            number: None,
+            product_version: e.product_version,
+            cal_type: e.cal_type,
+            purchased: 0,
+            n_purchases: 0,
+            anniversary: None,
+            first_purchased_at: at,
+            last_purchased_at: at,
+        });
+        row.program = e.program.as_str();
+        row.purchased += quantity;
+        row.n_purchases += 1;
+        row.first_purchased_at = row.first_purchased_at.min(at);
+        row.last_purchased_at = row.last_purchased_at.max(at);
+        if let Some(number) = &e.number {
+            row.number = Some(number.clone());
+        }
+        if let Some(anniversary) = e.anniversary {
+            row.anniversary = Some(anniversary.to_string());
+        }
+        self.purchases.push(PurchaseRow {
+            seq,
+            id: event.id.as_str().to_owned(),
+            at,
+            agreement: e.agreement.as_str().to_owned(),
+            program: e.program.as_str(),
+            product_version: e.product_version,
+            cal_type: e.cal_type,
+            quantity,
+            anniversary: e.anniversary,
+            software_assurance_until: e.software_assurance_until.map(|d| d.end()),
+            rights_through: e.rights_through,
+            ceiling: e.product_version,
+        });
+    }
+
+    /// An activation; a decommissioned name activated again is a new incarnation.
+    fn activated(&mut self, seq: u64, at: Timestamp, e: &ServerActivated) {
+        if self.servers[&e.server].status == ServerStatus::Decommissioned {
+            // A new machine of the old name: its own database, no packs.
+            let past = self.servers.remove(&e.server).expect("invariant: just found");
+            let incarnation = past.incarnation + 1;
+            self.past_servers.push(past);
+            self.server(&e.server).incarnation = incarnation;
+        }
+        let row = self.server(&e.server);
+        row.status = ServerStatus::Activated;
+        row.license_server_id = Some(e.license_server_id.as_str().to_owned());
+        row.os_version = Some(e.os_version);
+        row.activated_at = Some(at);
+        row.opening = e.opening;
+        self.status_changed(seq, at, &e.server);
+    }
+
+    /// A migration: the source pack gives up its CALs if the wizard removed them, the target gets a pack when what the CALs are is known, and a `migrations` row.
+    fn migrated(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalsMigrated) {
+        let quantity = u64::from(e.quantity.get());
+        let source = self.keypack_index.get(e.from_keypack.as_str()).copied();
+        if let Some(source) = source
+            && e.source_removed
+        {
+            self.take_out(seq, at, source, quantity);
+        }
+        let source_incarnation = match source {
+            Some(index) => self.keypacks[index].incarnation,
+            None => self.servers[&e.source].incarnation,
+        };
+        // The new pack inherits agreement, version, type and downgrade from the source
+        // pack (EVENTS.md), known ahead whatever its `at`; for a source the ledger never
+        // knew, from the event itself. Without either its CALs cannot be counted.
+        let new_sym = self.strings.intern(e.keypack.as_str());
+        let kind = self.pack_kinds.get(&new_sym).cloned().or_else(|| {
+            let from = self.strings.intern(e.from_keypack.as_str());
+            migrated_kind(self.pack_kinds.get(&from), e)
+        });
+        let pack_known = kind.is_some();
+        if let Some(kind) = kind {
+            let incarnation = self.servers[&e.target].incarnation;
+            let mut pack =
+                new_pack(kind, e.keypack.as_str(), &e.target, incarnation, seq, event, quantity);
+            pack.origin = Origin::Migrated;
+            pack.migration = Some(event.id.as_str().to_owned());
+            pack.from_keypack = Some(e.from_keypack.as_str().to_owned());
+            self.add_pack(seq, pack);
+        }
+        let target_incarnation = self.servers[&e.target].incarnation;
+        self.migration_index.insert(event.id.as_str().to_owned(), self.migrations.len());
+        self.migrations.push(MigrationRow {
+            migration: event.id.as_str().to_owned(),
+            seq,
+            at,
+            source: e.source.clone(),
+            target: e.target.clone(),
+            reason: e.reason.as_str(),
+            source_reachable: e.source_reachable,
+            from_keypack: e.from_keypack.as_str().to_owned(),
+            source_incarnation,
+            target_incarnation,
+            keypack: e.keypack.as_str().to_owned(),
+            quantity,
+            source_removed: e.source_removed,
+            agreement: e.agreement.as_ref().map(|a| a.as_str().to_owned()),
+            product_version: e.product_version,
+            cal_type: e.cal_type,
+            source_license_server_id: e
+                .source_license_server_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            pack_known,
+            removed_by_hand: 0,
+            removals: Vec::new(),
+            removed_at: None,
+            not_removed: if e.source_removed { 0 } else { quantity },
+        });
+    }
+
+    /// A CAL issued: an `issues` row, and the holder's CAL made or renewed, with the stretch it is active in.
+    fn issued(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalIssued) {
+        let holder = self.strings.intern(e.holder.as_str());
+        let key = self.cal_key(e.keypack.as_str(), holder);
+        let (cal_type, product_version) = self.pack_kind(key.0);
+        let expires_at = e
+            .expires_at
+            .unwrap_or_else(|| add_days(at, licence::default_lifetime_days(cal_type, e.temporary)));
+        let level = e.session_host_version.or(product_version).map(level_of);
+        let next = self.cals.len();
+        // One lookup: the CAL's row if the holder had one from this pack, else a new one.
+        let (index, renewal) = match self.cal_index.entry(key) {
+            Entry::Occupied(found) => (*found.get(), true),
+            Entry::Vacant(slot) => (*slot.insert(next), false),
+        };
+        let server_status =
+            self.servers.get(&e.server).map_or(ServerStatus::NeverActivated, |s| s.status);
+        let session_host = e.session_host.as_deref().map(|h| self.strings.intern(h));
+        let notable = server_status != ServerStatus::Activated
+            || e.session_host_version.map(level_of) > product_version.map(level_of);
+        let id = notable.then(|| self.strings.intern(event.id.as_str()));
+        self.issues.push(IssueRow {
+            seq,
+            id,
+            at,
+            server: self.strings.intern(e.server.as_str()),
+            keypack: key.0,
+            holder,
+            cal_type,
+            product_version,
+            temporary: e.temporary,
+            renewal,
+            session_host,
+            session_host_version: e.session_host_version,
+            server_status,
+        });
+        if renewal {
+            // The stretch it was active in goes on when it is renewed before it lapsed
+            // at the same level; otherwise it ends and a new one starts here.
+            if let (Some((start, open_level)), Some(until)) =
+                (self.open_intervals[index], self.cals[index].active_until)
+                && (at >= until || Some(open_level) != level)
+            {
+                self.close_interval(index, start, open_level, until.min(at));
+                self.open_intervals[index] = None;
+            }
+            let cal = &mut self.cals[index];
+            // Compared first: a renewal mostly comes from the same server and host.
+            if cal.server != e.server {
+                cal.server = e.server.clone();
+            }
+            cal.n_issues += 1;
+            cal.renewed_at = Some(at);
+            cal.expires_at = Some(expires_at);
+            cal.expires_at_given = e.expires_at;
+            cal.active_until = Some(active_until(cal_type, cal.issued_at, expires_at));
+            cal.level = level;
+            cal.temporary = e.temporary;
+            cal.revoked_at = None;
+            cal.cleared_at = None;
+            if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
+                cal.hardware_id = e.hardware_id.clone();
+            }
+            if e.session_host.is_some() {
+                if cal.session_host != e.session_host {
+                    cal.session_host = e.session_host.clone();
+                }
+                cal.session_host_version = e.session_host_version;
+            }
+        } else {
+            self.cals.push(CalRow {
+                server: e.server.clone(),
+                keypack: e.keypack.as_str().to_owned(),
+                holder: e.holder.as_str().to_owned(),
+                cal_type,
+                product_version,
+                hardware_id: e.hardware_id.clone(),
+                temporary: e.temporary,
+                issued_at: at,
+                renewed_at: None,
+                n_issues: 1,
+                expires_at: Some(expires_at),
+                expires_at_given: e.expires_at,
+                active_until: Some(active_until(cal_type, at, expires_at)),
+                level,
+                revoked_at: None,
+                cleared_at: None,
+                session_host: e.session_host.clone(),
+                session_host_version: e.session_host_version,
+                active: false,
+            });
+            self.open_intervals.push(None);
+            self.holder_keys.push(key.1);
+        }
+        if self.open_intervals[index].is_none()
+            && let Some(level) = level
+        {
+            self.open_intervals[index] = Some((at, level));
+        }
+    }
+
+    /// A revocation: a per-device CAL ends; a per-user one is listed and not applied.
+    fn revoked(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalRevoked) {
+        let holder = self.strings.intern(e.holder.as_str());
+        let key = self.cal_key(e.keypack.as_str(), holder);
+        let (cal_type, product_version) = self.pack_kind(key.0);
+        // A per-user CAL cannot be revoked: the record is kept for `per_user_revoked`
+        // and not applied, so the CAL stays active (EVENTS.md, `cal.revoked`).
+        if cal_type != Some(CalType::PerUser)
+            && let Some(&index) = self.cal_index.get(&key)
+        {
+            self.cut(index, at, false);
+        }
+        let installed_on_server = self
+            .keypacks
+            .iter()
+            .filter(|p| {
+                p.server == e.server
+                    && p.cal_type == CalType::PerDevice
+                    && Some(p.product_version) == product_version
+            })
+            .map(|p| p.current_quantity)
+            .sum();
+        self.revocations.push(RevocationRow {
+            seq,
+            id: event.id.as_str().to_owned(),
+            at,
+            server: e.server.clone(),
+            keypack: e.keypack.as_str().to_owned(),
+            holder: e.holder.as_str().to_owned(),
+            cal_type,
+            product_version,
+            installed_on_server,
+        });
+    }
+
+    /// A rebuilt database: the server's packs are lost and owed, its CALs cleared.
+    fn rebuilt(&mut self, seq: u64, at: Timestamp, event: &Event, e: &ServerDatabaseRebuilt) {
+        let packs = self.packs_of(&e.server);
+        for index in packs {
+            let current = self.keypacks[index].current_quantity;
+            // A rebuild owes what the server held just before it.
+            self.owe(index, current, at, event.id.as_str());
+            self.set_quantity(seq, at, index, 0);
+            self.keypacks[index].lost += current;
+            self.keypacks[index].resurrected = 0;
+        }
+        self.clear_cals(&e.server, at, |_| true);
+        self.server(&e.server).last_rebuilt_at = Some(at);
     }
 
     /// Judges what is active at `active_at` and derives the per-pack counts, the counts at or
