@@ -1,7 +1,8 @@
-//! Ledgers written by an earlier build stay readable: `tests/data/format1-estate.db` was written
-//! by the build before valid time and corrections (format 1, commit b40947c) from three fixture
-//! stories, and is kept as it was written. It must verify against the head that build printed,
-//! and replay to exactly what a ledger written now from the same stories replays to.
+//! Ledgers written by earlier builds stay readable, forever: `fixtures/format-1/estate-<commit>.db`
+//! were written from three fixture stories by the build of that commit (b40947c, before valid
+//! time and corrections; 88c1d28, with the Merkle tree's tables) and are kept as they were
+//! written. Each must verify (also `--deep`) against the head that build printed, and replay to
+//! exactly what a ledger written now from the same stories replays to.
 
 use crate::{Sandbox, fingerprint, fixtures, root};
 
@@ -17,13 +18,30 @@ const READS: &[&[&str]] = &[
     &["true-up", "--as-of", "2025-12-31", "--format", "csv"],
 ];
 
+/// The format-1 ledgers kept, by the commit that wrote them.
+fn kept_ledgers() -> Vec<std::path::PathBuf> {
+    let mut ledgers: Vec<_> = std::fs::read_dir(root().join("fixtures/format-1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .collect();
+    ledgers.sort();
+    assert!(ledgers.len() >= 2, "the kept ledgers are missing");
+    ledgers
+}
+
 #[test]
-fn a_ledger_written_by_the_format_1_build_verifies_and_replays_as_one_written_now() {
-    let data = root().join("tests/data");
-    let head = std::fs::read_to_string(data.join("format1-estate.head")).unwrap();
+fn ledgers_written_by_earlier_builds_verify_and_replay_as_one_written_now() {
+    for ledger in kept_ledgers() {
+        the_kept_ledger_verifies_and_replays_as_one_written_now(&ledger);
+    }
+}
+
+fn the_kept_ledger_verifies_and_replays_as_one_written_now(ledger: &std::path::Path) {
+    let head = std::fs::read_to_string(ledger.with_extension("head")).unwrap();
     let head = head.trim();
     let old = Sandbox::new();
-    std::fs::copy(data.join("format1-estate.db"), old.db()).unwrap();
+    std::fs::copy(ledger, old.db()).unwrap();
     let before = fingerprint(&old.db());
     let verified = old.run(&["verify", "--head", head]).ok();
     assert_eq!(verified.stdout, format!("ok: 91 events, head {head}\n"));
@@ -41,7 +59,13 @@ fn a_ledger_written_by_the_format_1_build_verifies_and_replays_as_one_written_no
     for read in READS {
         let from_old = old.run(read);
         let from_new = new.run(read);
-        assert_eq!(from_old.stdout, from_new.stdout, "caltrail {}", read.join(" "));
+        assert_eq!(
+            from_old.stdout,
+            from_new.stdout,
+            "{}: caltrail {}",
+            ledger.display(),
+            read.join(" ")
+        );
         assert_eq!(from_old.code, from_new.code, "caltrail {}", read.join(" "));
         assert!(!from_old.stdout.is_empty());
     }

@@ -519,14 +519,14 @@ fn a_witness_cosigns_only_what_extends_what_it_cosigned() {
     assert!(names[0].starts_with("ledger.contoso.com_rds-cals+"), "{names:?}");
 }
 
-/// A ledger written before the tree (tests/data/format1-estate.db, 91 entries) gets its tables
+/// A ledger written before the tree (fixtures/format-1/estate-b40947c.db, 91 entries) gets its tables
 /// on first use without any entry changing (the head kept for it still verifies), and its
 /// proofs verify.
 #[test]
 fn a_ledger_written_before_the_tree_gets_it_on_first_use() {
     let old = Sandbox::new();
-    std::fs::copy(root().join("tests/data/format1-estate.db"), old.db()).unwrap();
-    let head = std::fs::read_to_string(root().join("tests/data/format1-estate.head")).unwrap();
+    std::fs::copy(root().join("fixtures/format-1/estate-b40947c.db"), old.db()).unwrap();
+    let head = std::fs::read_to_string(root().join("fixtures/format-1/estate-b40947c.head")).unwrap();
     let key = old.dir.path().join("old.key");
     let vkey = old.dir.path().join("old.vkey");
     let made = old
