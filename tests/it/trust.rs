@@ -526,7 +526,8 @@ fn a_witness_cosigns_only_what_extends_what_it_cosigned() {
 fn a_ledger_written_before_the_tree_gets_it_on_first_use() {
     let old = Sandbox::new();
     std::fs::copy(root().join("fixtures/format-1/estate-b40947c.db"), old.db()).unwrap();
-    let head = std::fs::read_to_string(root().join("fixtures/format-1/estate-b40947c.head")).unwrap();
+    let head =
+        std::fs::read_to_string(root().join("fixtures/format-1/estate-b40947c.head")).unwrap();
     let key = old.dir.path().join("old.key");
     let vkey = old.dir.path().join("old.vkey");
     let made = old

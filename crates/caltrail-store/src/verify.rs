@@ -5,6 +5,7 @@
 use std::fmt;
 
 use caltrail_events::{Entry, EntryColumns, Name, Timestamp};
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::StoreError;
@@ -349,19 +350,28 @@ impl Ledger {
     }
 
     fn guard_problem(&self) -> Result<Option<Problem>, StoreError> {
-        let mut statement = self
-            .connection()
-            .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+        let conn = self.connection();
+        let table: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'entries'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
             .map_err(|e| self.classify(e))?;
-        let found: Vec<(String, String)> = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        let mut statement = conn
+            .prepare(
+                "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'entries'",
+            )
+            .map_err(|e| self.classify(e))?;
+        let triggers: Vec<String> = statement
+            .query_map([], |row| row.get(0))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.classify(e))?;
-        let missing: Vec<&str> = TRIGGERS
-            .iter()
-            .filter(|(name, sql)| !found.iter().any(|(n, s)| n == name && same_statement(s, sql)))
-            .map(|(name, _)| *name)
-            .collect();
+        let missing = match table {
+            Some(table) => guards_missing(&table, &triggers),
+            None => TRIGGERS.iter().map(|(name, _)| *name).collect(),
+        };
         if missing.is_empty() {
             return Ok(None);
         }
@@ -376,54 +386,61 @@ impl Ledger {
     }
 }
 
-/// Whether two SQL statements say the same: compared outside string literals without case,
-/// without identifier quotes and with whitespace only where it separates words. SQLite keeps a
-/// trigger's text as it was written, so a ledger written by a build that laid the statement out
-/// otherwise still has its guard rails; a statement that means something else does not.
-fn same_statement(a: &str, b: &str) -> bool {
-    normalized_sql(a) == normalized_sql(b)
-}
-
-fn normalized_sql(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.trim().trim_end_matches(';').chars().peekable();
-    let mut pending_space = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                // A string literal, kept as it is ('' inside it is a quote).
-                if pending_space && out.ends_with(|p: char| p.is_alphanumeric() || p == '_') {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.push(c);
-                while let Some(c) = chars.next() {
-                    out.push(c);
-                    if c == '\'' {
-                        if chars.peek() == Some(&'\'') {
-                            out.push(chars.next().unwrap_or('\''));
-                        } else {
-                            break;
-                        }
-                    }
-                }
-            }
-            '"' | '`' | '[' | ']' => {}
-            c if c.is_whitespace() => pending_space = true,
-            c => {
-                let word = c.is_alphanumeric() || c == '_';
-                if pending_space
-                    && word
-                    && out.ends_with(|p: char| p.is_alphanumeric() || p == '_' || p == '\'')
-                {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.extend(c.to_lowercase());
-            }
+/// The guard rails that do not do their job, judged by what the ledger's own triggers do, not by
+/// how their text is spelled: on a scratch copy of the ledger's table in memory, with the
+/// ledger's triggers, an update, a delete, a replace, an insert out of sequence and an insert of
+/// a used id must each be refused, and the next entry accepted. A ledger whose triggers another
+/// build laid out or named otherwise still verifies; one whose triggers no longer refuse does not.
+fn guards_missing(table_sql: &str, triggers: &[String]) -> Vec<&'static str> {
+    const UPDATE: &str = "entries_no_update";
+    const DELETE: &str = "entries_no_delete";
+    const APPEND: &str = "entries_append_only";
+    let all = vec![UPDATE, DELETE, APPEND];
+    let Ok(scratch) = rusqlite::Connection::open_in_memory() else { return all };
+    if scratch.execute_batch(table_sql).is_err() {
+        return all;
+    }
+    let insert = |seq: i64, id: &str, keypack: &str| {
+        scratch.execute(
+            "INSERT INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) \
+             VALUES (?1, ?2, 'cal.issued', 0, 0, ?3, x'00', zeroblob(32))",
+            rusqlite::params![seq, id, keypack],
+        )
+    };
+    if insert(1, "first", "pack-1").is_err() {
+        return all;
+    }
+    for trigger in triggers {
+        if scratch.execute_batch(trigger).is_err() {
+            return all;
         }
     }
-    out
+    // Each probe runs alone and is undone, so that one a trigger lets through does not change
+    // what the next one meets.
+    let probe = |run: &dyn Fn() -> rusqlite::Result<usize>| {
+        let _ = scratch.execute_batch("SAVEPOINT probe");
+        let refused = run().is_err();
+        let _ = scratch.execute_batch("ROLLBACK TO probe; RELEASE probe");
+        refused
+    };
+    let refused = |sql: &str| probe(&|| scratch.execute(sql, []));
+    let mut missing = Vec::new();
+    if !refused("UPDATE entries SET type = 'changed' WHERE seq = 1") {
+        missing.push(UPDATE);
+    }
+    if !refused("DELETE FROM entries WHERE seq = 1") {
+        missing.push(DELETE);
+    }
+    let replace = "INSERT OR REPLACE INTO entries (seq, id, type, at, recorded_at, keypack, body, hash) \
+                   VALUES (1, 'other', 'cal.issued', 0, 0, NULL, x'00', zeroblob(32))";
+    let appends_only = refused(replace)
+        && probe(&|| insert(5, "gap", "pack-5"))
+        && probe(&|| insert(2, "first", "pack-2"))
+        && !probe(&|| insert(2, "second", "pack-2"));
+    if !appends_only {
+        missing.push(APPEND);
+    }
+    missing
 }
 
 fn check_entry(
@@ -778,20 +795,55 @@ impl ChainChunk {
 
 #[cfg(test)]
 mod tests {
-    use super::same_statement;
+    use super::guards_missing;
+    use crate::ledger::TRIGGERS;
 
     #[test]
-    fn a_trigger_laid_out_otherwise_is_the_same_and_one_that_means_otherwise_is_not() {
-        let written = "CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN SELECT RAISE(ABORT, 'caltrail ledger entries are append-only'); END";
-        let laid_out = "create trigger \"entries_no_delete\"\n  before delete on [entries]\nbegin\n    select raise ( abort , 'caltrail ledger entries are append-only' ) ;\nend;";
-        assert!(same_statement(written, laid_out));
-        for other in [
-            written.replace("ABORT", "IGNORE"),
-            written.replace("DELETE", "UPDATE"),
-            written.replace("append-only", "Append-only"),
-            written.replace("entries BEGIN", "entries WHEN 0 BEGIN"),
-        ] {
-            assert!(!same_statement(written, &other), "{other}");
-        }
+    fn triggers_are_judged_by_what_they_refuse_not_by_their_spelling() {
+        let table = crate::ledger::SCHEMA.split_once(";").map(|(t, _)| t).unwrap_or_default();
+        let written: Vec<String> = TRIGGERS.iter().map(|(_, sql)| (*sql).to_owned()).collect();
+        assert!(guards_missing(table, &written).is_empty());
+        let laid_out: Vec<String> = written
+            .iter()
+            .map(|sql| {
+                sql.to_lowercase()
+                    .replace("before", "\n  BEFORE")
+                    .replace(" on entries", " ON \"entries\"")
+            })
+            .collect();
+        assert!(guards_missing(table, &laid_out).is_empty(), "{laid_out:?}");
+        // One trigger changed at a time: RAISE(IGNORE) skips the change without refusing it.
+        let altered = |index: usize, from: &str, to: &str| -> Vec<String> {
+            let mut triggers = written.clone();
+            triggers[index] = triggers[index].replacen(from, to, 1);
+            triggers
+        };
+        assert_eq!(
+            guards_missing(
+                table,
+                &altered(
+                    0,
+                    "RAISE(ABORT, 'caltrail ledger entries are append-only')",
+                    "RAISE(IGNORE)"
+                )
+            ),
+            ["entries_no_update"]
+        );
+        assert_eq!(
+            guards_missing(table, &altered(1, "ON entries BEGIN", "ON entries WHEN 0 BEGIN")),
+            ["entries_no_delete"]
+        );
+        assert_eq!(
+            guards_missing(
+                table,
+                &altered(
+                    2,
+                    "RAISE(ABORT, 'caltrail ledger entries are append-only')",
+                    "RAISE(IGNORE)"
+                )
+            ),
+            ["entries_append_only"]
+        );
+        assert_eq!(guards_missing(table, &written[..2]), ["entries_append_only"]);
     }
 }
