@@ -17,7 +17,7 @@ mod baseline;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
-        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | lanes LEDGER)")
+        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER])")
     };
     match args.first().map(String::as_str) {
         Some("insert") => {
@@ -55,37 +55,61 @@ fn main() -> anyhow::Result<()> {
             let replay = replay.finish();
             println!("replay {} {:.3}", replay.n_applied, started.elapsed().as_secs_f64());
         }
-        Some("lanes") => {
-            // The chain hash of every entry from the hash stored before it, as `verify` computes
-            // them: one at a time with the blake3 crate, then eight at a time on AVX2 lanes.
-            let (rows, _) = baseline::read_rows(arg(1)?)?;
-            let mut prev = caltrail_store::EntryHash::GENESIS;
-            let pairs: Vec<(caltrail_store::EntryHash, &[u8])> = rows
-                .iter()
-                .map(|row| {
-                    let pair = (prev, row.body());
-                    prev = caltrail_store::EntryHash::from_slice(row.hash())
-                        .unwrap_or(caltrail_store::EntryHash::GENESIS);
-                    pair
-                })
-                .collect();
+        Some("chain") => {
+            // The chain hash of every entry from the hash before it, as `verify` computes them:
+            // one at a time with the blake3 crate, then eight at a time on AVX2 lanes
+            // (`chain_hashes`). With a ledger, its entries once; without, 1,024 entries of 400
+            // bytes, 1,000 times over.
+            let owned: Vec<(caltrail_store::EntryHash, Vec<u8>)> = match args.get(1) {
+                Some(ledger) => {
+                    let (rows, _) = baseline::read_rows(Path::new(ledger))?;
+                    let mut prev = caltrail_store::EntryHash::GENESIS;
+                    rows.iter()
+                        .map(|row| {
+                            let pair = (prev, row.body().to_vec());
+                            prev = caltrail_store::EntryHash::from_slice(row.hash())
+                                .unwrap_or(caltrail_store::EntryHash::GENESIS);
+                            pair
+                        })
+                        .collect()
+                }
+                None => {
+                    let mut rng = caltrail_generate::Rng::new(400);
+                    (0..1024)
+                        .map(|_| {
+                            let bytes = (0..400).map(|_| rng.next_u64() as u8).collect();
+                            (caltrail_store::EntryHash::GENESIS, bytes)
+                        })
+                        .collect()
+                }
+            };
+            let rounds = if args.get(1).is_some() { 1 } else { 1000 };
+            let pairs: Vec<(caltrail_store::EntryHash, &[u8])> =
+                owned.iter().map(|(prev, bytes)| (*prev, bytes.as_slice())).collect();
             let started = Instant::now();
-            let one_at_a_time: Vec<_> = pairs
-                .iter()
-                .map(|(prev, bytes)| caltrail_store::EntryHash::chain(prev, bytes))
-                .collect();
+            let mut one_at_a_time = Vec::new();
+            for _ in 0..rounds {
+                one_at_a_time = pairs
+                    .iter()
+                    .map(|(prev, bytes)| caltrail_store::EntryHash::chain(prev, bytes))
+                    .collect();
+            }
             let reference = started.elapsed();
             let started = Instant::now();
-            let lanes = caltrail_store::chain_hashes(&pairs);
+            let mut lanes = Vec::new();
+            for _ in 0..rounds {
+                lanes = caltrail_store::chain_hashes(std::hint::black_box(&pairs));
+            }
             let laned = started.elapsed();
             if lanes != one_at_a_time {
                 bail!("the lanes and the reference disagree");
             }
-            println!("chain_reference {} {:.3}", pairs.len(), reference.as_secs_f64());
-            println!("chain_lanes {} {:.3}", pairs.len(), laned.as_secs_f64());
+            let n = pairs.len() * rounds;
+            println!("chain_reference {n} {:.3}", reference.as_secs_f64());
+            println!("chain_lanes {n} {:.3}", laned.as_secs_f64());
         }
         _ => bail!(
-            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | lanes LEDGER)"
+            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER])"
         ),
     }
     Ok(())

@@ -16,7 +16,7 @@
 use crate::hash::EntryHash;
 
 /// `EntryHash::chain(prev, bytes)` of every pair, in order: eight at a time on AVX2 lanes where
-/// the CPU has them. `verify` hashes its chunks with it; `caltrail-bench lanes` measures it
+/// the CPU has them. `verify` hashes its chunks with it; `caltrail-bench chain` measures it
 /// beside the reference.
 pub fn chain_all(pairs: &[(EntryHash, &[u8])]) -> Vec<EntryHash> {
     #[cfg(target_arch = "x86_64")]
