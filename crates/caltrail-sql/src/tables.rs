@@ -216,280 +216,375 @@ fn cal_type(t: CalType) -> Option<&'static str> {
 /// Builds a part of a table.
 pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<RecordBatch> {
     match table {
-        Table::Events => batches(&replay.events, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .text("id", |r| Some(&r.id))
-                .text("type", |r| Some(r.event_type))
-                .time("at", |r| Some(r.at))
-                .time("recorded_at", |r| Some(r.recorded_at))
-                .text("actor", |r| r.actor.as_ref())
-                .text("note", |r| r.note.as_ref())
-                .text("server", |r| r.server.as_ref())
-                .text("target_server", |r| r.target_server.as_ref())
-                .text("data", |r| Some(&r.data))
-                .text("hash", |r| Some(&r.hash))
-                .text("retracted_by", |r| r.retracted_by.as_ref())
-                .finish()
-        }),
-        Table::Servers => {
-            let mut rows: Vec<_> =
-                replay.servers.values().chain(replay.past_servers.iter()).collect();
-            rows.sort_by(|a, b| (&a.server, a.incarnation).cmp(&(&b.server, b.incarnation)));
-            batches(&rows, part, |rows| {
-                TableBuilder::new(rows)
-                    .text("server", |r| Some(r.server.as_str()))
-                    .count("incarnation", |r| u64::from(r.incarnation))
-                    .text("status", |r| Some(r.status.as_str()))
-                    .text("license_server_id", |r| r.license_server_id.as_ref())
-                    .text("os_version", |r| r.os_version.map(|v| v.as_str()))
-                    .time("activated_at", |r| r.activated_at)
-                    .boolean("opening", |r| Some(r.opening))
-                    .time("deactivated_at", |r| r.deactivated_at)
-                    .time("decommissioned_at", |r| r.decommissioned_at)
-                    .time("reactivated_at", |r| r.reactivated_at)
-                    .time("last_restored_at", |r| r.last_restored_at)
-                    .time("last_backup_taken_at", |r| r.last_backup_taken_at)
-                    .time("last_rebuilt_at", |r| r.last_rebuilt_at)
-                    .finish()
-            })
-        }
-        Table::Agreements => {
-            let rows: Vec<_> = replay.agreements.values().collect();
-            batches(&rows, part, |rows| {
-                TableBuilder::new(rows)
-                    .text("agreement", |r| Some(&r.agreement))
-                    .text("program", |r| Some(r.program))
-                    .text("number", |r| r.number.as_ref())
-                    .text("product_version", |r| version(r.product_version))
-                    .text("cal_type", |r| cal_type(r.cal_type))
-                    .count("purchased", |r| r.purchased)
-                    .count("n_purchases", |r| r.n_purchases)
-                    .text("anniversary", |r| r.anniversary.as_ref())
-                    .time("first_purchased_at", |r| Some(r.first_purchased_at))
-                    .time("last_purchased_at", |r| Some(r.last_purchased_at))
-                    .finish()
-            })
-        }
-        Table::Purchases => batches(&replay.purchases, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .text("id", |r| Some(&r.id))
-                .time("at", |r| Some(r.at))
-                .text("agreement", |r| Some(&r.agreement))
-                .text("program", |r| Some(r.program))
-                .text("product_version", |r| version(r.product_version))
-                .text("level", |r| level(r.product_version))
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .count("quantity", |r| r.quantity)
-                .time("software_assurance_until", |r| r.software_assurance_until)
-                .text("rights_through", |r| r.rights_through.map(|v| v.as_str()))
-                .text("ceiling", |r| version(r.ceiling))
-                .finish()
-        }),
-        Table::Keypacks => batches(&replay.keypacks, part, |rows| {
-            TableBuilder::new(rows)
-                .text("keypack", |r| Some(&r.keypack))
-                .text("server", |r| Some(r.server.as_str()))
-                .count("incarnation", |r| u64::from(r.incarnation))
-                .text("agreement", |r| Some(&r.agreement))
-                .text("product_version", |r| version(r.product_version))
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
-                .text("entitlement_version", |r| version(r.entitlement_version()))
-                .text("requirement", |r| level(r.entitlement_version()))
-                .text("level", |r| level(r.product_version))
-                .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
-                .text("origin", |r| Some(r.origin.as_str()))
-                .text("migration", |r| r.migration.as_ref())
-                .text("from_keypack", |r| r.from_keypack.as_ref())
-                .count("installed_seq", |r| r.installed_seq)
-                .text("installed_id", |r| Some(&r.installed_id))
-                .time("installed_at", |r| Some(r.installed_at))
-                .count("installed", |r| r.installed)
-                .count("removed", |r| r.removed)
-                .count("restored", |r| r.restored)
-                .count("lost", |r| r.lost)
-                .count("current_quantity", |r| r.current_quantity)
-                .count("resurrected", |r| r.resurrected)
-                .text("resurrected_by", |r| r.resurrected_by.as_ref())
-                .count("active_issued", |r| r.active_issued)
-                .count("available", |r| r.available)
-                .finish()
-        }),
-        Table::Cals => batches(&replay.cals, part, |rows| {
-            TableBuilder::new(rows)
-                .text("server", |r| Some(r.server.as_str()))
-                .text("keypack", |r| Some(&r.keypack))
-                .text("holder", |r| Some(&r.holder))
-                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-                .text("hardware_id", |r| r.hardware_id.as_ref())
-                .boolean("temporary", |r| Some(r.temporary))
-                .time("issued_at", |r| Some(r.issued_at))
-                .time("renewed_at", |r| r.renewed_at)
-                .count("n_issues", |r| r.n_issues)
-                .time("expires_at", |r| r.expires_at)
-                .time("expires_at_given", |r| r.expires_at_given)
-                .time("active_until", |r| r.active_until)
-                .time("revoked_at", |r| r.revoked_at)
-                .time("cleared_at", |r| r.cleared_at)
-                .text("session_host", |r| r.session_host.as_ref())
-                .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
-                .text("level", |r| r.level.map(|v| v.as_str()))
-                .boolean("active", |r| Some(r.active))
-                .finish()
-        }),
-        Table::Migrations => batches(&replay.migrations, part, |rows| {
-            TableBuilder::new(rows)
-                .text("migration", |r| Some(&r.migration))
-                .count("seq", |r| r.seq)
-                .time("at", |r| Some(r.at))
-                .text("source", |r| Some(r.source.as_str()))
-                .text("target", |r| Some(r.target.as_str()))
-                .text("reason", |r| Some(r.reason))
-                .boolean("source_reachable", |r| Some(r.source_reachable))
-                .text("from_keypack", |r| Some(&r.from_keypack))
-                .count("source_incarnation", |r| u64::from(r.source_incarnation))
-                .count("target_incarnation", |r| u64::from(r.target_incarnation))
-                .text("keypack", |r| Some(&r.keypack))
-                .count("quantity", |r| r.quantity)
-                .boolean("source_removed", |r| Some(r.source_removed))
-                .count("removed_by_hand", |r| r.removed_by_hand)
-                .time("removed_at", |r| r.removed_at)
-                .list("removals", |r| r.removals.iter().collect())
-                .count("not_removed", |r| r.not_removed)
-                .text("agreement", |r| r.agreement.as_ref())
-                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-                .text("source_license_server_id", |r| r.source_license_server_id.as_ref())
-                .boolean("pack_known", |r| Some(r.pack_known))
-                .finish()
-        }),
-        Table::ServerStatus => batches(&replay.status_changes, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .time("at", |r| Some(r.at))
-                .text("server", |r| Some(r.server.as_str()))
-                .count("incarnation", |r| u64::from(r.incarnation))
-                .text("status", |r| Some(r.status.as_str()))
-                .text("license_server_id", |r| r.license_server_id.as_ref())
-                .text("os_version", |r| r.os_version.map(|v| v.as_str()))
-                .finish()
-        }),
-        Table::Issues => batches(&replay.issues, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .text("id", |r| r.id.map(|id| replay.strings.get(id)))
-                .time("at", |r| Some(r.at))
-                .text("server", |r| Some(replay.strings.get(r.server)))
-                .text("keypack", |r| Some(replay.strings.get(r.keypack)))
-                .text("holder", |r| Some(replay.strings.get(r.holder)))
-                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-                .boolean("temporary", |r| Some(r.temporary))
-                .boolean("renewal", |r| Some(r.renewal))
-                .text("session_host", |r| r.session_host.map(|h| replay.strings.get(h)))
-                .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
-                .text("server_status", |r| Some(r.server_status.as_str()))
-                .finish()
-        }),
-        Table::Revocations => batches(&replay.revocations, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .text("id", |r| Some(&r.id))
-                .time("at", |r| Some(r.at))
-                .text("server", |r| Some(r.server.as_str()))
-                .text("keypack", |r| Some(&r.keypack))
-                .text("holder", |r| Some(&r.holder))
-                .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
-                .text("product_version", |r| r.product_version.map(|v| v.as_str()))
-                .count("installed_on_server", |r| r.installed_on_server)
-                .finish()
-        }),
-        Table::Restores => batches(&replay.restores, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .text("id", |r| Some(&r.id))
-                .time("at", |r| Some(r.at))
-                .text("server", |r| Some(r.server.as_str()))
-                .time("backup_taken_at", |r| Some(r.backup_taken_at))
-                .boolean("same_machine", |r| Some(r.same_machine))
-                .boolean("os_replaced", |r| Some(r.os_replaced))
-                .text("keypack", |r| Some(&r.keypack))
-                .text("agreement", |r| Some(&r.agreement))
-                .text("product_version", |r| version(r.product_version))
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .text("entitlement_version", |r| version(r.entitlement_version))
-                .count("quantity_at_backup", |r| r.quantity_at_backup)
-                .count("issued_at_backup", |r| r.issued_at_backup)
-                .count("quantity_before", |r| r.quantity_before)
-                .count("quantity_after", |r| r.quantity_after)
-                .count("came_back", |r| r.came_back)
-                .count("unissued_lost", |r| r.unissued_lost)
-                .count("resurrected", |r| r.resurrected)
-                .finish()
-        }),
-        Table::QuantityChanges => batches(&replay.quantity_changes, part, |rows| {
-            TableBuilder::new(rows)
-                .count("seq", |r| r.seq)
-                .time("at", |r| Some(r.at))
-                .text("keypack", |r| Some(&r.keypack))
-                .text("server", |r| Some(r.server.as_str()))
-                .text("agreement", |r| Some(&r.agreement))
-                .text("entitlement_version", |r| version(r.entitlement_version))
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .int("delta", |r| Some(r.delta))
-                .finish()
-        }),
-        Table::TrueUpYears => batches(&replay.true_up_years, part, |rows| {
-            TableBuilder::new(rows)
-                .text("agreement", |r| Some(&r.agreement))
-                .text("anniversary", |r| Some(&r.anniversary))
-                .time("period_start", |r| Some(r.period_start))
-                .time("period_end", |r| Some(r.period_end))
-                .boolean("through_end", |r| Some(r.through_end))
-                .boolean("is_default", |r| Some(r.default))
-                .finish()
-        }),
-        Table::Holders => batches(&replay.holders, part, |rows| {
-            TableBuilder::new(rows)
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .text("holder", |r| Some(&r.holder))
-                .text("level", |r| version(r.level))
-                .boolean("temporary", |r| Some(r.temporary))
-                .count("n_cals", |r| r.n_cals)
-                .finish()
-        }),
-        Table::InUseChanges => steps(&replay.in_use_steps, part, "in_use"),
-        Table::RightsChanges => steps(&replay.rights_steps, part, "rights"),
-        Table::InstalledChanges => steps(&replay.installed_steps, part, "installed"),
-        Table::EstateLevels => batches(&replay.estate_levels, part, |rows| {
-            TableBuilder::new(rows)
-                .text("cal_type", |r| cal_type(r.0))
-                .text("level", |r| version(r.1))
-                .finish()
-        }),
-        Table::Debts => batches(&replay.debts, part, |rows| {
-            TableBuilder::new(rows)
-                .text("server", |r| Some(r.server.as_str()))
-                .count("incarnation", |r| u64::from(r.incarnation))
-                .text("agreement", |r| Some(&r.agreement))
-                .text("requirement", |r| version(r.requirement))
-                .text("cal_type", |r| cal_type(r.cal_type))
-                .count("owed", |r| r.owed)
-                .time("since", |r| Some(r.since))
-                .list("events", |r| r.events.iter().collect())
-                .finish()
-        }),
-        Table::Versions => batches(&replay.made_available, part, |rows| {
-            TableBuilder::new(rows)
-                .text("version", |r| version(r.0))
-                .text("level", |r| level(r.0))
-                .time("made_available", |r| Some(r.1))
-                .finish()
-        }),
+        Table::Events => events_batches(replay, part),
+        Table::Servers => servers_batches(replay, part),
+        Table::Agreements => agreements_batches(replay, part),
+        Table::Purchases => purchases_batches(replay, part),
+        Table::Keypacks => keypacks_batches(replay, part),
+        Table::Cals => cals_batches(replay, part),
+        Table::Migrations => migrations_batches(replay, part),
+        Table::ServerStatus => server_status_batches(replay, part),
+        Table::Issues => issues_batches(replay, part),
+        Table::Revocations => revocations_batches(replay, part),
+        Table::Restores => restores_batches(replay, part),
+        Table::QuantityChanges => quantity_changes_batches(replay, part),
+        Table::TrueUpYears => true_up_years_batches(replay, part),
+        Table::Holders => holders_batches(replay, part),
+        Table::InUseChanges => in_use_changes_batches(replay, part),
+        Table::RightsChanges => rights_changes_batches(replay, part),
+        Table::InstalledChanges => installed_changes_batches(replay, part),
+        Table::EstateLevels => estate_levels_batches(replay, part),
+        Table::Debts => debts_batches(replay, part),
+        Table::Versions => versions_batches(replay, part),
     }
+}
+
+/// The `events` table.
+fn events_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.events, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .text("id", |r| Some(&r.id))
+            .text("type", |r| Some(r.event_type))
+            .time("at", |r| Some(r.at))
+            .time("recorded_at", |r| Some(r.recorded_at))
+            .text("actor", |r| r.actor.as_ref())
+            .text("note", |r| r.note.as_ref())
+            .text("server", |r| r.server.as_ref())
+            .text("target_server", |r| r.target_server.as_ref())
+            .text("data", |r| Some(&r.data))
+            .text("hash", |r| Some(&r.hash))
+            .text("retracted_by", |r| r.retracted_by.as_ref())
+            .finish()
+    })
+}
+
+/// The `servers` table.
+fn servers_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    let mut rows: Vec<_> = replay.servers.values().chain(replay.past_servers.iter()).collect();
+    rows.sort_by(|a, b| (&a.server, a.incarnation).cmp(&(&b.server, b.incarnation)));
+    batches(&rows, part, |rows| {
+        TableBuilder::new(rows)
+            .text("server", |r| Some(r.server.as_str()))
+            .count("incarnation", |r| u64::from(r.incarnation))
+            .text("status", |r| Some(r.status.as_str()))
+            .text("license_server_id", |r| r.license_server_id.as_ref())
+            .text("os_version", |r| r.os_version.map(|v| v.as_str()))
+            .time("activated_at", |r| r.activated_at)
+            .boolean("opening", |r| Some(r.opening))
+            .time("deactivated_at", |r| r.deactivated_at)
+            .time("decommissioned_at", |r| r.decommissioned_at)
+            .time("reactivated_at", |r| r.reactivated_at)
+            .time("last_restored_at", |r| r.last_restored_at)
+            .time("last_backup_taken_at", |r| r.last_backup_taken_at)
+            .time("last_rebuilt_at", |r| r.last_rebuilt_at)
+            .finish()
+    })
+}
+
+/// The `agreements` table.
+fn agreements_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    let rows: Vec<_> = replay.agreements.values().collect();
+    batches(&rows, part, |rows| {
+        TableBuilder::new(rows)
+            .text("agreement", |r| Some(&r.agreement))
+            .text("program", |r| Some(r.program))
+            .text("number", |r| r.number.as_ref())
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .count("purchased", |r| r.purchased)
+            .count("n_purchases", |r| r.n_purchases)
+            .text("anniversary", |r| r.anniversary.as_ref())
+            .time("first_purchased_at", |r| Some(r.first_purchased_at))
+            .time("last_purchased_at", |r| Some(r.last_purchased_at))
+            .finish()
+    })
+}
+
+/// The `purchases` table.
+fn purchases_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.purchases, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .text("id", |r| Some(&r.id))
+            .time("at", |r| Some(r.at))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("program", |r| Some(r.program))
+            .text("product_version", |r| version(r.product_version))
+            .text("level", |r| level(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .count("quantity", |r| r.quantity)
+            .time("software_assurance_until", |r| r.software_assurance_until)
+            .text("rights_through", |r| r.rights_through.map(|v| v.as_str()))
+            .text("ceiling", |r| version(r.ceiling))
+            .finish()
+    })
+}
+
+/// The `keypacks` table.
+fn keypacks_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.keypacks, part, |rows| {
+        TableBuilder::new(rows)
+            .text("keypack", |r| Some(&r.keypack))
+            .text("server", |r| Some(r.server.as_str()))
+            .count("incarnation", |r| u64::from(r.incarnation))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("downgraded_from", |r| r.downgraded_from.map(|v| v.as_str()))
+            .text("entitlement_version", |r| version(r.entitlement_version()))
+            .text("requirement", |r| level(r.entitlement_version()))
+            .text("level", |r| level(r.product_version))
+            .int("wmi_keypack_id", |r| r.wmi_keypack_id.map(i64::from))
+            .text("origin", |r| Some(r.origin.as_str()))
+            .text("migration", |r| r.migration.as_ref())
+            .text("from_keypack", |r| r.from_keypack.as_ref())
+            .count("installed_seq", |r| r.installed_seq)
+            .text("installed_id", |r| Some(&r.installed_id))
+            .time("installed_at", |r| Some(r.installed_at))
+            .count("installed", |r| r.installed)
+            .count("removed", |r| r.removed)
+            .count("restored", |r| r.restored)
+            .count("lost", |r| r.lost)
+            .count("current_quantity", |r| r.current_quantity)
+            .count("resurrected", |r| r.resurrected)
+            .text("resurrected_by", |r| r.resurrected_by.as_ref())
+            .count("active_issued", |r| r.active_issued)
+            .count("available", |r| r.available)
+            .finish()
+    })
+}
+
+/// The `cals` table.
+fn cals_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.cals, part, |rows| {
+        TableBuilder::new(rows)
+            .text("server", |r| Some(r.server.as_str()))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("holder", |r| Some(&r.holder))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .text("hardware_id", |r| r.hardware_id.as_ref())
+            .boolean("temporary", |r| Some(r.temporary))
+            .time("issued_at", |r| Some(r.issued_at))
+            .time("renewed_at", |r| r.renewed_at)
+            .count("n_issues", |r| r.n_issues)
+            .time("expires_at", |r| r.expires_at)
+            .time("expires_at_given", |r| r.expires_at_given)
+            .time("active_until", |r| r.active_until)
+            .time("revoked_at", |r| r.revoked_at)
+            .time("cleared_at", |r| r.cleared_at)
+            .text("session_host", |r| r.session_host.as_ref())
+            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+            .text("level", |r| r.level.map(|v| v.as_str()))
+            .boolean("active", |r| Some(r.active))
+            .finish()
+    })
+}
+
+/// The `migrations` table.
+fn migrations_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.migrations, part, |rows| {
+        TableBuilder::new(rows)
+            .text("migration", |r| Some(&r.migration))
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("source", |r| Some(r.source.as_str()))
+            .text("target", |r| Some(r.target.as_str()))
+            .text("reason", |r| Some(r.reason))
+            .boolean("source_reachable", |r| Some(r.source_reachable))
+            .text("from_keypack", |r| Some(&r.from_keypack))
+            .count("source_incarnation", |r| u64::from(r.source_incarnation))
+            .count("target_incarnation", |r| u64::from(r.target_incarnation))
+            .text("keypack", |r| Some(&r.keypack))
+            .count("quantity", |r| r.quantity)
+            .boolean("source_removed", |r| Some(r.source_removed))
+            .count("removed_by_hand", |r| r.removed_by_hand)
+            .time("removed_at", |r| r.removed_at)
+            .list("removals", |r| r.removals.iter().collect())
+            .count("not_removed", |r| r.not_removed)
+            .text("agreement", |r| r.agreement.as_ref())
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("source_license_server_id", |r| r.source_license_server_id.as_ref())
+            .boolean("pack_known", |r| Some(r.pack_known))
+            .finish()
+    })
+}
+
+/// The `server_status` table.
+fn server_status_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.status_changes, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .count("incarnation", |r| u64::from(r.incarnation))
+            .text("status", |r| Some(r.status.as_str()))
+            .text("license_server_id", |r| r.license_server_id.as_ref())
+            .text("os_version", |r| r.os_version.map(|v| v.as_str()))
+            .finish()
+    })
+}
+
+/// The `issues` table.
+fn issues_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.issues, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .text("id", |r| r.id.map(|id| replay.strings.get(id)))
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(replay.strings.get(r.server)))
+            .text("keypack", |r| Some(replay.strings.get(r.keypack)))
+            .text("holder", |r| Some(replay.strings.get(r.holder)))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .boolean("temporary", |r| Some(r.temporary))
+            .boolean("renewal", |r| Some(r.renewal))
+            .text("session_host", |r| r.session_host.map(|h| replay.strings.get(h)))
+            .text("session_host_version", |r| r.session_host_version.map(|v| v.as_str()))
+            .text("server_status", |r| Some(r.server_status.as_str()))
+            .finish()
+    })
+}
+
+/// The `revocations` table.
+fn revocations_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.revocations, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .text("id", |r| Some(&r.id))
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("holder", |r| Some(&r.holder))
+            .text("cal_type", |r| r.cal_type.map(|t| t.as_str()))
+            .text("product_version", |r| r.product_version.map(|v| v.as_str()))
+            .count("installed_on_server", |r| r.installed_on_server)
+            .finish()
+    })
+}
+
+/// The `restores` table.
+fn restores_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.restores, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .text("id", |r| Some(&r.id))
+            .time("at", |r| Some(r.at))
+            .text("server", |r| Some(r.server.as_str()))
+            .time("backup_taken_at", |r| Some(r.backup_taken_at))
+            .boolean("same_machine", |r| Some(r.same_machine))
+            .boolean("os_replaced", |r| Some(r.os_replaced))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("product_version", |r| version(r.product_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("entitlement_version", |r| version(r.entitlement_version))
+            .count("quantity_at_backup", |r| r.quantity_at_backup)
+            .count("issued_at_backup", |r| r.issued_at_backup)
+            .count("quantity_before", |r| r.quantity_before)
+            .count("quantity_after", |r| r.quantity_after)
+            .count("came_back", |r| r.came_back)
+            .count("unissued_lost", |r| r.unissued_lost)
+            .count("resurrected", |r| r.resurrected)
+            .finish()
+    })
+}
+
+/// The `quantity_changes` table.
+fn quantity_changes_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.quantity_changes, part, |rows| {
+        TableBuilder::new(rows)
+            .count("seq", |r| r.seq)
+            .time("at", |r| Some(r.at))
+            .text("keypack", |r| Some(&r.keypack))
+            .text("server", |r| Some(r.server.as_str()))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("entitlement_version", |r| version(r.entitlement_version))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .int("delta", |r| Some(r.delta))
+            .finish()
+    })
+}
+
+/// The `true_up_years` table.
+fn true_up_years_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.true_up_years, part, |rows| {
+        TableBuilder::new(rows)
+            .text("agreement", |r| Some(&r.agreement))
+            .text("anniversary", |r| Some(&r.anniversary))
+            .time("period_start", |r| Some(r.period_start))
+            .time("period_end", |r| Some(r.period_end))
+            .boolean("through_end", |r| Some(r.through_end))
+            .boolean("is_default", |r| Some(r.default))
+            .finish()
+    })
+}
+
+/// The `holders` table.
+fn holders_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.holders, part, |rows| {
+        TableBuilder::new(rows)
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .text("holder", |r| Some(&r.holder))
+            .text("level", |r| version(r.level))
+            .boolean("temporary", |r| Some(r.temporary))
+            .count("n_cals", |r| r.n_cals)
+            .finish()
+    })
+}
+
+/// The `in_use_changes` table.
+fn in_use_changes_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    steps(&replay.in_use_steps, part, "in_use")
+}
+
+/// The `rights_changes` table.
+fn rights_changes_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    steps(&replay.rights_steps, part, "rights")
+}
+
+/// The `installed_changes` table.
+fn installed_changes_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    steps(&replay.installed_steps, part, "installed")
+}
+
+/// The `estate_levels` table.
+fn estate_levels_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.estate_levels, part, |rows| {
+        TableBuilder::new(rows)
+            .text("cal_type", |r| cal_type(r.0))
+            .text("level", |r| version(r.1))
+            .finish()
+    })
+}
+
+/// The `debts` table.
+fn debts_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.debts, part, |rows| {
+        TableBuilder::new(rows)
+            .text("server", |r| Some(r.server.as_str()))
+            .count("incarnation", |r| u64::from(r.incarnation))
+            .text("agreement", |r| Some(&r.agreement))
+            .text("requirement", |r| version(r.requirement))
+            .text("cal_type", |r| cal_type(r.cal_type))
+            .count("owed", |r| r.owed)
+            .time("since", |r| Some(r.since))
+            .list("events", |r| r.events.iter().collect())
+            .finish()
+    })
+}
+
+/// The `versions` table.
+fn versions_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    batches(&replay.made_available, part, |rows| {
+        TableBuilder::new(rows)
+            .text("version", |r| version(r.0))
+            .text("level", |r| level(r.0))
+            .time("made_available", |r| Some(r.1))
+            .finish()
+    })
 }
 
 #[cfg(test)]
