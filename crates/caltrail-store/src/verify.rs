@@ -813,37 +813,16 @@ mod tests {
             .collect();
         assert!(guards_missing(table, &laid_out).is_empty(), "{laid_out:?}");
         // One trigger changed at a time: RAISE(IGNORE) skips the change without refusing it.
-        let altered = |index: usize, from: &str, to: &str| -> Vec<String> {
+        let refusal = "RAISE(ABORT, 'caltrail ledger entries are append-only')";
+        for (index, from, to, missing) in [
+            (0, refusal, "RAISE(IGNORE)", "entries_no_update"),
+            (1, "ON entries BEGIN", "ON entries WHEN 0 BEGIN", "entries_no_delete"),
+            (2, refusal, "RAISE(IGNORE)", "entries_append_only"),
+        ] {
             let mut triggers = written.clone();
             triggers[index] = triggers[index].replacen(from, to, 1);
-            triggers
-        };
-        assert_eq!(
-            guards_missing(
-                table,
-                &altered(
-                    0,
-                    "RAISE(ABORT, 'caltrail ledger entries are append-only')",
-                    "RAISE(IGNORE)"
-                )
-            ),
-            ["entries_no_update"]
-        );
-        assert_eq!(
-            guards_missing(table, &altered(1, "ON entries BEGIN", "ON entries WHEN 0 BEGIN")),
-            ["entries_no_delete"]
-        );
-        assert_eq!(
-            guards_missing(
-                table,
-                &altered(
-                    2,
-                    "RAISE(ABORT, 'caltrail ledger entries are append-only')",
-                    "RAISE(IGNORE)"
-                )
-            ),
-            ["entries_append_only"]
-        );
+            assert_eq!(guards_missing(table, &triggers), [missing], "{}", triggers[index]);
+        }
         assert_eq!(guards_missing(table, &written[..2]), ["entries_append_only"]);
     }
 }
