@@ -47,10 +47,7 @@ fn a_partly_new_file_appends_only_the_new_events() {
     sandbox.append_file(&first_part).ok();
     let whole = sandbox.append_file(&fixtures().join("database-rebuilt.jsonl")).ok();
     let golden = std::fs::read_to_string(fixtures().join("database-rebuilt.head")).unwrap();
-    assert_eq!(
-        whole.stdout,
-        format!("appended 2 events (3 duplicates skipped); head 5 {}", golden)
-    );
+    assert_eq!(whole.stdout, format!("appended 2 events (3 duplicates skipped); head 5 {golden}"));
 }
 
 #[test]

@@ -210,6 +210,6 @@ fn stories_as_of_their_middle() {
         let run = sandbox.run(&["check", "--as-of", as_of, "--format", "csv"]);
         let findings = run.stdout.split_once('\n').map_or("", |(_, rest)| rest);
         assert_eq!(findings, expected, "{story} as of {as_of}");
-        assert_eq!(run.code, if expected.is_empty() { 0 } else { 1 });
+        assert_eq!(run.code, i32::from(!expected.is_empty()));
     }
 }

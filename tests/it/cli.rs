@@ -156,7 +156,7 @@ fn a_closed_pipe_is_not_an_error() {
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{:?}", output);
+    assert!(output.status.success(), "{output:?}");
     assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
 }
 
@@ -174,7 +174,7 @@ fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     let schema = batches[0].schema();
-    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    assert_eq!(batches.iter().map(arrow::array::RecordBatch::num_rows).sum::<usize>(), 3);
     assert_eq!(
         schema.field_with_name("installed_at").unwrap().data_type(),
         &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

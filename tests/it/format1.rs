@@ -20,14 +20,7 @@ const READS: &[&[&str]] = &[
 
 /// The format-1 ledgers kept, by the commit that wrote them.
 fn kept_ledgers() -> Vec<std::path::PathBuf> {
-    let mut ledgers: Vec<_> = std::fs::read_dir(root().join("fixtures/format-1"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "db"))
-        .collect();
-    ledgers.sort();
-    assert!(ledgers.len() >= 2, "the kept ledgers are missing");
-    ledgers
+    crate::files_with(&root().join("fixtures/format-1"), "db", 2)
 }
 
 #[test]

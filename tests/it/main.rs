@@ -33,16 +33,21 @@ pub fn fixtures() -> PathBuf {
     root().join("fixtures")
 }
 
-/// The fixture stories, by file name, in a stable order.
-pub fn stories() -> Vec<PathBuf> {
-    let mut stories: Vec<PathBuf> = std::fs::read_dir(fixtures())
+/// The files of `dir` with the extension `ext`, by name; at least `min` of them.
+pub fn files_with(dir: &Path, ext: &str, min: usize) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        .filter(|path| path.extension().is_some_and(|e| e == ext))
         .collect();
-    stories.sort();
-    assert!(stories.len() >= 6, "the fixture stories are missing");
-    stories
+    files.sort();
+    assert!(files.len() >= min, "{}: the .{ext} files are missing", dir.display());
+    files
+}
+
+/// The fixture stories, by file name, in a stable order.
+pub fn stories() -> Vec<PathBuf> {
+    files_with(&fixtures(), "jsonl", 6)
 }
 
 pub fn update_expect() -> bool {

@@ -60,28 +60,26 @@ fn main() -> anyhow::Result<()> {
             // one at a time with the blake3 crate, then eight at a time on AVX2 lanes
             // (`chain_hashes`). With a ledger, its entries once; without, 1,024 entries of 400
             // bytes, 1,000 times over.
-            let owned: Vec<(caltrail_store::EntryHash, Vec<u8>)> = match args.get(1) {
-                Some(ledger) => {
-                    let (rows, _) = baseline::read_rows(Path::new(ledger))?;
-                    let mut prev = caltrail_store::EntryHash::GENESIS;
-                    rows.iter()
-                        .map(|row| {
-                            let pair = (prev, row.body().to_vec());
-                            prev = caltrail_store::EntryHash::from_slice(row.hash())
-                                .unwrap_or(caltrail_store::EntryHash::GENESIS);
-                            pair
-                        })
-                        .collect()
-                }
-                None => {
-                    let mut rng = caltrail_generate::Rng::new(400);
-                    (0..1024)
-                        .map(|_| {
-                            let bytes = (0..400).map(|_| rng.next_u64() as u8).collect();
-                            (caltrail_store::EntryHash::GENESIS, bytes)
-                        })
-                        .collect()
-                }
+            let owned: Vec<(caltrail_store::EntryHash, Vec<u8>)> = if let Some(ledger) = args.get(1)
+            {
+                let (rows, _) = baseline::read_rows(Path::new(ledger))?;
+                let mut prev = caltrail_store::EntryHash::GENESIS;
+                rows.iter()
+                    .map(|row| {
+                        let pair = (prev, row.body().to_vec());
+                        prev = caltrail_store::EntryHash::from_slice(row.hash())
+                            .unwrap_or(caltrail_store::EntryHash::GENESIS);
+                        pair
+                    })
+                    .collect()
+            } else {
+                let mut rng = caltrail_generate::Rng::new(400);
+                (0..1024)
+                    .map(|_| {
+                        let bytes = (0..400).map(|_| rng.next_u64() as u8).collect();
+                        (caltrail_store::EntryHash::GENESIS, bytes)
+                    })
+                    .collect()
             };
             let rounds = if args.get(1).is_some() { 1 } else { 1000 };
             let pairs: Vec<(caltrail_store::EntryHash, &[u8])> =

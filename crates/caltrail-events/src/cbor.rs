@@ -71,12 +71,12 @@ pub(crate) fn encode_head(major: u8, n: u64, out: &mut Vec<u8>) {
     let major = major << 5;
     if n < 24 {
         out.push(major | n as u8);
-    } else if n <= u64::from(u8::MAX) {
+    } else if u8::try_from(n).is_ok() {
         out.extend_from_slice(&[major | 24, n as u8]);
-    } else if n <= u64::from(u16::MAX) {
+    } else if u16::try_from(n).is_ok() {
         out.push(major | 25);
         out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else if n <= u64::from(u32::MAX) {
+    } else if u32::try_from(n).is_ok() {
         out.push(major | 26);
         out.extend_from_slice(&(n as u32).to_be_bytes());
     } else {

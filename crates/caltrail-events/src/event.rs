@@ -451,7 +451,10 @@ impl EventData {
                     "software_assurance_until",
                     e.software_assurance_until.map(|d| d.to_string()),
                 )
-                .optional_text("rights_through", e.rights_through.map(|v| v.as_str())),
+                .optional_text(
+                    "rights_through",
+                    e.rights_through.map(super::types::ProductVersion::as_str),
+                ),
             EventData::ServerActivated(e) => w
                 .text("server", e.server.as_str())
                 .text("license_server_id", e.license_server_id.as_str())
@@ -463,7 +466,10 @@ impl EventData {
                 .text("license_server_id", e.license_server_id.as_str())
                 .text("reason", e.reason.as_str())
                 .text("method", e.method.as_str())
-                .optional_text("os_version", e.os_version.map(|v| v.as_str())),
+                .optional_text(
+                    "os_version",
+                    e.os_version.map(super::types::ProductVersion::as_str),
+                ),
             EventData::ServerDeactivated(e) => {
                 w.text("server", e.server.as_str()).text("method", e.method.as_str())
             }
@@ -474,7 +480,10 @@ impl EventData {
                 .text("product_version", e.product_version.as_str())
                 .text("cal_type", e.cal_type.as_str())
                 .integer("quantity", e.quantity.get())
-                .optional_text("downgraded_from", e.downgraded_from.map(|v| v.as_str()))
+                .optional_text(
+                    "downgraded_from",
+                    e.downgraded_from.map(super::types::ProductVersion::as_str),
+                )
                 .optional_integer("wmi_keypack_id", e.wmi_keypack_id),
             EventData::KeypackRemoved(e) => w
                 .text("server", e.server.as_str())
@@ -490,8 +499,11 @@ impl EventData {
                 .integer("quantity", e.quantity.get())
                 .boolean("source_removed", e.source_removed)
                 .optional_text("agreement", e.agreement.as_ref().map(Name::as_str))
-                .optional_text("product_version", e.product_version.map(|v| v.as_str()))
-                .optional_text("cal_type", e.cal_type.map(|t| t.as_str()))
+                .optional_text(
+                    "product_version",
+                    e.product_version.map(super::types::ProductVersion::as_str),
+                )
+                .optional_text("cal_type", e.cal_type.map(super::types::CalType::as_str))
                 .optional_text(
                     "source_license_server_id",
                     e.source_license_server_id.as_ref().map(LicenseServerId::as_str),
@@ -510,7 +522,10 @@ impl EventData {
                 .boolean("temporary", e.temporary)
                 .optional_text("expires_at", e.expires_at.map(Timestamp::to_rfc3339))
                 .optional_text("session_host", e.session_host.as_deref())
-                .optional_text("session_host_version", e.session_host_version.map(|v| v.as_str())),
+                .optional_text(
+                    "session_host_version",
+                    e.session_host_version.map(super::types::ProductVersion::as_str),
+                ),
             EventData::CalRevoked(e) => w
                 .text("server", e.server.as_str())
                 .text("keypack", e.keypack.as_str())

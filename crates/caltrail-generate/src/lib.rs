@@ -310,7 +310,7 @@ impl<'a> Generator<'a> {
             // Server 0 replaced by a new one; the wizard reached it and removed the CALs.
             0 | 1 => {
                 let from = if k == 0 { 0 } else { last };
-                let name = format!("ls{:03}-new.estate.example", from);
+                let name = format!("ls{from:03}-new.estate.example");
                 self.activate(&name, "2022", at);
                 for (pack_kind, new_pack) in [
                     ("device", format!("ls{from:03}-new/2")),

@@ -13,7 +13,11 @@ use caltrail_events::{
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use rustc_hash::FxBuildHasher;
 
-use crate::rows::*;
+use crate::rows::{
+    AgreementRow, CalRow, DebtRow, EventRow, HolderRow, IssueRow, KeypackRow, MigrationRow, Origin,
+    PurchaseRow, QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus,
+    StatusChangeRow, StepRow, TrueUpYearRow, UseInterval,
+};
 use crate::strings::{Strings, Sym};
 
 use crate::licence::{self, add_days, level_of};
@@ -287,7 +291,7 @@ impl Replay {
         };
         if self.keep_events {
             let mut row = event_row(seq, recorded_at, hash, event);
-            row.retracted_by = retracted_by.clone();
+            row.retracted_by.clone_from(&retracted_by);
             self.events.push(row);
         }
         if is_retraction || retracted_by.is_some() {
@@ -393,7 +397,9 @@ impl Replay {
             cal_type: e.cal_type,
             quantity,
             anniversary: e.anniversary,
-            software_assurance_until: e.software_assurance_until.map(|d| d.end()),
+            software_assurance_until: e
+                .software_assurance_until
+                .map(caltrail_events::DateOrTime::end),
             rights_through: e.rights_through,
             ceiling: e.product_version,
         });
@@ -540,11 +546,11 @@ impl Replay {
             cal.revoked_at = None;
             cal.cleared_at = None;
             if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
-                cal.hardware_id = e.hardware_id.clone();
+                cal.hardware_id.clone_from(&e.hardware_id);
             }
             if e.session_host.is_some() {
                 if cal.session_host != e.session_host {
-                    cal.session_host = e.session_host.clone();
+                    cal.session_host.clone_from(&e.session_host);
                 }
                 cal.session_host_version = e.session_host_version;
             }

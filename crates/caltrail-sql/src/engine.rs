@@ -64,7 +64,7 @@ impl Engine {
             .build()
             .map_err(SqlError::Runtime)?;
         let ctx = SessionContext::new();
-        let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n_cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         for table in Table::ALL.iter().copied() {
             let schema = table_schema(&replay, table);
             // One partition per core, each building its share of the batches in turn, so that

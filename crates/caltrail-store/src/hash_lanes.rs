@@ -41,7 +41,13 @@ mod avx2 {
     //! BLAKE3's compression function on eight inputs at once, one per 32-bit lane of the AVX2
     //! registers, after the BLAKE3 specification (section 2) and the `blake3` crate's AVX2 code.
 
-    use std::arch::x86_64::*;
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_blendv_epi8, _mm256_loadu_si256, _mm256_or_si256,
+        _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_setr_epi8, _mm256_setzero_si256,
+        _mm256_shuffle_epi8, _mm256_slli_epi32, _mm256_srli_epi32, _mm256_storeu_si256,
+        _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
+        _mm256_xor_si256,
+    };
     use std::sync::OnceLock;
 
     use crate::hash::{EntryHash, HASH_CONTEXT};

@@ -18,10 +18,10 @@ pub const APPLICATION_ID: i64 = 0x4341_4C54;
 pub const FORMAT_VERSION: i64 = 1;
 
 /// A second writer waits this long for the first to commit before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+const BUSY_TIMEOUT: Duration = Duration::from_mins(2);
 
 /// The schema of format 1. `verify` compares the triggers in the file with these.
-pub(crate) const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r"
 CREATE TABLE entries (
     seq         INTEGER PRIMARY KEY CHECK (seq >= 1),
     id          TEXT    NOT NULL UNIQUE,
@@ -33,7 +33,7 @@ CREATE TABLE entries (
     hash        BLOB    NOT NULL CHECK (length(hash) = 32)
 ) STRICT;
 CREATE INDEX entries_at ON entries (at);
-"#;
+";
 
 /// The append-only guard rails. They stop mistakes, not an attacker: the chain is the evidence.
 pub(crate) const TRIGGERS: &[(&str, &str)] = &[
@@ -279,8 +279,9 @@ impl Ledger {
     /// SQLite's "not a database" and "malformed" codes mean the file is not a usable ledger.
     pub(crate) fn classify(&self, source: rusqlite::Error) -> StoreError {
         match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase)
-            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => self.not_a_ledger(&source.to_string()),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                self.not_a_ledger(&source.to_string())
+            }
             _ => self.err(source),
         }
     }

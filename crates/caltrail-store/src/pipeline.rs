@@ -18,7 +18,8 @@ pub(crate) fn in_order<C: Send, R: Send, E>(
     work: impl Fn(C) -> R + Sync,
     mut consume: impl FnMut(&mut R) -> Result<(), E>,
 ) -> Result<(), E> {
-    let n_workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let n_workers =
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, 8);
     let work = &work;
     std::thread::scope(|scope| {
         let mut to_workers = Vec::with_capacity(n_workers);

@@ -244,7 +244,7 @@ impl Ledger {
             match stored.tiles.get(tile) {
                 Some(s) if s == hash => {}
                 Some(_) => {
-                    problems.push((tile as u64, "its hash differs from its entries'".to_owned()))
+                    problems.push((tile as u64, "its hash differs from its entries'".to_owned()));
                 }
                 None => {}
             }

@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn triggers_are_judged_by_what_they_refuse_not_by_their_spelling() {
-        let table = crate::ledger::SCHEMA.split_once(";").map(|(t, _)| t).unwrap_or_default();
+        let table = crate::ledger::SCHEMA.split_once(';').map(|(t, _)| t).unwrap_or_default();
         let written: Vec<String> = TRIGGERS.iter().map(|(_, sql)| (*sql).to_owned()).collect();
         assert!(guards_missing(table, &written).is_empty());
         let laid_out: Vec<String> = written

@@ -123,7 +123,12 @@ fn ledger_matches_model(batches: &[Vec<Spec>], push: Push) -> Result<(), TestCas
             }
             (None, Err(_)) => {}
             (expected, actual) => {
-                prop_assert!(false, "model {:?}, ledger {:?}", expected, actual.map(|r| r.appended))
+                prop_assert!(
+                    false,
+                    "model {:?}, ledger {:?}",
+                    expected,
+                    actual.map(|r| r.appended)
+                );
             }
         }
     }

@@ -34,7 +34,7 @@ pub fn empty_root() -> Hash {
 /// The largest power of two smaller than `n` (`n` > 1): where a tree of `n` leaves splits.
 pub fn split(n: u64) -> u64 {
     debug_assert!(n > 1);
-    1 << (63 - (n - 1).leading_zeros())
+    1 << (n - 1).ilog2()
 }
 
 /// Where a tree's subtree hashes come from: stored nodes, entries read and hashed, or leaf

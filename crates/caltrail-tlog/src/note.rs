@@ -260,7 +260,7 @@ impl SignedNote {
         let split = note
             .rfind("\n\n")
             .ok_or_else(|| bad("no blank line between the text and the signatures".into()))?;
-        let text = &note[..split + 1];
+        let text = &note[..=split];
         let mut signatures = Vec::new();
         for line in note[split + 2..].lines() {
             let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or_else(|| {

@@ -151,7 +151,7 @@ fn read_xml(text: &str, place: Option<&str>) -> Result<Vec<LoggedEvent>, ExportE
             child(system, "Computer").and_then(|n| n.text()).unwrap_or_default().trim().to_owned();
         let mut fields = Vec::new();
         if let Some(data) = child(event, "EventData") {
-            for (k, item) in data.children().filter(|n| n.is_element()).enumerate() {
+            for (k, item) in data.children().filter(roxmltree::Node::is_element).enumerate() {
                 let name =
                     item.attribute("Name").map_or_else(|| format!("param{}", k + 1), str::to_owned);
                 fields.push((name, item.text().unwrap_or_default().trim().to_owned()));

@@ -62,11 +62,9 @@ impl Record {
     /// The value's text, `None` when the column is absent, empty or null.
     pub(crate) fn text(&self, column: &str) -> Option<String> {
         match self.fields.get(&column.to_ascii_lowercase())? {
-            Field::Text(s) if s.is_empty() => None,
-            Field::Text(s) => Some(s.clone()),
+            Field::Text(s) | Field::Json(serde_json::Value::String(s)) if s.is_empty() => None,
             Field::Json(serde_json::Value::Null) => None,
-            Field::Json(serde_json::Value::String(s)) if s.is_empty() => None,
-            Field::Json(serde_json::Value::String(s)) => Some(s.clone()),
+            Field::Text(s) | Field::Json(serde_json::Value::String(s)) => Some(s.clone()),
             Field::Json(other) => Some(other.to_string()),
         }
     }
@@ -166,12 +164,15 @@ const SEPARATORS: [u8; 3] = [b',', b';', b'\t'];
 
 /// A monitoring agent's section line (`<<<name>>>` or `<<<name:sep(59)>>>`), and the separator
 /// it names, if any.
+#[allow(
+    clippy::option_option,
+    reason = "not a section line; a section line without a separator; one with"
+)]
 fn section_line(line: &str) -> Option<Option<u8>> {
     let inner = line.trim().strip_prefix("<<<")?.strip_suffix(">>>")?;
     let separator = inner
         .split(':')
-        .filter_map(|option| option.strip_prefix("sep(")?.strip_suffix(')')?.parse::<u8>().ok())
-        .next();
+        .find_map(|option| option.strip_prefix("sep(")?.strip_suffix(')')?.parse::<u8>().ok());
     Some(separator)
 }
 

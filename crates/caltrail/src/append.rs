@@ -261,7 +261,7 @@ fn write_all(
         let mut ledger = Ledger::open_or_create(db).map_err(Refused::Open)?;
         let mut appender = ledger.begin_append(recorded_at).map_err(Refused::Append)?;
         let _ = ahead.send(appender.chain_ahead());
-        for input in chunks.iter() {
+        for input in chunks {
             let Some(events) = take(input, places, errors) else {
                 done = true;
                 continue;
@@ -279,7 +279,7 @@ fn write_all(
     })();
     // The reader may still wait for a place in the chain, if this failed before sending one.
     drop(ahead);
-    for input in chunks.iter() {
+    for input in chunks {
         take(input, places, errors);
     }
     written

@@ -15,6 +15,9 @@ const MAX_PER_KIND: usize = 4;
 const WIDTH: u32 = 620;
 const HEIGHT: u32 = 300;
 
+/// The revocations of one server and version: (seconds since 1970, the limit then) of each.
+type Revocations = Vec<(i64, i64)>;
+
 /// One chart, drawn.
 pub(crate) struct Chart {
     pub title: String,
@@ -238,7 +241,6 @@ fn revocation_charts(engine: &Engine, judged: i64) -> anyhow::Result<(Vec<Chart>
          ORDER BY server, product_version, \"at\", seq",
     )?;
     // Group the rows per server and version, keeping the order: (time, limit) of each.
-    type Revocations = Vec<(i64, i64)>;
     let mut pairs: Vec<((String, String), Revocations)> = Vec::new();
     for row in &revocations.rows {
         let key = (row[0].text(), row[1].text());

@@ -369,7 +369,7 @@ fn listing(
             )
         })
         .collect::<Vec<_>>();
-    for row in rows.iter_mut() {
+    for row in &mut rows {
         row.retracted_by = retracted_by.get(&row.id).cloned();
     }
     Ok(EventListing { n_left_out: n_in_period.saturating_sub(rows.len() as u64), rows, cited })
