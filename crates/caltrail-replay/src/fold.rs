@@ -486,6 +486,82 @@ impl Replay {
     }
 
     /// A CAL issued: an `issues` row, and the holder's CAL made or renewed, with the stretch it is active in.
+    /// A CAL issued again to its holder from the same pack: a renewal of the same row.
+    fn renew(
+        &mut self,
+        index: usize,
+        at: Timestamp,
+        e: &CalIssued,
+        (cal_type, level, expires_at): (Option<CalType>, Option<ProductVersion>, Timestamp),
+    ) {
+        // The stretch it was active in goes on when it is renewed before it lapsed
+        // at the same level; otherwise it ends and a new one starts here.
+        if let (Some((start, open_level)), Some(until)) =
+            (self.open_intervals[index], self.cals[index].active_until)
+            && (at >= until || Some(open_level) != level)
+        {
+            self.close_interval(index, start, open_level, until.min(at));
+            self.open_intervals[index] = None;
+        }
+        let cal = &mut self.cals[index];
+        // Compared first: a renewal mostly comes from the same server and host.
+        if cal.server != e.server {
+            cal.server = e.server.clone();
+        }
+        cal.n_issues += 1;
+        cal.renewed_at = Some(at);
+        cal.expires_at = Some(expires_at);
+        cal.expires_at_given = e.expires_at;
+        cal.active_until = Some(active_until(cal_type, cal.issued_at, expires_at));
+        cal.level = level;
+        cal.temporary = e.temporary;
+        cal.revoked_at = None;
+        cal.cleared_at = None;
+        if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
+            cal.hardware_id.clone_from(&e.hardware_id);
+        }
+        if e.session_host.is_some() {
+            if cal.session_host != e.session_host {
+                cal.session_host.clone_from(&e.session_host);
+            }
+            cal.session_host_version = e.session_host_version;
+        }
+    }
+
+    /// A holder's first CAL from a pack: a new `cals` row.
+    fn first_issue(
+        &mut self,
+        at: Timestamp,
+        e: &CalIssued,
+        key: (Sym, Sym),
+        (cal_type, product_version): (Option<CalType>, Option<ProductVersion>),
+        (level, expires_at): (Option<ProductVersion>, Timestamp),
+    ) {
+        self.cals.push(CalRow {
+            server: e.server.clone(),
+            keypack: e.keypack.as_str().to_owned(),
+            holder: e.holder.as_str().to_owned(),
+            cal_type,
+            product_version,
+            hardware_id: e.hardware_id.clone(),
+            temporary: e.temporary,
+            issued_at: at,
+            renewed_at: None,
+            n_issues: 1,
+            expires_at: Some(expires_at),
+            expires_at_given: e.expires_at,
+            active_until: Some(active_until(cal_type, at, expires_at)),
+            level,
+            revoked_at: None,
+            cleared_at: None,
+            session_host: e.session_host.clone(),
+            session_host_version: e.session_host_version,
+            active: false,
+        });
+        self.open_intervals.push(None);
+        self.holder_keys.push(key.1);
+    }
+
     fn issued(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalIssued) {
         let holder = self.strings.intern(e.holder.as_str());
         let key = self.cal_key(e.keypack.as_str(), holder);
@@ -522,62 +598,9 @@ impl Replay {
             server_status,
         });
         if renewal {
-            // The stretch it was active in goes on when it is renewed before it lapsed
-            // at the same level; otherwise it ends and a new one starts here.
-            if let (Some((start, open_level)), Some(until)) =
-                (self.open_intervals[index], self.cals[index].active_until)
-                && (at >= until || Some(open_level) != level)
-            {
-                self.close_interval(index, start, open_level, until.min(at));
-                self.open_intervals[index] = None;
-            }
-            let cal = &mut self.cals[index];
-            // Compared first: a renewal mostly comes from the same server and host.
-            if cal.server != e.server {
-                cal.server = e.server.clone();
-            }
-            cal.n_issues += 1;
-            cal.renewed_at = Some(at);
-            cal.expires_at = Some(expires_at);
-            cal.expires_at_given = e.expires_at;
-            cal.active_until = Some(active_until(cal_type, cal.issued_at, expires_at));
-            cal.level = level;
-            cal.temporary = e.temporary;
-            cal.revoked_at = None;
-            cal.cleared_at = None;
-            if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
-                cal.hardware_id.clone_from(&e.hardware_id);
-            }
-            if e.session_host.is_some() {
-                if cal.session_host != e.session_host {
-                    cal.session_host.clone_from(&e.session_host);
-                }
-                cal.session_host_version = e.session_host_version;
-            }
+            self.renew(index, at, e, (cal_type, level, expires_at));
         } else {
-            self.cals.push(CalRow {
-                server: e.server.clone(),
-                keypack: e.keypack.as_str().to_owned(),
-                holder: e.holder.as_str().to_owned(),
-                cal_type,
-                product_version,
-                hardware_id: e.hardware_id.clone(),
-                temporary: e.temporary,
-                issued_at: at,
-                renewed_at: None,
-                n_issues: 1,
-                expires_at: Some(expires_at),
-                expires_at_given: e.expires_at,
-                active_until: Some(active_until(cal_type, at, expires_at)),
-                level,
-                revoked_at: None,
-                cleared_at: None,
-                session_host: e.session_host.clone(),
-                session_host_version: e.session_host_version,
-                active: false,
-            });
-            self.open_intervals.push(None);
-            self.holder_keys.push(key.1);
+            self.first_issue(at, e, key, (cal_type, product_version), (level, expires_at));
         }
         if self.open_intervals[index].is_none()
             && let Some(level) = level
