@@ -46,48 +46,50 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn field_errors_name_the_field() {
-    assert_eq!(
-        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":0")),
-        "data.quantity: must be between 1 and 1000000, got 0"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":5.5")),
-        "data.quantity: must be a whole number, got 5.5"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"quantity\":50", "\"quantity\":\"50\"")),
-        "data.quantity: must be a number, got a string"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"cal_type\"", "\"caltype\"")),
-        "data.caltype: unknown field (expected one of: server, keypack, agreement, product_version, cal_type, quantity, downgraded_from, wmi_keypack_id)"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"at\"", "\"when\"")),
-        "when: unknown field (expected one of: id, type, at, actor, note, data)"
-    );
-    assert_eq!(error_of(&INSTALL.replace(",\"quantity\":50", "")), "data.quantity: is required");
-    assert_eq!(
-        error_of(&INSTALL.replace("keypack.installed", "keypack.install")),
-        "type: unknown event type \"keypack.install\" (expected one of: agreement.purchased, server.activated, server.reactivated, server.deactivated, keypack.installed, keypack.removed, cals.migrated, source.cals_removed, cal.issued, cal.revoked, server.restored, server.database_rebuilt, server.decommissioned, event.retracted)"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("2025-03-01T09:30:00Z", "2025-03-01 09:30")),
-        "at: must be an RFC 3339 time with an offset (2025-03-01T09:30:00Z), got \"2025-03-01 09:30\""
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"i1\"", "\"bad id\"")),
-        "id: may only hold A-Z, a-z, 0-9, '.', '_', ':' and '-', got ' '"
-    );
-    assert_eq!(
-        error_of(&INSTALL.replace("\"2022\"", "\"2022\",\"downgraded_from\":\"2019\"")),
-        "data.downgraded_from: must be newer than data.product_version (2022), got \"2019\""
-    );
-    assert_eq!(error_of("[1]"), "the line must be a JSON object, got an array");
-    assert_eq!(
-        error_of(r#"{"id":"x","id":"y"}"#),
-        "not valid JSON at column 14: duplicate key \"id\""
-    );
+    let cases: [(String, &str); 12] = [
+        (
+            INSTALL.replace("\"quantity\":50", "\"quantity\":0"),
+            "data.quantity: must be between 1 and 1000000, got 0",
+        ),
+        (
+            INSTALL.replace("\"quantity\":50", "\"quantity\":5.5"),
+            "data.quantity: must be a whole number, got 5.5",
+        ),
+        (
+            INSTALL.replace("\"quantity\":50", "\"quantity\":\"50\""),
+            "data.quantity: must be a number, got a string",
+        ),
+        (
+            INSTALL.replace("\"cal_type\"", "\"caltype\""),
+            "data.caltype: unknown field (expected one of: server, keypack, agreement, product_version, cal_type, quantity, downgraded_from, wmi_keypack_id)",
+        ),
+        (
+            INSTALL.replace("\"at\"", "\"when\""),
+            "when: unknown field (expected one of: id, type, at, actor, note, data)",
+        ),
+        (INSTALL.replace(",\"quantity\":50", ""), "data.quantity: is required"),
+        (
+            INSTALL.replace("keypack.installed", "keypack.install"),
+            "type: unknown event type \"keypack.install\" (expected one of: agreement.purchased, server.activated, server.reactivated, server.deactivated, keypack.installed, keypack.removed, cals.migrated, source.cals_removed, cal.issued, cal.revoked, server.restored, server.database_rebuilt, server.decommissioned, event.retracted)",
+        ),
+        (
+            INSTALL.replace("2025-03-01T09:30:00Z", "2025-03-01 09:30"),
+            "at: must be an RFC 3339 time with an offset (2025-03-01T09:30:00Z), got \"2025-03-01 09:30\"",
+        ),
+        (
+            INSTALL.replace("\"i1\"", "\"bad id\""),
+            "id: may only hold A-Z, a-z, 0-9, '.', '_', ':' and '-', got ' '",
+        ),
+        (
+            INSTALL.replace("\"2022\"", "\"2022\",\"downgraded_from\":\"2019\""),
+            "data.downgraded_from: must be newer than data.product_version (2022), got \"2019\"",
+        ),
+        ("[1]".to_owned(), "the line must be a JSON object, got an array"),
+        (r#"{"id":"x","id":"y"}"#.to_owned(), "not valid JSON at column 14: duplicate key \"id\""),
+    ];
+    for (input, expected) in &cases {
+        assert_eq!(error_of(input), *expected, "{input}");
+    }
 }
 
 #[test]
