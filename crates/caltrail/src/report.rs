@@ -225,7 +225,7 @@ pub(crate) fn replay_with_progress(
 pub(crate) struct StateArgs {
     /// The table to print.
     #[arg(value_parser = table_names())]
-    table: String,
+    table: caltrail_sql::Table,
     #[command(flatten)]
     as_of: AsOfArgs,
     #[arg(long, value_enum, default_value_t)]
@@ -233,8 +233,11 @@ pub(crate) struct StateArgs {
 }
 
 /// The tables, as clap offers them in help, completions and errors.
-fn table_names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(caltrail_sql::TABLE_NAMES)
+fn table_names() -> impl clap::builder::TypedValueParser<Value = caltrail_sql::Table> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(caltrail_sql::TABLE_NAMES).map(|name| {
+        caltrail_sql::Table::parse(&name).expect("invariant: clap offered only the tables' names")
+    })
 }
 
 /// The rules, as clap offers them in help, completions and errors.
@@ -243,9 +246,9 @@ fn rule_names() -> clap::builder::PossibleValuesParser {
 }
 
 pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let replay = replay(db, &args.as_of, args.table == "events")?;
+    let replay = replay(db, &args.as_of, args.table == caltrail_sql::Table::Events)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
-    let result = engine.query(&format!("SELECT * FROM {}", args.table))?;
+    let result = engine.query(&format!("SELECT * FROM {}", args.table.name()))?;
     Table::from(result.rows()?).write(args.format, out)?;
     Ok(Outcome::Clean)
 }
