@@ -17,7 +17,7 @@ mod baseline;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| {
-        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER])")
+        args.get(i).map(Path::new).context("usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER] | prove LEDGER SEQ)")
     };
     match args.first().map(String::as_str) {
         Some("insert") => {
@@ -106,8 +106,24 @@ fn main() -> anyhow::Result<()> {
             println!("chain_reference {n} {:.3}", reference.as_secs_f64());
             println!("chain_lanes {n} {:.3}", laned.as_secs_f64());
         }
+        Some("prove") => {
+            // What `caltrail prove --event` does once the process is up: load the stored tiles,
+            // read the entry's bytes, and compute the inclusion proof against the whole tree.
+            let ledger = Ledger::open_existing(arg(1)?)?;
+            let seq: u64 = args.get(2).context("prove LEDGER SEQ")?.parse()?;
+            let size = ledger.head()?.n_events;
+            let started = Instant::now();
+            let mut tree = ledger.tree()?;
+            let loaded = started.elapsed();
+            let bytes = ledger.entry_bytes(seq)?.context("no such entry")?;
+            let proof = caltrail_tlog::merkle::inclusion_proof(&mut tree, seq - 1, size)?;
+            let took = started.elapsed();
+            std::hint::black_box((bytes, &proof));
+            println!("prove_tiles_loaded {size} {:.6}", loaded.as_secs_f64());
+            println!("prove {} {:.6}", proof.len(), took.as_secs_f64());
+        }
         _ => bail!(
-            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER])"
+            "usage: caltrail-bench (insert LEDGER NEW_DB | scan LEDGER | scan-all-columns LEDGER | decode LEDGER | replay LEDGER | chain [LEDGER] | prove LEDGER SEQ)"
         ),
     }
     Ok(())

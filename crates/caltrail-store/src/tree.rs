@@ -90,30 +90,72 @@ fn tiles_from_entries(
     end: u64,
     mut each: impl FnMut(u64, Hash) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<()> {
+    /// Whole tiles read on this thread and hashed on the workers, in order.
+    struct Tiles {
+        first: u64,
+        bytes: Vec<u8>,
+        /// Where each entry's bytes end in `bytes`; a multiple of `TILE` entries.
+        ends: Vec<usize>,
+    }
+    const TILES_PER_CHUNK: u64 = 16;
     if first >= end {
         return Ok(());
     }
     let mut statement =
         conn.prepare("SELECT seq, body FROM entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
     let mut rows = statement.query(params![(first * TILE) as i64, (end * TILE) as i64])?;
-    let mut leaves: Vec<Hash> = Vec::with_capacity(TILE as usize);
     let mut tile = first;
     let mut expected = first * TILE + 1;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        if seq as u64 != expected {
-            // A gap: the chain check reports it; the tree stops where the entries do.
-            break;
-        }
-        expected += 1;
-        leaves.push(merkle::leaf_hash(row.get_ref(1)?.as_blob()?));
-        if leaves.len() == TILE as usize {
-            each(tile, merkle::root_of_leaves(&leaves))?;
-            leaves.clear();
-            tile += 1;
-        }
-    }
-    Ok(())
+    let mut stopped = false;
+    crate::pipeline::in_order(
+        || -> rusqlite::Result<Option<Tiles>> {
+            let mut chunk = Tiles { first: tile, bytes: Vec::new(), ends: Vec::new() };
+            let limit = (TILES_PER_CHUNK * TILE) as usize;
+            while !stopped && chunk.ends.len() < limit {
+                let Some(row) = rows.next()? else { break };
+                let seq: i64 = row.get(0)?;
+                if seq as u64 != expected {
+                    // A gap: the chain check reports it; the tree stops where the entries do.
+                    stopped = true;
+                    break;
+                }
+                expected += 1;
+                chunk.bytes.extend_from_slice(row.get_ref(1)?.as_blob()?);
+                chunk.ends.push(chunk.bytes.len());
+            }
+            // Only whole tiles are hashed; the entries of a partial one wait for their block.
+            let whole = chunk.ends.len() - chunk.ends.len() % TILE as usize;
+            chunk.ends.truncate(whole);
+            if whole < limit {
+                stopped = true;
+            }
+            tile += (whole as u64) / TILE;
+            Ok((!chunk.ends.is_empty()).then_some(chunk))
+        },
+        |chunk: Tiles| -> Vec<(u64, Hash)> {
+            let mut start = 0;
+            let leaves: Vec<Hash> = chunk
+                .ends
+                .iter()
+                .map(|&end| {
+                    let leaf = merkle::leaf_hash(&chunk.bytes[start..end]);
+                    start = end;
+                    leaf
+                })
+                .collect();
+            leaves
+                .chunks(TILE as usize)
+                .enumerate()
+                .map(|(i, block)| (chunk.first + i as u64, merkle::root_of_leaves(block)))
+                .collect()
+        },
+        |hashed: &mut Vec<(u64, Hash)>| -> rusqlite::Result<()> {
+            for &(tile, hash) in hashed.iter() {
+                each(tile, hash)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Stores the hash of every full block of entries not stored yet, up to `n_entries`: in the
