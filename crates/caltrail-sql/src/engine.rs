@@ -150,31 +150,66 @@ impl Engine {
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let mut written = Vec::new();
-        for table in Table::ALL.iter().copied() {
-            let name = table.name();
-            let path = dir.join(format!("{name}.parquet"));
-            let write_error =
-                |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
-            let file = std::fs::File::create(&path).map_err(write_error)?;
-            let mut writer = ArrowWriter::try_new(
-                file,
-                table_schema(&self.replay, table),
-                Some(properties.clone()),
-            )
-            .map_err(|e| write_error(std::io::Error::other(e)))?;
-            let mut n_rows = 0;
-            // One batch at a time, so that a table is never whole in memory.
-            for part in 0..n_batches(&self.replay, table) {
-                for batch in build_part(&self.replay, table, Part::Batch(part)) {
-                    writer.write(&batch).map_err(|e| write_error(std::io::Error::other(e)))?;
-                    n_rows += batch.num_rows();
-                }
-            }
-            writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
-            written.push((name, n_rows));
+        // Tables are written in parallel, one per worker at a time, the largest first so that
+        // the long ones start early; each is still written one batch at a time.
+        let mut order: Vec<Table> = Table::ALL.to_vec();
+        order.sort_by_key(|table| std::cmp::Reverse(n_batches(&self.replay, *table)));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let n_workers =
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(order.len());
+        let results: Vec<Result<Vec<(Table, usize)>, SqlError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..n_workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&table) = order.get(i) else { break };
+                            done.push((table, self.write_table(dir, table, &properties)?));
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut written: Vec<(Table, usize)> = Vec::new();
+        for result in results {
+            written.extend(result?);
         }
-        Ok(written)
+        written.sort_by_key(|(table, _)| Table::ALL.iter().position(|t| t == table));
+        Ok(written.into_iter().map(|(table, rows)| (table.name(), rows)).collect())
+    }
+
+    /// Writes one table to `dir/<table>.parquet`, a batch at a time; returns its row count.
+    fn write_table(
+        &self,
+        dir: &Path,
+        table: Table,
+        properties: &WriterProperties,
+    ) -> Result<usize, SqlError> {
+        let path = dir.join(format!("{}.parquet", table.name()));
+        let write_error =
+            |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
+        let file = std::fs::File::create(&path).map_err(write_error)?;
+        let mut writer =
+            ArrowWriter::try_new(file, table_schema(&self.replay, table), Some(properties.clone()))
+                .map_err(|e| write_error(std::io::Error::other(e)))?;
+        let mut n_rows = 0;
+        // One batch at a time, so that a table is never whole in memory.
+        for part in 0..n_batches(&self.replay, table) {
+            for batch in build_part(&self.replay, table, Part::Batch(part)) {
+                writer.write(&batch).map_err(|e| write_error(std::io::Error::other(e)))?;
+                n_rows += batch.num_rows();
+            }
+        }
+        writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
+        Ok(n_rows)
     }
 }
 
