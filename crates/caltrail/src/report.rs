@@ -154,6 +154,18 @@ pub(crate) fn replay_with_progress(
     keep_events: bool,
     progress: &Progress,
 ) -> anyhow::Result<Replay> {
+    replay_known(db, args, keep_events, progress).map(|(replay, _)| replay)
+}
+
+/// [`replay_with_progress`], and the number of entries it read the ledger as holding: what a
+/// command that also reads entries itself (the report) must stop at, whatever is appended
+/// meanwhile.
+pub(crate) fn replay_known(
+    db: &Path,
+    args: &AsOfArgs,
+    keep_events: bool,
+    progress: &Progress,
+) -> anyhow::Result<(Replay, u64)> {
     let ledger = Ledger::open_existing(db)?;
     let as_of = args.as_of.unwrap_or(AsOf::Latest);
     let n_known = args.n_known(&ledger)?;
@@ -214,7 +226,7 @@ pub(crate) fn replay_with_progress(
     for late in held {
         replay.apply(late.entry.seq, late.entry.recorded_at, &hex(&late), &late.entry.event);
     }
-    Ok(replay.finish())
+    Ok((replay.finish(), n_known))
 }
 
 /// Print a table of the replayed state.
@@ -241,8 +253,11 @@ fn table_names() -> impl clap::builder::TypedValueParser<Value = caltrail_sql::T
 }
 
 /// The rules, as clap offers them in help, completions and errors.
-fn rule_names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(RULES.iter().map(|rule| rule.name))
+fn rule_names() -> impl clap::builder::TypedValueParser<Value = &'static Rule> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(RULES.iter().map(|rule| rule.name)).map(|name| {
+        caltrail_sql::find_rule(&name).expect("invariant: clap offered only the rules' names")
+    })
 }
 
 pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -261,7 +276,7 @@ pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow:
 pub(crate) struct CheckArgs {
     /// Only this rule (repeat for several).
     #[arg(long = "rule", value_name = "NAME", value_parser = rule_names())]
-    rules: Vec<String>,
+    rules: Vec<&'static Rule>,
     #[command(flatten)]
     as_of: AsOfArgs,
     /// `table` and `csv` print the columns every finding has; `json` prints all of them.
@@ -270,19 +285,8 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let rules: Vec<&Rule> = if args.rules.is_empty() {
-        RULES.iter().collect()
-    } else {
-        args.rules
-            .iter()
-            .map(|name| {
-                caltrail_sql::find_rule(name).with_context(|| {
-                    let known: Vec<&str> = RULES.iter().map(|r| r.name).collect();
-                    format!("unknown rule {name:?} (the rules are: {})", known.join(", "))
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
+    let rules: Vec<&Rule> =
+        if args.rules.is_empty() { RULES.iter().collect() } else { args.rules.clone() };
     let progress = args.as_of.progress("check");
     let replay = replay_with_progress(db, &args.as_of, false, &progress)?;
     progress.finish();

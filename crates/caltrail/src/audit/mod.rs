@@ -17,7 +17,7 @@ use caltrail_store::Ledger;
 
 use crate::Outcome;
 use crate::output::{Cell, Table};
-use crate::report::{AsOfArgs, replay_with_progress, run_rules, true_up_agreement, true_up_table};
+use crate::report::{AsOfArgs, replay_known, run_rules, true_up_agreement, true_up_table};
 
 /// At most this many events are listed; the report says how many it left out.
 const MAX_LISTED_EVENTS: usize = 10_000;
@@ -131,10 +131,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn gather(db: &Path, args: &ReportArgs) -> anyhow::Result<Report> {
-    let ledger = Ledger::open_existing(db)?;
-    let n_known = args.as_of.n_known(&ledger)?;
     let progress = args.as_of.progress("report");
-    let replay = replay_with_progress(db, &args.as_of, false, &progress)?;
+    // The listing, the count and the head hash stop where the replay did, whatever is appended
+    // while the report is written.
+    let (replay, n_known) = replay_known(db, &args.as_of, false, &progress)?;
+    let ledger = Ledger::open_existing(db)?;
     let judged_at = replay.active_at;
     let true_up_agreement = true_up_agreement(&replay, args.agreement.as_deref());
     if let (Some(_), Err(error)) = (&args.agreement, &true_up_agreement) {
