@@ -15,9 +15,6 @@ const MAX_PER_KIND: usize = 4;
 const WIDTH: u32 = 620;
 const HEIGHT: u32 = 300;
 
-/// The revocations of one server and version: (seconds since 1970, the limit then) of each.
-type Revocations = Vec<(i64, i64)>;
-
 /// One chart, drawn.
 pub(crate) struct Chart {
     pub title: String,
@@ -232,65 +229,58 @@ fn migration_chart(engine: &Engine, end: i64) -> anyhow::Result<(Vec<Chart>, usi
 /// (the window the rule `revocation_limit` judges: a revocation counts from its moment until
 /// 90 days after), beside the limit, max(1, 20% of the CALs installed at each revocation).
 fn revocation_charts(engine: &Engine, judged: i64) -> anyhow::Result<(Vec<Chart>, usize)> {
-    const WINDOW: i64 = 90 * 86_400;
-    let revocations = query(
+    // A revocation counts from its moment until 90 days after (the rule's window, `at - 90
+    // days` excluded); at one moment the departures count before the arrivals, so the last row
+    // of a moment holds the count then, and each arrival's row its window's.
+    let counted = query(
         engine,
-        "SELECT server, product_version, to_unixtime(\"at\") AS t, \
-                GREATEST(1, installed_on_server / 5) AS revocation_limit \
-         FROM revocations WHERE cal_type = 'per_device' AND product_version IS NOT NULL \
-         ORDER BY server, product_version, \"at\", seq",
+        "WITH revoked AS ( \
+            SELECT seq, server, product_version, \"at\", \
+                   GREATEST(1, installed_on_server / 5) AS revocation_limit \
+            FROM revocations WHERE cal_type = 'per_device' AND product_version IS NOT NULL), \
+         changes AS ( \
+            SELECT server, product_version, \"at\" AS t, 1 AS delta, revocation_limit, seq \
+            FROM revoked \
+            UNION ALL \
+            SELECT server, product_version, \"at\" + INTERVAL '90 days', -1, \
+                   CAST(NULL AS BIGINT), seq \
+            FROM revoked), \
+         counted AS ( \
+            SELECT *, SUM(delta) OVER ( \
+                PARTITION BY server, product_version ORDER BY t, delta, seq \
+                ROWS UNBOUNDED PRECEDING) AS in_window \
+            FROM changes) \
+         SELECT server, product_version, to_unixtime(t) AS t, in_window, revocation_limit, \
+                MAX(in_window - revocation_limit) OVER (PARTITION BY server, product_version) \
+                    AS worst \
+         FROM counted ORDER BY server, product_version, t, delta, seq",
     )?;
-    // Group the rows per server and version, keeping the order: (time, limit) of each.
-    let mut pairs: Vec<((String, String), Revocations)> = Vec::new();
-    for row in &revocations.rows {
+    // Per server and version, in order: the count at each moment and the limit as it changes.
+    let mut drawn: Vec<(i64, (String, String), Series, Series)> = Vec::new();
+    for row in &counted.rows {
         let key = (row[0].text(), row[1].text());
-        let revocation = (int(&row[2]), int(&row[3]));
-        match pairs.last_mut() {
-            Some((last, rows)) if *last == key => rows.push(revocation),
-            _ => pairs.push((key, vec![revocation])),
-        }
-    }
-    let n_pairs = pairs.len();
-    let mut drawn: Vec<(i64, (String, String), Series, Series)> = pairs
-        .into_iter()
-        .map(|(key, revoked)| {
-            // +1 at each revocation, -1 when it leaves the window; at one moment the arrivals
-            // count before the departures, as the window (at - 90 days, at] does.
-            let mut changes: Vec<(i64, i64)> =
-                revoked.iter().flat_map(|&(at, _)| [(at, 1), (at + WINDOW, -1)]).collect();
-            changes.sort_by_key(|&(at, delta)| (at, -delta));
-            let mut count = 0;
-            let mut in_window: Vec<(i64, i64)> = Vec::new();
-            for (at, delta) in changes {
-                count += delta;
-                match in_window.last_mut() {
-                    Some(last) if last.0 == at => last.1 = count,
-                    _ => in_window.push((at, count)),
-                }
-            }
-            let mut limit: Vec<(i64, i64)> = Vec::new();
-            for &(at, value) in &revoked {
-                if limit.last().is_none_or(|last| last.1 != value) {
-                    limit.push((at, value));
-                }
-            }
-            let worst = in_window
-                .iter()
-                .map(|&(at, n)| {
-                    let limit_then = limit.iter().rev().find(|l| l.0 <= at).map_or(1, |l| l.1);
-                    n - limit_then
-                })
-                .max()
-                .unwrap_or(i64::MIN);
-            let revoked_series = Series {
+        let (at, in_window) = (int(&row[2]), int(&row[3]));
+        if drawn.last().is_none_or(|(_, last, ..)| *last != key) {
+            let revoked = Series {
                 label: "revoked in the last 90 days".into(),
                 color: IN_USE,
-                points: in_window,
+                points: vec![],
             };
-            let limit_series = Series { label: "limit".into(), color: RIGHTS, points: limit };
-            (worst, key, revoked_series, limit_series)
-        })
-        .collect();
+            let limit = Series { label: "limit".into(), color: RIGHTS, points: vec![] };
+            drawn.push((int(&row[5]), key, revoked, limit));
+        }
+        let (_, _, revoked, limit) = drawn.last_mut().expect("invariant: pushed above");
+        match revoked.points.last_mut() {
+            Some(last) if last.0 == at => last.1 = in_window,
+            _ => revoked.points.push((at, in_window)),
+        }
+        if let Cell::Int(value) = row[4]
+            && limit.points.last().is_none_or(|last| last.1 != value)
+        {
+            limit.points.push((at, value));
+        }
+    }
+    let n_pairs = drawn.len();
     drawn.sort_by_key(|(worst, ..)| std::cmp::Reverse(*worst));
     let mut charts = Vec::new();
     for (_, (server, version), revoked, limit) in drawn.into_iter().take(MAX_PER_KIND) {
