@@ -14,6 +14,7 @@ mod reliability;
 mod report;
 mod schemas;
 mod shell;
+mod snapshot;
 mod tamper;
 mod tamper_campaign;
 mod tidy;

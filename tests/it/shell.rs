@@ -242,8 +242,9 @@ fn piped_stderr_stays_clean_and_a_terminal_shows_progress() {
     let db = sandbox.db();
     for (args, bar) in [
         ("verify", "verify ["),
-        ("check", "check ["),
-        ("report --out r2.html", "report ["),
+        // A current snapshot leaves nothing to fold: the bar is for a replay.
+        ("check --no-snapshot", "check ["),
+        ("report --out r2.html --no-snapshot", "report ["),
         ("check --quiet", ""),
     ] {
         let line = format!("{binary} --db {} {args} >/dev/null", db.display());

@@ -37,11 +37,11 @@ pub enum AsOf {
 /// What a pack is, known from the event that creates it whatever its `at`: a CAL imported with
 /// an `IssueDate` before its pack's install still belongs to that pack.
 #[derive(Debug, Clone)]
-struct PackKind {
-    agreement: String,
-    product_version: ProductVersion,
-    cal_type: CalType,
-    downgraded_from: Option<ProductVersion>,
+pub(crate) struct PackKind {
+    pub(crate) agreement: String,
+    pub(crate) product_version: ProductVersion,
+    pub(crate) cal_type: CalType,
+    pub(crate) downgraded_from: Option<ProductVersion>,
 }
 
 impl PackKind {
@@ -59,21 +59,24 @@ impl PackKind {
 /// The state the events describe, as rows. Built by `apply` in ledger order, then `finish`.
 #[derive(Debug)]
 pub struct Replay {
-    as_of: AsOf,
+    pub(crate) as_of: AsOf,
     /// When "active" is judged.
     pub active_at: Timestamp,
     /// The last entry applied, 0 when none.
     pub last_seq: u64,
     /// How many entries were applied (retracted ones included).
     pub n_applied: u64,
-    /// The latest `at` of the events applied, retractions left out: when `AsOf::Seq` judges.
-    latest_at: Option<Timestamp>,
+    /// The latest `at` of the events applied, retractions left out: when `AsOf::Seq` judges,
+    /// and where the entries that extend a snapshot of this state must start.
+    pub(crate) latest_at: Option<Timestamp>,
+    /// Whether `finish` has run: a finished state is judged at one time and is no snapshot.
+    pub(crate) finished: bool,
     /// Whether `events` rows are kept (the table is large and only some queries read it).
-    keep_events: bool,
+    pub(crate) keep_events: bool,
     /// The `events` table, when the replay keeps it.
     pub events: Vec<EventRow>,
     /// Per CAL (same index as `cals`): its holder's name in lower case.
-    holder_keys: Vec<Sym>,
+    pub(crate) holder_keys: Vec<Sym>,
     /// By name; unordered (looked up for every event), so readers sort by name.
     pub servers: HashMap<ServerName, ServerRow, FxBuildHasher>,
     /// The `agreements` table, by agreement, version and type.
@@ -82,25 +85,25 @@ pub struct Replay {
     pub purchases: Vec<PurchaseRow>,
     /// The `keypacks` table.
     pub keypacks: Vec<KeypackRow>,
-    keypack_index: HashMap<String, usize, FxBuildHasher>,
+    pub(crate) keypack_index: HashMap<String, usize, FxBuildHasher>,
     /// Per pack (same index): `(at, quantity after)` of every change, for restores.
-    timelines: Vec<Vec<(Timestamp, u64)>>,
+    pub(crate) timelines: Vec<Vec<(Timestamp, u64)>>,
     /// The `cals` table.
     pub cals: Vec<CalRow>,
     /// By pack and lower-cased holder: a holder's name is not case-sensitive.
-    cal_index: HashMap<(Sym, Sym), usize, FxBuildHasher>,
+    pub(crate) cal_index: HashMap<(Sym, Sym), usize, FxBuildHasher>,
     /// The texts `issues` rows refer to.
     pub strings: Strings,
     /// Retracted event ids, with the id of the retraction (EVENTS.md, `event.retracted`).
-    retracted_by: HashMap<String, String>,
+    pub(crate) retracted_by: HashMap<String, String>,
     /// Pack-creating events seen by `know`, resolved into `pack_kinds` at the first `apply`.
-    pending_definitions: Vec<Event>,
-    pack_kinds: HashMap<Sym, PackKind, FxBuildHasher>,
+    pub(crate) pending_definitions: Vec<Event>,
+    pub(crate) pack_kinds: HashMap<Sym, PackKind, FxBuildHasher>,
     /// Earlier incarnations of server names (the current one is in `servers`).
     pub past_servers: Vec<ServerRow>,
     /// The `migrations` table.
     pub migrations: Vec<MigrationRow>,
-    migration_index: HashMap<String, usize>,
+    pub(crate) migration_index: HashMap<String, usize>,
     /// The `server_status` table.
     pub status_changes: Vec<StatusChangeRow>,
     /// The `issues` table.
@@ -118,7 +121,7 @@ pub struct Replay {
     /// Stretches of time each CAL was active, closed as the fold goes and by `finish`.
     pub intervals: Vec<UseInterval>,
     /// Per CAL (same index as `cals`): since when its open stretch runs, and at what level.
-    open_intervals: Vec<Option<(Timestamp, ProductVersion)>>,
+    pub(crate) open_intervals: Vec<Option<(Timestamp, ProductVersion)>>,
     /// Holders in use at the judged time (`finish`).
     pub holders: Vec<HolderRow>,
     /// Counts at or above each level over time (`finish`).
@@ -131,14 +134,14 @@ pub struct Replay {
     pub estate_levels: Vec<(CalType, ProductVersion)>,
     /// Per pack (same index as `keypacks`): `(at, quantity)` of every removal and migration
     /// that took CALs out, for what a restore brings back.
-    left: Vec<Vec<(Timestamp, u64)>>,
-    debt_map: BTreeMap<DebtKey, DebtRow>,
+    pub(crate) left: Vec<Vec<(Timestamp, u64)>>,
+    pub(crate) debt_map: BTreeMap<DebtKey, DebtRow>,
     /// What servers are owed (`finish`: those still owed).
     pub debts: Vec<DebtRow>,
 }
 
 /// A server incarnation, agreement, requirement and CAL type.
-type DebtKey = (ServerName, u32, String, ProductVersion, CalType);
+pub(crate) type DebtKey = (ServerName, u32, String, ProductVersion, CalType);
 
 impl Replay {
     /// An empty state. `now` is when "active" is judged for `AsOf::Latest`.
@@ -154,6 +157,7 @@ impl Replay {
             last_seq: 0,
             n_applied: 0,
             latest_at: None,
+            finished: false,
             keep_events,
             events: Vec::new(),
             holder_keys: Vec::new(),
@@ -245,6 +249,10 @@ impl Replay {
                 kinds.insert(e.keypack.as_str(), PackKind::installed(e));
             }
         }
+        // A replay extending a snapshot knows the packs of the entries before it already.
+        let known = |name: &str| {
+            self.strings.index.get(name).and_then(|sym| self.pack_kinds.get(sym)).cloned()
+        };
         loop {
             let mut added = false;
             for event in &live {
@@ -252,7 +260,11 @@ impl Replay {
                 if kinds.contains_key(e.keypack.as_str()) {
                     continue;
                 }
-                if let Some(kind) = migrated_kind(kinds.get(e.from_keypack.as_str()), e) {
+                let source = kinds
+                    .get(e.from_keypack.as_str())
+                    .cloned()
+                    .or_else(|| known(e.from_keypack.as_str()));
+                if let Some(kind) = migrated_kind(source.as_ref(), e) {
                     kinds.insert(e.keypack.as_str(), kind);
                     added = true;
                 }
@@ -275,12 +287,14 @@ impl Replay {
         let is_retraction = matches!(event.data, EventData::EventRetracted(_));
         match self.as_of {
             AsOf::Seq(n) if seq > n => return,
-            AsOf::Seq(_) if !is_retraction => {
-                self.latest_at = Some(self.latest_at.map_or(event.at, |t| t.max(event.at)));
-            }
             // A retraction applies whatever its `at` (EVENTS.md, "Time").
             AsOf::Time(t) if event.at > t && !is_retraction => return,
             _ => {}
+        }
+        // Kept whatever the as-of point: `AsOf::Seq` judges at it, and a snapshot is extended
+        // only by entries at or after it.
+        if !is_retraction {
+            self.latest_at = Some(self.latest_at.map_or(event.at, |t| t.max(event.at)));
         }
         self.last_seq = self.last_seq.max(seq);
         // Looked up only when the ledger retracts anything: it costs a hash per event.
@@ -665,6 +679,7 @@ impl Replay {
         if let (AsOf::Seq(_), Some(latest)) = (self.as_of, self.latest_at) {
             self.active_at = latest;
         }
+        self.finished = true;
         let active_at = self.active_at;
         for index in 0..self.cals.len() {
             if let (Some((start, level)), Some(until)) =

@@ -8,11 +8,13 @@ mod fold;
 pub mod licence;
 mod order;
 mod rows;
+mod snapshot;
 mod strings;
 
 pub use fold::{AsOf, Replay, event_row};
 pub use order::{KnownEntry, out_of_order};
 pub use rows::*;
+pub use snapshot::{HEADER_LEN, SnapshotError, SnapshotHeader, SnapshotKey};
 pub use strings::{Strings, Sym};
 
 #[cfg(test)]

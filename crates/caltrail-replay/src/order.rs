@@ -69,6 +69,13 @@ impl Replay {
     /// finishes: for entries already in memory. A ledger's are streamed by the caller with
     /// `know`, `out_of_order` and `apply` instead, so they are never all held at once.
     pub fn fold_all<'a>(mut self, entries: impl IntoIterator<Item = KnownEntry<'a>>) -> Replay {
+        self.fold(entries);
+        self.finish()
+    }
+
+    /// Folds these entries into the state without finishing it: `know` for each, then
+    /// `apply` in valid-time order. Entries after a snapshot's are folded this way on top of it.
+    pub fn fold<'a>(&mut self, entries: impl IntoIterator<Item = KnownEntry<'a>>) {
         let mut entries: Vec<KnownEntry<'a>> = entries.into_iter().collect();
         for entry in &entries {
             self.know(entry.event);
@@ -77,7 +84,6 @@ impl Replay {
         for entry in &entries {
             self.apply(entry.seq, entry.recorded_at, entry.hash, entry.event);
         }
-        self.finish()
     }
 }
 

@@ -7,7 +7,7 @@ use rustc_hash::FxBuildHasher;
 
 /// A handle to a text held by `Strings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sym(u32);
+pub struct Sym(pub(crate) u32);
 
 impl Sym {
     /// A handle made up for a test, naming no text.
@@ -20,10 +20,10 @@ impl Sym {
 /// The texts of one replay. Handles are given out in first-seen order and never reused.
 #[derive(Debug, Default)]
 pub struct Strings {
-    index: HashMap<Box<str>, Sym, FxBuildHasher>,
-    texts: Vec<Box<str>>,
+    pub(crate) index: HashMap<Box<str>, Sym, FxBuildHasher>,
+    pub(crate) texts: Vec<Box<str>>,
     /// By handle: the handle of the text in lower case, once asked for.
-    lower: Vec<Option<Sym>>,
+    pub(crate) lower: Vec<Option<Sym>>,
 }
 
 impl Strings {

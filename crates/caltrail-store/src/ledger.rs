@@ -362,30 +362,36 @@ impl Ledger {
     /// the index is missing. The `at` column is checked against the bytes by `verify`, and
     /// again by the replay as it folds, so a changed column or index is found there.
     pub fn times(&self, n: u64) -> Result<Vec<i64>, StoreError> {
-        let len = usize::try_from(n).map_err(|_| StoreError::Corrupt {
+        self.times_after(0, n)
+    }
+
+    /// The `at` column of entries `after + 1 ..= n`, indexed by `seq - after - 1`: the entries
+    /// a replay folds on top of a snapshot of the first `after`.
+    pub fn times_after(&self, after: u64, n: u64) -> Result<Vec<i64>, StoreError> {
+        let len = usize::try_from(n.saturating_sub(after)).map_err(|_| StoreError::Corrupt {
             path: self.path.clone(),
             seq: n,
             reason: "more entries than this machine can address".into(),
         })?;
+        let from = i64::try_from(after).unwrap_or(i64::MAX);
         let mut ats = vec![i64::MIN; len];
         let mut filled = vec![false; len];
         let until = i64::try_from(n).unwrap_or(i64::MAX);
-        let mut statement = match self
-            .conn
-            .prepare("SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1")
-        {
+        let mut statement = match self.conn.prepare(
+            "SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1 AND seq > ?2",
+        ) {
             Ok(statement) => statement,
             Err(_) => self
                 .conn
-                .prepare("SELECT seq, at FROM entries WHERE seq <= ?1")
+                .prepare("SELECT seq, at FROM entries WHERE seq <= ?1 AND seq > ?2")
                 .map_err(|e| self.classify(e))?,
         };
-        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        let mut rows = statement.query([until, from]).map_err(|e| self.classify(e))?;
         while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
             let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
             let at: i64 = row.get(1).map_err(|e| self.err(e))?;
             // `seq` is the rowid: at least 1 (the table's CHECK) and unique.
-            let Some(slot) = usize::try_from(seq - 1).ok().filter(|i| *i < len) else {
+            let Some(slot) = usize::try_from(seq - 1 - from).ok().filter(|i| *i < len) else {
                 return Err(StoreError::Corrupt {
                     path: self.path.clone(),
                     seq: seq as u64,
@@ -398,7 +404,7 @@ impl Ledger {
         if let Some(missing) = filled.iter().position(|f| !f) {
             return Err(StoreError::Corrupt {
                 path: self.path.clone(),
-                seq: missing as u64 + 1,
+                seq: after + missing as u64 + 1,
                 reason: "it is missing".into(),
             });
         }
@@ -411,6 +417,7 @@ impl Ledger {
     /// the entries it returns.
     pub fn scan_named(
         &self,
+        after_seq: u64,
         until_seq: u64,
         types: &[EventType],
         mut visit: impl FnMut(StoredEntry),
@@ -422,10 +429,11 @@ impl Ledger {
             types.iter().map(|t| format!("type = '{}'", t.as_str())).collect();
         let wanted = if wanted.is_empty() { "0".to_owned() } else { wanted.join(" OR ") };
         let sql = format!(
-            "SELECT seq, body, hash FROM entries NOT INDEXED WHERE seq <= ?1 AND ({wanted}) ORDER BY seq"
+            "SELECT seq, body, hash FROM entries NOT INDEXED WHERE seq <= ?1 AND seq > ?2 AND ({wanted}) ORDER BY seq"
         );
         let mut statement = self.conn.prepare(&sql).map_err(|e| self.classify(e))?;
-        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let mut rows = statement.query([until, after]).map_err(|e| self.classify(e))?;
         while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
             let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
             let body = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
@@ -433,6 +441,18 @@ impl Ledger {
             visit(self.decode_one(seq as u64, body, hash)?);
         }
         Ok(())
+    }
+
+    /// The `seq` of the entry with this event id, if the ledger holds one.
+    pub fn seq_of_id(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached("SELECT seq FROM entries WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement.query_row([id], |row| row.get::<_, i64>(0)).optional()
+            })
+            .map(|seq| seq.map(|seq| seq as u64))
+            .map_err(|e| self.classify(e))
     }
 
     /// The entries with these `seq`s, decoded, in the order asked.
@@ -471,14 +491,27 @@ impl Ledger {
     pub fn for_each_entry(
         &self,
         until_seq: Option<u64>,
+        visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.for_each_entry_after(0, until_seq, visit)
+    }
+
+    /// [`Ledger::for_each_entry`] from entry `after_seq + 1` on.
+    pub fn for_each_entry_after(
+        &self,
+        after_seq: u64,
+        until_seq: Option<u64>,
         mut visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         let mut statement = self
             .conn
-            .prepare("SELECT seq, body, hash FROM entries WHERE seq <= ?1 ORDER BY seq")
+            .prepare(
+                "SELECT seq, body, hash FROM entries WHERE seq <= ?1 AND seq > ?2 ORDER BY seq",
+            )
             .map_err(|e| self.classify(e))?;
-        let mut rows = statement.query([until]).map_err(|e| self.classify(e))?;
+        let mut rows = statement.query([until, after]).map_err(|e| self.classify(e))?;
         let path = self.path.as_path();
         pipeline::in_order(
             || {

@@ -10,6 +10,7 @@ mod log;
 mod output;
 mod progress;
 mod report;
+mod snapshot;
 mod timearg;
 mod trust;
 mod wmi;
@@ -205,6 +206,34 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
                 tiles.len()
             )?;
             return Ok(Outcome::Found);
+        }
+    }
+    if report.is_ok() && args.deep {
+        let shown = snapshot::path(db);
+        match snapshot::check(&ledger, db)? {
+            None => {}
+            Some(snapshot::Found::Matches(n)) => writeln!(
+                out,
+                "snapshot {}: the state of the first {n} entries, as a replay of them builds it",
+                shown.display()
+            )?,
+            Some(snapshot::Found::Ignored(why)) => writeln!(
+                out,
+                "snapshot {}: {why}; every command ignores it and replays from the first entry",
+                shown.display()
+            )?,
+            Some(snapshot::Found::Differs(n)) => {
+                writeln!(
+                    out,
+                    "snapshot {}: the state it holds is not what the first {n} entries give; commands would answer from it",
+                    shown.display()
+                )?;
+                writeln!(
+                    out,
+                    "failed: the snapshot differs from the entries (delete it); the chain is whole"
+                )?;
+                return Ok(Outcome::Found);
+            }
         }
     }
     if report.is_ok()

@@ -77,12 +77,16 @@ pub(crate) struct AsOfArgs {
     /// No progress bar on stderr (there is none when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// Replay every entry from the first, neither reading nor writing the snapshot beside the
+    /// ledger (`LEDGER.snapshot`).
+    #[arg(long)]
+    no_snapshot: bool,
 }
 
 impl AsOfArgs {
     /// Every event.
     pub(crate) fn latest() -> AsOfArgs {
-        AsOfArgs { as_of: None, known_at: None, quiet: true }
+        AsOfArgs { as_of: None, known_at: None, quiet: true, no_snapshot: false }
     }
 
     /// A progress bar for a command that replays, unless `--quiet`.
@@ -133,7 +137,12 @@ impl AsOfArgs {
 
     /// The events at or before `t`, read from the ledger as these arguments read it.
     pub(crate) fn at_time(&self, t: Timestamp) -> AsOfArgs {
-        AsOfArgs { as_of: Some(AsOf::Time(t)), known_at: self.known_at, quiet: self.quiet }
+        AsOfArgs {
+            as_of: Some(AsOf::Time(t)),
+            known_at: self.known_at,
+            quiet: self.quiet,
+            no_snapshot: self.no_snapshot,
+        }
     }
 }
 
@@ -170,25 +179,88 @@ pub(crate) fn replay_known(
     let as_of = args.as_of.unwrap_or(AsOf::Latest);
     let n_known = args.n_known(&ledger)?;
     progress.set_length(n_known);
-    let mut replay = Replay::new(as_of, Timestamp::now(), keep_events);
+    let now = Timestamp::now();
+    // The events table is not in a snapshot: a command that shows it replays from the start.
+    let loaded = if args.no_snapshot || keep_events {
+        None
+    } else {
+        crate::snapshot::load(&ledger, db, as_of, now, n_known)?
+    };
+    let from_snapshot = loaded.is_some();
+    let (mut replay, ahead) = match loaded {
+        Some(loaded) => loaded,
+        None => (Replay::new(as_of, now, keep_events), read_ahead(&ledger, db, 0, n_known)?),
+    };
+    let after = ahead.after;
+    fold(&ledger, db, &mut replay, ahead, n_known, keep_events, progress)?;
+    // A snapshot of the whole ledger, judged at no point yet; rewritten once the entries
+    // folded on top of the last one cost more than writing it again.
+    let whole = as_of == AsOf::Latest && args.known_at.is_none();
+    let worth_writing = !from_snapshot || (n_known - after).saturating_mul(16) >= after;
+    if whole && worth_writing && !args.no_snapshot && !keep_events {
+        crate::snapshot::store(&ledger, db, &replay, n_known);
+    }
+    Ok((replay.finish(), n_known))
+}
+
+/// What a fold of entries `after + 1 ..= n` needs before it starts: their `at` column, and the
+/// entries of the types a replay knows ahead, decoded.
+pub(crate) struct Ahead {
+    /// The entries before these are folded already (from a snapshot), or none.
+    pub(crate) after: u64,
+    /// The `at` of each entry, by `seq - after - 1`.
+    pub(crate) ats: Vec<i64>,
+    /// The retractions and pack-creating entries among them, in chain order.
+    pub(crate) named: Vec<StoredEntry>,
+}
+
+/// Reads what a fold of entries `after + 1 ..= n_known` needs ahead. The two reads are
+/// independent: the `at` index on a second connection, the named entries (a scan of the
+/// table's small columns) on this one. Entries up to `n_known` are the same in both whatever
+/// is appended meanwhile, since the ledger only grows.
+pub(crate) fn read_ahead(
+    ledger: &Ledger,
+    db: &Path,
+    after: u64,
+    n_known: u64,
+) -> anyhow::Result<Ahead> {
+    let types: Vec<EventType> =
+        EventType::ALL.iter().copied().filter(|t| Replay::is_known_ahead(*t)).collect();
+    let mut named = Vec::new();
+    let ats = std::thread::scope(|scope| -> anyhow::Result<Vec<i64>> {
+        let times = scope.spawn(|| -> anyhow::Result<Vec<i64>> {
+            Ok(Ledger::open_existing(db)?.times_after(after, n_known)?)
+        });
+        ledger.scan_named(after, n_known, &types, |stored| named.push(stored))?;
+        times.join().map_err(|_| anyhow::anyhow!("reading the at column failed"))?
+    })?;
+    Ok(Ahead { after, ats, named })
+}
+
+/// Folds entries `ahead.after + 1 ..= n_known` into `replay`, in valid-time order: the named
+/// entries are known first; the entries out of valid-time order (`out_of_order`: none in most
+/// ledgers) are read next and held; the main pass streams the rest, which is in order, and
+/// merges the held ones in.
+pub(crate) fn fold(
+    ledger: &Ledger,
+    db: &Path,
+    replay: &mut Replay,
+    ahead: Ahead,
+    n_known: u64,
+    keep_events: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let Ahead { after, ats, named } = ahead;
+    for stored in &named {
+        replay.know(&stored.entry.event);
+    }
+    drop(named);
     let hex = |stored: &StoredEntry| {
         // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
         if keep_events { stored.hash.to_hex() } else { String::new() }
     };
-    let ahead: Vec<EventType> =
-        EventType::ALL.iter().copied().filter(|t| Replay::is_known_ahead(*t)).collect();
-    // The two reads are independent: the `at` index on a second connection, the named
-    // entries (a scan of the table's small columns) on this one. Entries up to `n_known` are
-    // the same in both whatever is appended meanwhile, since the ledger only grows.
-    let ats = std::thread::scope(|scope| -> anyhow::Result<Vec<i64>> {
-        let times = scope.spawn(|| -> anyhow::Result<Vec<i64>> {
-            Ok(Ledger::open_existing(db)?.times(n_known)?)
-        });
-        ledger.scan_named(n_known, &ahead, |stored| replay.know(&stored.entry.event))?;
-        times.join().map_err(|_| anyhow::anyhow!("reading the at column failed"))?
-    })?;
     let out_of_order: Vec<u64> =
-        caltrail_replay::out_of_order(&ats).into_iter().map(|i| i as u64 + 1).collect();
+        caltrail_replay::out_of_order(&ats).into_iter().map(|i| after + i as u64 + 1).collect();
     replay.reserve(ats.len());
     drop(ats);
     let mut held = ledger.read_entries(&out_of_order)?;
@@ -196,7 +268,8 @@ pub(crate) fn replay_known(
     let mut held = held.into_iter().peekable();
     let mut next_out_of_order = out_of_order.iter().peekable();
     let mut last = None;
-    ledger.for_each_entry(Some(n_known), |stored| {
+    progress.at(after);
+    ledger.for_each_entry_after(after, Some(n_known), |stored| {
         let seq = stored.entry.seq;
         if next_out_of_order.next_if_eq(&&seq).is_some() {
             return Ok(());
@@ -226,7 +299,7 @@ pub(crate) fn replay_known(
     for late in held {
         replay.apply(late.entry.seq, late.entry.recorded_at, &hex(&late), &late.entry.event);
     }
-    Ok((replay.finish(), n_known))
+    Ok(())
 }
 
 /// Print a table of the replayed state.
@@ -350,7 +423,10 @@ pub(crate) fn sql(db: &Path, args: &SqlArgs, out: &mut dyn Write) -> anyhow::Res
             .with_context(|| format!("cannot read {}", file.display()))?,
         (None, None) => bail!("give a query or --file"),
     };
-    let replay = replay(db, &args.as_of, true)?;
+    // The events table is large, and not in a snapshot: kept only when the query may read it.
+    // A query that names no `events` cannot (no views, no DDL), whatever its case or quotes.
+    let keep_events = query.to_ascii_lowercase().contains("events");
+    let replay = replay(db, &args.as_of, keep_events)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
     let result = engine.query(&query)?;
     Table::from(result.rows()?).write(args.format, out)?;

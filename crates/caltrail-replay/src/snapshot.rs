@@ -1,0 +1,1284 @@
+//! Snapshots of a replay's state before `finish`, so that a later command folds only the
+//! entries after it: a compact binary form keyed by what it was built from and checked by a
+//! BLAKE3 hash, and a canonical digest by which `verify --deep` compares two states. The
+//! caller owns the file; this module writes to and reads from what it is given.
+//!
+//! Layout: a fixed header (`HEADER_LEN` bytes: magic, codec version, projection code, ledger
+//! format, entry count, head hash, latest `at`, body length, body hash, and the BLAKE3 hash of
+//! all that, so that a change anywhere in the header is seen as damage), then the body, each
+//! field of the state in the order `put_state` writes it. Integers are LEB128 (signed ones
+//! zigzag), times 8 bytes little-endian, texts a length and UTF-8, maps sorted by key, so the
+//! same state always gives the same bytes. Values of the event contract are read back through
+//! their validating parsers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxBuildHasher;
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use caltrail_events::{
+    Anniversary, CalType, CalsMigrated, Event, EventData, KeypackInstalled, MigrationReason,
+    ProductVersion, Program, ServerName, Timestamp,
+};
+
+use crate::fold::{AsOf, PackKind, Replay};
+use crate::rows::{
+    AgreementRow, CalRow, DebtRow, IssueRow, KeypackRow, MigrationRow, Origin, PurchaseRow,
+    QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus, StatusChangeRow,
+    UseInterval,
+};
+use crate::strings::{Strings, Sym};
+
+/// The hash of the projection code (this crate and the event types), made by `build.rs`: a
+/// snapshot written by other code is another version's, whatever its codec says.
+const PROJECTION_CODE: [u8; 16] = include!(concat!(env!("OUT_DIR"), "/projection_code.rs"));
+
+const MAGIC: &[u8; 16] = b"caltrail-state\0\0";
+/// The layout of the body; the projection code's hash changes with any change to the rows.
+const CODEC_VERSION: u32 = 1;
+/// magic, codec, code, format, count, head, latest flag and time, body length, body hash,
+/// header hash.
+pub const HEADER_LEN: usize = HASHED_LEN + 32;
+const HASHED_LEN: usize = 16 + 4 + 16 + 4 + 8 + 32 + 1 + 8 + 8 + 32;
+
+/// What a snapshot was built from: a ledger of this format whose first `n_entries` entries
+/// end with the hash `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotKey {
+    /// The ledger's format (`PRAGMA user_version`).
+    pub ledger_format: u32,
+    /// How many entries the state folds: the first `n_entries` of the ledger.
+    pub n_entries: u64,
+    /// The chain hash of entry `n_entries`.
+    pub head: [u8; 32],
+}
+
+/// A snapshot's header: its key, and the latest `at` the state folded (entries that extend
+/// it must be at or after it in valid time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// What the snapshot was built from.
+    pub key: SnapshotKey,
+    /// The latest `at` of the events folded, retractions left out.
+    pub latest_at: Option<Timestamp>,
+    body_len: u64,
+    body_hash: [u8; 32],
+}
+
+/// Why a snapshot was not written or not read. Every reader of one falls back to a full replay.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// Reading or writing the file failed.
+    Io(io::Error),
+    /// The file does not start as a snapshot does.
+    NotASnapshot,
+    /// Another version of caltrail wrote it (another codec or projection code).
+    OtherVersion,
+    /// Its bytes are not what was written: the hash or the layout does not hold.
+    Damaged(String),
+    /// This state cannot be a snapshot: finished, with the events table, or mid-fold.
+    NotSnapshottable(&'static str),
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Io(e) => write!(f, "{e}"),
+            SnapshotError::NotASnapshot => f.write_str("it is not a caltrail snapshot"),
+            SnapshotError::OtherVersion => f.write_str("another version of caltrail wrote it"),
+            SnapshotError::Damaged(why) => write!(f, "it is damaged ({why})"),
+            SnapshotError::NotSnapshottable(why) => write!(f, "this state cannot be one: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+impl From<io::Error> for SnapshotError {
+    fn from(e: io::Error) -> SnapshotError {
+        SnapshotError::Io(e)
+    }
+}
+
+impl SnapshotHeader {
+    /// Reads a header, refusing a file that is not a snapshot or is another version's.
+    pub fn read(input: &mut impl Read) -> Result<SnapshotHeader, SnapshotError> {
+        let mut bytes = [0u8; HEADER_LEN];
+        input.read_exact(&mut bytes).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => SnapshotError::NotASnapshot,
+            _ => SnapshotError::Io(e),
+        })?;
+        let mut at = 0;
+        let mut take = |n: usize| {
+            let part = &bytes[at..at + n];
+            at += n;
+            part
+        };
+        if take(16) != MAGIC {
+            return Err(SnapshotError::NotASnapshot);
+        }
+        let codec = u32::from_le_bytes(take(4).try_into().expect("4 bytes"));
+        let code: [u8; 16] = take(16).try_into().expect("16 bytes");
+        if codec != CODEC_VERSION || code != PROJECTION_CODE {
+            return Err(SnapshotError::OtherVersion);
+        }
+        if blake3::hash(&bytes[..HASHED_LEN]).as_bytes()[..] != bytes[HASHED_LEN..] {
+            return Err(SnapshotError::Damaged("its header does not match its hash".into()));
+        }
+        let ledger_format = u32::from_le_bytes(take(4).try_into().expect("4 bytes"));
+        let n_entries = u64::from_le_bytes(take(8).try_into().expect("8 bytes"));
+        let head: [u8; 32] = take(32).try_into().expect("32 bytes");
+        let has_latest = take(1)[0];
+        let latest_micros = i64::from_le_bytes(take(8).try_into().expect("8 bytes"));
+        let latest_at =
+            match has_latest {
+                0 => None,
+                1 => Some(Timestamp::from_micros(latest_micros).ok_or_else(|| {
+                    SnapshotError::Damaged("its latest time is out of range".into())
+                })?),
+                _ => return Err(SnapshotError::Damaged("its header is malformed".into())),
+            };
+        let body_len = u64::from_le_bytes(take(8).try_into().expect("8 bytes"));
+        let body_hash: [u8; 32] = take(32).try_into().expect("32 bytes");
+        Ok(SnapshotHeader {
+            key: SnapshotKey { ledger_format, n_entries, head },
+            latest_at,
+            body_len,
+            body_hash,
+        })
+    }
+
+    fn bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = Vec::with_capacity(HEADER_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&CODEC_VERSION.to_le_bytes());
+        out.extend_from_slice(&PROJECTION_CODE);
+        out.extend_from_slice(&self.key.ledger_format.to_le_bytes());
+        out.extend_from_slice(&self.key.n_entries.to_le_bytes());
+        out.extend_from_slice(&self.key.head);
+        out.push(u8::from(self.latest_at.is_some()));
+        out.extend_from_slice(&self.latest_at.map_or(0, Timestamp::micros).to_le_bytes());
+        out.extend_from_slice(&self.body_len.to_le_bytes());
+        out.extend_from_slice(&self.body_hash);
+        let hash = blake3::hash(&out);
+        out.extend_from_slice(hash.as_bytes());
+        out.try_into().expect("invariant: the header is HEADER_LEN bytes")
+    }
+}
+
+impl Replay {
+    /// Writes this state, folded from the entries `key` names and not yet finished, as a
+    /// snapshot. `out` is written from its start; the header goes last, once the body's hash
+    /// is known, so a file cut short is never a valid snapshot.
+    pub fn write_snapshot<W: Write + Seek>(
+        &self,
+        mut out: W,
+        key: SnapshotKey,
+    ) -> Result<(), SnapshotError> {
+        self.snapshottable()?;
+        out.seek(SeekFrom::Start(0))?;
+        out.write_all(&[0u8; HEADER_LEN])?;
+        let mut hashing = HashingWrite { inner: &mut out, hasher: blake3::Hasher::new() };
+        let mut writer = Writer::new(&mut hashing, None);
+        put_state(self, &mut writer);
+        let body_len = writer.finish()?;
+        let body_hash = *hashing.hasher.finalize().as_bytes();
+        let header = SnapshotHeader { key, latest_at: self.latest_at, body_len, body_hash };
+        out.seek(SeekFrom::Start(0))?;
+        out.write_all(&header.bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Reads the state a snapshot holds, after its header; the reader stands where
+    /// `SnapshotHeader::read` left it. The state is then judged as `as_of` says, at `now` for
+    /// `AsOf::Latest`. The whole body is read and its hash checked before the state is
+    /// returned: a damaged snapshot gives an error, never a state.
+    pub fn read_snapshot(
+        input: &mut impl Read,
+        header: &SnapshotHeader,
+        as_of: AsOf,
+        now: Timestamp,
+    ) -> Result<Replay, SnapshotError> {
+        let mut reader = Reader::new(input, header.body_len);
+        let state = take_state(&mut reader, as_of, now, header.latest_at)
+            .map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
+        let (hash, left) = reader.finish()?;
+        if left != 0 {
+            return Err(SnapshotError::Damaged(format!("{left} bytes follow the state")));
+        }
+        if hash != header.body_hash {
+            return Err(SnapshotError::Damaged("its hash does not match its bytes".into()));
+        }
+        let mut extra = [0u8; 1];
+        if input.read(&mut extra)? != 0 {
+            return Err(SnapshotError::Damaged("bytes follow the state".into()));
+        }
+        Ok(state)
+    }
+
+    /// A digest of this state that does not depend on how it was built: handles are written
+    /// as their texts and maps in the order of their keys' texts. Two states folded from the
+    /// same entries, one from the start and one extending a snapshot, have the same digest.
+    pub fn state_digest(&self) -> Result<[u8; 32], SnapshotError> {
+        self.snapshottable()?;
+        let mut hasher = blake3::Hasher::new();
+        let mut writer = Writer::new(&mut hasher, Some(&self.strings));
+        put_state(self, &mut writer);
+        writer.finish()?;
+        Ok(*hasher.finalize().as_bytes())
+    }
+
+    /// Why folding an entry after this state would not give the state a replay from the start
+    /// gives, if it would not; `None` when it may be folded on top. The state folded its
+    /// entries in valid-time order, so an entry before its latest `at` would have come among
+    /// them. A replay knows retractions and pack-creating events ahead, whatever their `at`: a
+    /// retraction of an event the state folded, or a pack the state met before its install,
+    /// would have changed what the state holds. `is_new` says whether an event id belongs to
+    /// the entries after the state.
+    pub fn refuses_to_extend_with(
+        &self,
+        event: &Event,
+        is_new: impl FnOnce(&str) -> bool,
+    ) -> Option<&'static str> {
+        if let EventData::EventRetracted(e) = &event.data {
+            return (!is_new(e.retracts.as_str()))
+                .then_some("a later entry retracts an event it holds");
+        }
+        if self.latest_at.is_some_and(|latest| event.at < latest) {
+            return Some("a later entry is earlier in valid time than its last");
+        }
+        match &event.data {
+            EventData::KeypackInstalled(KeypackInstalled { keypack, .. })
+            | EventData::CalsMigrated(CalsMigrated { keypack, .. }) => self
+                .has_met_name(keypack.as_str())
+                .then_some("a later entry creates a pack its entries named"),
+            _ => None,
+        }
+    }
+
+    /// The `at` the entries folded after this state must be at or after: the latest of its
+    /// events, retractions left out.
+    pub fn extends_from(&self) -> Option<Timestamp> {
+        self.latest_at
+    }
+
+    /// Whether the state has met this name, as a pack or any text it keeps.
+    fn has_met_name(&self, name: &str) -> bool {
+        self.strings.index.contains_key(name) || self.keypack_index.contains_key(name)
+    }
+
+    fn snapshottable(&self) -> Result<(), SnapshotError> {
+        if self.finished {
+            return Err(SnapshotError::NotSnapshottable("it is finished"));
+        }
+        if self.keep_events {
+            return Err(SnapshotError::NotSnapshottable("it keeps the events table"));
+        }
+        if !self.pending_definitions.is_empty() {
+            return Err(SnapshotError::NotSnapshottable("its packs are not resolved"));
+        }
+        Ok(())
+    }
+}
+
+/// The state's fields, in the snapshot's order. Finished-only fields (holders, steps, debts,
+/// true-up years) are empty before `finish` and not written; `made_available` is data of the
+/// code, read anew.
+fn put_state(state: &Replay, w: &mut Writer<'_, '_>) {
+    state.last_seq.put(w);
+    state.n_applied.put(w);
+    state.latest_at.put(w);
+    if w.canonical.is_none() {
+        state.strings.texts.put(w);
+        state.strings.lower.put(w);
+    }
+    state.holder_keys.put(w);
+    let mut servers: Vec<&ServerRow> = state.servers.values().collect();
+    servers.sort_by(|a, b| a.server.cmp(&b.server));
+    servers.put(w);
+    state.agreements.put(w);
+    state.purchases.put(w);
+    state.keypacks.put(w);
+    put_sorted(w, state.keypack_index.iter().map(|(k, v)| (k.as_str(), *v)));
+    state.timelines.put(w);
+    state.cals.put(w);
+    let mut cal_index: Vec<((Sym, Sym), usize)> =
+        state.cal_index.iter().map(|(k, v)| (*k, *v)).collect();
+    match w.canonical {
+        Some(s) => cal_index.sort_by_key(|((pack, holder), _)| (s.get(*pack), s.get(*holder))),
+        None => cal_index.sort_unstable(),
+    }
+    cal_index.put(w);
+    put_sorted(w, state.retracted_by.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut pack_kinds: Vec<(Sym, &PackKind)> =
+        state.pack_kinds.iter().map(|(k, v)| (*k, v)).collect();
+    match w.canonical {
+        Some(s) => pack_kinds.sort_by_key(|(pack, _)| s.get(*pack)),
+        None => pack_kinds.sort_unstable_by_key(|(pack, _)| *pack),
+    }
+    pack_kinds.put(w);
+    state.past_servers.put(w);
+    state.migrations.put(w);
+    put_sorted(w, state.migration_index.iter().map(|(k, v)| (k.as_str(), *v)));
+    state.status_changes.put(w);
+    state.issues.put(w);
+    state.revocations.put(w);
+    state.restores.put(w);
+    state.quantity_changes.put(w);
+    state.intervals.put(w);
+    state.open_intervals.put(w);
+    state.left.put(w);
+    state.debt_map.put(w);
+}
+
+/// A map with text keys, sorted by key.
+fn put_sorted<'a, V: Put>(w: &mut Writer<'_, '_>, entries: impl Iterator<Item = (&'a str, V)>) {
+    let mut entries: Vec<(&str, V)> = entries.collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries.len().put(w);
+    for (key, value) in &entries {
+        key.put(w);
+        value.put(w);
+    }
+}
+
+fn take_state(
+    r: &mut Reader<'_>,
+    as_of: AsOf,
+    now: Timestamp,
+    header_latest: Option<Timestamp>,
+) -> Result<Replay, Damaged> {
+    let mut state = Replay::new(as_of, now, false);
+    state.last_seq = Take::take(r)?;
+    state.n_applied = Take::take(r)?;
+    state.latest_at = Take::take(r)?;
+    if state.latest_at != header_latest {
+        return Err(Damaged("its header and its state disagree".into()));
+    }
+    let texts: Vec<Box<str>> = Take::take(r)?;
+    let lower: Vec<Option<Sym>> = Take::take(r)?;
+    if lower.len() != texts.len() {
+        return Err(Damaged("its texts are malformed".into()));
+    }
+    let mut index = HashMap::with_capacity_and_hasher(texts.len(), FxBuildHasher::default());
+    for (i, text) in texts.iter().enumerate() {
+        index.insert(text.clone(), Sym(i as u32));
+    }
+    state.strings = Strings { index, texts, lower };
+    state.holder_keys = Take::take(r)?;
+    let servers: Vec<ServerRow> = Take::take(r)?;
+    state.servers = servers.into_iter().map(|row| (row.server.clone(), row)).collect();
+    state.agreements = Take::take(r)?;
+    state.purchases = Take::take(r)?;
+    state.keypacks = Take::take(r)?;
+    let keypack_index: Vec<(String, usize)> = Take::take(r)?;
+    state.keypack_index = keypack_index.into_iter().collect();
+    state.timelines = Take::take(r)?;
+    state.cals = Take::take(r)?;
+    let cal_index: Vec<((Sym, Sym), usize)> = Take::take(r)?;
+    state.cal_index = cal_index.into_iter().collect();
+    let retracted_by: Vec<(String, String)> = Take::take(r)?;
+    state.retracted_by = retracted_by.into_iter().collect();
+    let pack_kinds: Vec<(Sym, PackKind)> = Take::take(r)?;
+    state.pack_kinds = pack_kinds.into_iter().collect();
+    state.past_servers = Take::take(r)?;
+    state.migrations = Take::take(r)?;
+    let migration_index: Vec<(String, usize)> = Take::take(r)?;
+    state.migration_index = migration_index.into_iter().collect();
+    state.status_changes = Take::take(r)?;
+    state.issues = Take::take(r)?;
+    state.revocations = Take::take(r)?;
+    state.restores = Take::take(r)?;
+    state.quantity_changes = Take::take(r)?;
+    state.intervals = Take::take(r)?;
+    state.open_intervals = Take::take(r)?;
+    state.left = Take::take(r)?;
+    state.debt_map = Take::take(r)?;
+    check_indexes(&state)?;
+    Ok(state)
+}
+
+/// Every index into another table points inside it, and every handle names a text, so a state
+/// read back cannot make the fold index out of bounds.
+fn check_indexes(state: &Replay) -> Result<(), Damaged> {
+    let n_texts = state.strings.texts.len();
+    let sym_ok = |sym: &Sym| (sym.0 as usize) < n_texts;
+    let n_cals = state.cals.len();
+    let n_packs = state.keypacks.len();
+    let ok = state.strings.lower.iter().flatten().all(sym_ok)
+        && state.holder_keys.len() == n_cals
+        && state.holder_keys.iter().all(sym_ok)
+        && state.open_intervals.len() == n_cals
+        && state.timelines.len() == n_packs
+        && state.left.len() == n_packs
+        && state.keypack_index.values().all(|i| *i < n_packs)
+        && state.cal_index.iter().all(|((p, h), i)| sym_ok(p) && sym_ok(h) && *i < n_cals)
+        && state.pack_kinds.keys().all(sym_ok)
+        && state.migration_index.values().all(|i| *i < state.migrations.len())
+        && state.intervals.iter().all(|i| sym_ok(&i.holder))
+        && state.issues.iter().all(|i| {
+            sym_ok(&i.server)
+                && sym_ok(&i.keypack)
+                && sym_ok(&i.holder)
+                && i.id.as_ref().is_none_or(sym_ok)
+                && i.session_host.as_ref().is_none_or(sym_ok)
+        });
+    if ok { Ok(()) } else { Err(Damaged("an index points outside its table".into())) }
+}
+
+/// Why a body did not read back.
+#[derive(Debug)]
+pub(crate) struct Damaged(String);
+
+/// Buffers what is written, with the handles' texts in a digest.
+pub(crate) struct Writer<'o, 's> {
+    out: &'o mut dyn Write,
+    buf: Vec<u8>,
+    written: u64,
+    error: Option<io::Error>,
+    /// For a digest: the texts handles are written as.
+    canonical: Option<&'s Strings>,
+}
+
+const BUFFER: usize = 1 << 20;
+
+impl<'o, 's> Writer<'o, 's> {
+    fn new(out: &'o mut dyn Write, canonical: Option<&'s Strings>) -> Writer<'o, 's> {
+        Writer { out, buf: Vec::with_capacity(BUFFER), written: 0, error: None, canonical }
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        if self.buf.len() + bytes.len() > BUFFER {
+            self.flush();
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn flush(&mut self) {
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(&self.buf)
+        {
+            self.error = Some(e);
+        }
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+    }
+
+    fn varint(&mut self, mut n: u64) {
+        let mut bytes = [0u8; 10];
+        let mut len = 0;
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                bytes[len] = low;
+                len += 1;
+                break;
+            }
+            bytes[len] = low | 0x80;
+            len += 1;
+        }
+        self.bytes(&bytes[..len]);
+    }
+
+    /// Flushes, and gives the number of bytes written or the first error.
+    fn finish(mut self) -> io::Result<u64> {
+        self.flush();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.written),
+        }
+    }
+}
+
+struct HashingWrite<'w, W: Write> {
+    inner: &'w mut W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWrite<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads a body of known length in large blocks, hashing each block as it comes.
+pub(crate) struct Reader<'i> {
+    input: &'i mut dyn Read,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes of the body not yet taken into `buf`.
+    unread: u64,
+    hasher: blake3::Hasher,
+    error: Option<io::Error>,
+}
+
+impl<'i> Reader<'i> {
+    fn new(input: &'i mut dyn Read, body_len: u64) -> Reader<'i> {
+        Reader {
+            input,
+            buf: Vec::new(),
+            pos: 0,
+            unread: body_len,
+            hasher: blake3::Hasher::new(),
+            error: None,
+        }
+    }
+
+    /// The body's bytes not yet taken: no table can have more rows than that.
+    fn remaining(&self) -> u64 {
+        self.unread + (self.buf.len() - self.pos) as u64
+    }
+
+    fn refill(&mut self, need: usize) -> Result<(), Damaged> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        while self.buf.len() < need {
+            let want = (BUFFER as u64).min(self.unread) as usize;
+            if want == 0 {
+                return Err(Damaged("it ends in the middle of the state".into()));
+            }
+            let start = self.buf.len();
+            self.buf.resize(start + want, 0);
+            if let Err(e) = self.input.read_exact(&mut self.buf[start..]) {
+                let why = format!("reading it failed: {e}");
+                self.error = Some(e);
+                return Err(Damaged(why));
+            }
+            self.hasher.update(&self.buf[start..]);
+            self.unread -= want as u64;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn bytes(&mut self, n: usize) -> Result<&[u8], Damaged> {
+        if self.buf.len() - self.pos < n {
+            self.refill(n)?;
+        }
+        let start = self.pos;
+        self.pos += n;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Damaged> {
+        Ok(self.bytes(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, Damaged> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(Damaged("a number is too long".into()))
+    }
+
+    /// Reads what is left of the body and gives its hash and how many bytes were not taken.
+    fn finish(mut self) -> Result<([u8; 32], u64), SnapshotError> {
+        if let Some(e) = self.error.take() {
+            return Err(SnapshotError::Io(e));
+        }
+        let left = self.remaining();
+        while self.unread > 0 {
+            let want = (BUFFER as u64).min(self.unread) as usize;
+            self.buf.resize(want, 0);
+            self.input.read_exact(&mut self.buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => SnapshotError::Damaged("it is cut short".into()),
+                _ => SnapshotError::Io(e),
+            })?;
+            self.hasher.update(&self.buf);
+            self.unread -= want as u64;
+        }
+        Ok((*self.hasher.finalize().as_bytes(), left))
+    }
+}
+
+/// A value of the state, written as snapshot bytes.
+pub(crate) trait Put {
+    fn put(&self, w: &mut Writer<'_, '_>);
+}
+
+/// A value of the state, read back from snapshot bytes.
+pub(crate) trait Take: Sized {
+    fn take(r: &mut Reader<'_>) -> Result<Self, Damaged>;
+}
+
+impl Put for u64 {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.varint(*self);
+    }
+}
+
+impl Take for u64 {
+    fn take(r: &mut Reader<'_>) -> Result<u64, Damaged> {
+        r.varint()
+    }
+}
+
+impl Put for u32 {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.varint(u64::from(*self));
+    }
+}
+
+impl Take for u32 {
+    fn take(r: &mut Reader<'_>) -> Result<u32, Damaged> {
+        u32::try_from(r.varint()?).map_err(|_| Damaged("a number is out of range".into()))
+    }
+}
+
+impl Put for usize {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.varint(*self as u64);
+    }
+}
+
+impl Take for usize {
+    fn take(r: &mut Reader<'_>) -> Result<usize, Damaged> {
+        usize::try_from(r.varint()?).map_err(|_| Damaged("a number is out of range".into()))
+    }
+}
+
+impl Put for i64 {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.varint(((*self << 1) ^ (*self >> 63)) as u64);
+    }
+}
+
+impl Take for i64 {
+    fn take(r: &mut Reader<'_>) -> Result<i64, Damaged> {
+        let n = r.varint()?;
+        Ok(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+}
+
+impl Put for bool {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.bytes(&[u8::from(*self)]);
+    }
+}
+
+impl Take for bool {
+    fn take(r: &mut Reader<'_>) -> Result<bool, Damaged> {
+        match r.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Damaged("a flag is neither 0 nor 1".into())),
+        }
+    }
+}
+
+impl Put for Timestamp {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        w.bytes(&self.micros().to_le_bytes());
+    }
+}
+
+impl Take for Timestamp {
+    fn take(r: &mut Reader<'_>) -> Result<Timestamp, Damaged> {
+        let micros = i64::from_le_bytes(r.bytes(8)?.try_into().expect("8 bytes"));
+        Timestamp::from_micros(micros).ok_or_else(|| Damaged("a time is out of range".into()))
+    }
+}
+
+impl Put for &str {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.len().put(w);
+        w.bytes(self.as_bytes());
+    }
+}
+
+fn take_text<'r>(r: &'r mut Reader<'_>) -> Result<&'r str, Damaged> {
+    let len: usize = Take::take(r)?;
+    if len as u64 > r.remaining() {
+        return Err(Damaged("a text is longer than the snapshot".into()));
+    }
+    std::str::from_utf8(r.bytes(len)?).map_err(|_| Damaged("a text is not UTF-8".into()))
+}
+
+impl Put for String {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.as_str().put(w);
+    }
+}
+
+impl Take for String {
+    fn take(r: &mut Reader<'_>) -> Result<String, Damaged> {
+        take_text(r).map(str::to_owned)
+    }
+}
+
+impl Put for Box<str> {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        (&**self).put(w);
+    }
+}
+
+impl Take for Box<str> {
+    fn take(r: &mut Reader<'_>) -> Result<Box<str>, Damaged> {
+        take_text(r).map(Box::from)
+    }
+}
+
+/// The texts rows hold as `&'static str`: the programs and migration reasons of the contract.
+fn static_text(text: &str) -> Option<&'static str> {
+    Program::parse(text)
+        .map(Program::as_str)
+        .or_else(|_| MigrationReason::parse(text).map(MigrationReason::as_str))
+        .ok()
+}
+
+/// A `&'static str` of the contract, read back through `static_text`.
+struct StaticText(&'static str);
+
+impl Put for StaticText {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.0.put(w);
+    }
+}
+
+impl Take for StaticText {
+    fn take(r: &mut Reader<'_>) -> Result<StaticText, Damaged> {
+        let text = take_text(r)?;
+        static_text(text).map(StaticText).ok_or_else(|| Damaged(format!("unknown text {text:?}")))
+    }
+}
+
+impl Put for ServerName {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.as_str().put(w);
+    }
+}
+
+impl Take for ServerName {
+    fn take(r: &mut Reader<'_>) -> Result<ServerName, Damaged> {
+        ServerName::parse(take_text(r)?).map_err(Damaged)
+    }
+}
+
+impl Put for Anniversary {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.to_string().as_str().put(w);
+    }
+}
+
+impl Take for Anniversary {
+    fn take(r: &mut Reader<'_>) -> Result<Anniversary, Damaged> {
+        Anniversary::parse(take_text(r)?).map_err(Damaged)
+    }
+}
+
+impl Put for Sym {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        match w.canonical {
+            Some(strings) => strings.get(*self).put(w),
+            None => self.0.put(w),
+        }
+    }
+}
+
+impl Take for Sym {
+    fn take(r: &mut Reader<'_>) -> Result<Sym, Damaged> {
+        u32::take(r).map(Sym)
+    }
+}
+
+/// An enum written as its place in a list of every value.
+macro_rules! listed_enum {
+    ($ty:ty, $all:expr) => {
+        impl Put for $ty {
+            fn put(&self, w: &mut Writer<'_, '_>) {
+                let place = $all.iter().position(|v| v == self).expect("every value is listed");
+                w.bytes(&[place as u8]);
+            }
+        }
+        impl Take for $ty {
+            fn take(r: &mut Reader<'_>) -> Result<$ty, Damaged> {
+                let place = r.byte()?;
+                $all.get(usize::from(place))
+                    .copied()
+                    .ok_or_else(|| Damaged(format!("{} {place} is unknown", stringify!($ty))))
+            }
+        }
+    };
+}
+
+listed_enum!(ProductVersion, ProductVersion::ALL);
+listed_enum!(CalType, CalType::ALL);
+listed_enum!(
+    ServerStatus,
+    [
+        ServerStatus::NeverActivated,
+        ServerStatus::Activated,
+        ServerStatus::Deactivated,
+        ServerStatus::Decommissioned
+    ]
+);
+listed_enum!(Origin, [Origin::Installed, Origin::Migrated]);
+
+impl<T: Put> Put for Option<T> {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        match self {
+            None => w.bytes(&[0]),
+            Some(value) => {
+                w.bytes(&[1]);
+                value.put(w);
+            }
+        }
+    }
+}
+
+impl<T: Take> Take for Option<T> {
+    fn take(r: &mut Reader<'_>) -> Result<Option<T>, Damaged> {
+        match r.byte()? {
+            0 => Ok(None),
+            1 => T::take(r).map(Some),
+            _ => Err(Damaged("an optional value is malformed".into())),
+        }
+    }
+}
+
+impl<T: Put> Put for Vec<T> {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.as_slice().put(w);
+    }
+}
+
+impl<T: Take> Take for Vec<T> {
+    fn take(r: &mut Reader<'_>) -> Result<Vec<T>, Damaged> {
+        let len: usize = Take::take(r)?;
+        // Every element takes at least a byte: a damaged length cannot ask for more room.
+        if len as u64 > r.remaining() {
+            return Err(Damaged("a table is longer than the snapshot".into()));
+        }
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(T::take(r)?);
+        }
+        Ok(items)
+    }
+}
+
+impl<T: Put> Put for [T] {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.len().put(w);
+        for item in self {
+            item.put(w);
+        }
+    }
+}
+
+impl<T: Put> Put for &T {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        (**self).put(w);
+    }
+}
+
+impl<K: Put + Ord, V: Put> Put for BTreeMap<K, V> {
+    fn put(&self, w: &mut Writer<'_, '_>) {
+        self.len().put(w);
+        for (key, value) in self {
+            key.put(w);
+            value.put(w);
+        }
+    }
+}
+
+impl<K: Take + Ord, V: Take> Take for BTreeMap<K, V> {
+    fn take(r: &mut Reader<'_>) -> Result<BTreeMap<K, V>, Damaged> {
+        let pairs: Vec<(K, V)> = Take::take(r)?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+macro_rules! tuple_field {
+    ($($name:ident),+) => {
+        impl<$($name: Put),+> Put for ($($name,)+) {
+            #[allow(non_snake_case, reason = "one binding per type parameter")]
+            fn put(&self, w: &mut Writer<'_, '_>) {
+                let ($($name,)+) = self;
+                $($name.put(w);)+
+            }
+        }
+        impl<$($name: Take),+> Take for ($($name,)+) {
+            fn take(r: &mut Reader<'_>) -> Result<Self, Damaged> {
+                Ok(($($name::take(r)?,)+))
+            }
+        }
+    };
+}
+
+tuple_field!(A, B);
+tuple_field!(A, B, C);
+tuple_field!(A, B, C, D, E);
+
+/// A row written field by field, in the order listed. The struct literal in `take` names every
+/// field, so a field added to a row and not here does not compile.
+macro_rules! row_field {
+    ($ty:ident { $($field:ident),+ $(,)? } $(static { $($text:ident),+ })?) => {
+        impl Put for $ty {
+            fn put(&self, w: &mut Writer<'_, '_>) {
+                $(self.$field.put(w);)+
+                $($(StaticText(self.$text).put(w);)+)?
+            }
+        }
+        impl Take for $ty {
+            fn take(r: &mut Reader<'_>) -> Result<$ty, Damaged> {
+                $(let $field = Take::take(r)?;)+
+                $($(let $text = StaticText::take(r)?.0;)+)?
+                Ok($ty { $($field,)+ $($($text,)+)? })
+            }
+        }
+    };
+}
+
+row_field!(ServerRow {
+    server,
+    incarnation,
+    status,
+    license_server_id,
+    os_version,
+    activated_at,
+    opening,
+    deactivated_at,
+    decommissioned_at,
+    reactivated_at,
+    last_restored_at,
+    last_backup_taken_at,
+    last_rebuilt_at,
+});
+row_field!(AgreementRow {
+    agreement,
+    number,
+    product_version,
+    cal_type,
+    purchased,
+    n_purchases,
+    anniversary,
+    first_purchased_at,
+    last_purchased_at,
+} static { program });
+row_field!(PurchaseRow {
+    seq,
+    id,
+    at,
+    agreement,
+    product_version,
+    cal_type,
+    quantity,
+    anniversary,
+    software_assurance_until,
+    rights_through,
+    ceiling,
+} static { program });
+row_field!(KeypackRow {
+    keypack,
+    server,
+    incarnation,
+    agreement,
+    product_version,
+    cal_type,
+    downgraded_from,
+    wmi_keypack_id,
+    origin,
+    migration,
+    from_keypack,
+    installed_seq,
+    installed_id,
+    installed_at,
+    installed,
+    removed,
+    restored,
+    lost,
+    current_quantity,
+    resurrected,
+    resurrected_by,
+    active_issued,
+    available,
+});
+row_field!(CalRow {
+    server,
+    keypack,
+    holder,
+    cal_type,
+    product_version,
+    hardware_id,
+    temporary,
+    issued_at,
+    renewed_at,
+    n_issues,
+    expires_at,
+    expires_at_given,
+    active_until,
+    level,
+    revoked_at,
+    cleared_at,
+    session_host,
+    session_host_version,
+    active,
+});
+row_field!(MigrationRow {
+    migration,
+    seq,
+    at,
+    source,
+    target,
+    source_reachable,
+    from_keypack,
+    source_incarnation,
+    target_incarnation,
+    keypack,
+    quantity,
+    source_removed,
+    agreement,
+    product_version,
+    cal_type,
+    source_license_server_id,
+    pack_known,
+    removed_by_hand,
+    removals,
+    removed_at,
+    not_removed,
+} static { reason });
+row_field!(StatusChangeRow { seq, at, server, incarnation, status, license_server_id, os_version });
+row_field!(IssueRow {
+    seq,
+    id,
+    at,
+    server,
+    keypack,
+    holder,
+    cal_type,
+    product_version,
+    temporary,
+    renewal,
+    session_host,
+    session_host_version,
+    server_status,
+});
+row_field!(RevocationRow {
+    seq,
+    id,
+    at,
+    server,
+    keypack,
+    holder,
+    cal_type,
+    product_version,
+    installed_on_server,
+});
+row_field!(RestoreRow {
+    seq,
+    id,
+    at,
+    server,
+    backup_taken_at,
+    same_machine,
+    os_replaced,
+    keypack,
+    agreement,
+    product_version,
+    cal_type,
+    entitlement_version,
+    quantity_at_backup,
+    issued_at_backup,
+    quantity_before,
+    quantity_after,
+    came_back,
+    unissued_lost,
+    resurrected,
+});
+row_field!(QuantityChangeRow {
+    seq,
+    at,
+    keypack,
+    server,
+    agreement,
+    entitlement_version,
+    cal_type,
+    delta,
+});
+row_field!(UseInterval { cal_type, holder, level, temporary, start, end });
+row_field!(DebtRow { server, incarnation, agreement, requirement, cal_type, owed, since, events });
+row_field!(PackKind { agreement, product_version, cal_type, downgraded_from });
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use caltrail_events::{Event, Timestamp};
+
+    use super::{SnapshotError, SnapshotHeader, SnapshotKey};
+    use crate::{AsOf, KnownEntry, Replay};
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2030-01-01T00:00:00Z").unwrap()
+    }
+
+    /// Every fixture story, its events in chain order.
+    fn stories() -> Vec<(String, Vec<Event>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut stories: Vec<(String, Vec<Event>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let events = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| Event::from_json(l).unwrap());
+                (path.file_name().unwrap().to_string_lossy().into_owned(), events.collect())
+            })
+            .collect();
+        stories.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(stories.len() >= 12, "the fixture stories are missing");
+        stories
+    }
+
+    fn entries(events: &[Event], first_seq: usize) -> Vec<KnownEntry<'_>> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| KnownEntry {
+                seq: (first_seq + i) as u64,
+                recorded_at: now(),
+                hash: "",
+                event,
+            })
+            .collect()
+    }
+
+    fn folded(events: &[Event]) -> Replay {
+        let mut state = Replay::new(AsOf::Latest, now(), false);
+        state.fold(entries(events, 1));
+        state
+    }
+
+    fn key(n_entries: usize) -> SnapshotKey {
+        SnapshotKey { ledger_format: 1, n_entries: n_entries as u64, head: [7; 32] }
+    }
+
+    fn snapshot_bytes(state: &Replay, n_entries: usize) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        state.write_snapshot(&mut out, key(n_entries)).unwrap();
+        out.into_inner()
+    }
+
+    fn read(bytes: &[u8]) -> Result<Replay, SnapshotError> {
+        let mut input = bytes;
+        let header = SnapshotHeader::read(&mut input)?;
+        Replay::read_snapshot(&mut input, &header, AsOf::Latest, now())
+    }
+
+    /// What `finish` makes of a state, as text: the tables the rules read.
+    fn judged(state: Replay) -> String {
+        let s = state.finish();
+        format!(
+            "{:?}",
+            (
+                (&s.keypacks, &s.cals, &s.migrations, &s.purchases, &s.agreements, &s.restores),
+                (&s.holders, &s.in_use_steps, &s.rights_steps, &s.installed_steps),
+                (&s.debts, &s.true_up_years, &s.estate_levels, &s.revocations, &s.status_changes),
+                (&s.quantity_changes, s.last_seq, s.n_applied),
+            )
+        )
+    }
+
+    #[test]
+    fn a_state_reads_back_as_it_was_written() {
+        for (name, events) in stories() {
+            let state = folded(&events);
+            let bytes = snapshot_bytes(&state, events.len());
+            let back = read(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(snapshot_bytes(&back, events.len()), bytes, "{name}");
+            assert_eq!(back.state_digest().unwrap(), state.state_digest().unwrap(), "{name}");
+            assert_eq!(judged(back), judged(state), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_extended_by_later_entries_is_the_state_replayed_from_the_start() {
+        let (mut extended, mut refused, mut wrong_if_extended) = (0, 0, 0);
+        for (name, events) in stories() {
+            let whole = folded(&events);
+            let whole_digest = whole.state_digest().unwrap();
+            let whole_judged = judged(whole);
+            for split in 1..events.len() {
+                let (before, after) = events.split_at(split);
+                let mut state = read(&snapshot_bytes(&folded(before), split)).unwrap();
+                let later_ids: Vec<&str> = after.iter().map(|e| e.id.as_str()).collect();
+                let refuses = after.iter().any(|e| {
+                    state.refuses_to_extend_with(e, |id| later_ids.contains(&id)).is_some()
+                });
+                state.fold(entries(after, split + 1));
+                if refuses {
+                    refused += 1;
+                    wrong_if_extended += usize::from(state.state_digest().unwrap() != whole_digest);
+                    continue;
+                }
+                assert_eq!(state.state_digest().unwrap(), whole_digest, "{name} after {split}");
+                assert_eq!(judged(state), whole_judged, "{name} after {split}");
+                extended += 1;
+            }
+        }
+        // Most splits of the stories extend; late records and corrections are refused, and
+        // folding all but one of those on top would have given another state.
+        assert_eq!((extended, refused, wrong_if_extended), (135, 5, 4));
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_snapshot_is_refused() {
+        let events = &stories()[0].1;
+        let bytes = snapshot_bytes(&folded(events), events.len());
+        assert!(read(&bytes).is_ok());
+        // Every byte of the body, flipped, is caught; so is a cut anywhere.
+        for at in super::HEADER_LEN..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x20;
+            assert!(matches!(read(&changed), Err(SnapshotError::Damaged(_))), "byte {at}");
+        }
+        for len in [0, 10, super::HEADER_LEN, bytes.len() - 1] {
+            assert!(read(&bytes[..len]).is_err(), "cut at {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(read(&longer), Err(SnapshotError::Damaged(_))));
+        let mut other_code = bytes.clone();
+        other_code[20] ^= 1;
+        assert!(matches!(read(&other_code), Err(SnapshotError::OtherVersion)));
+        let mut not_one = bytes.clone();
+        not_one[0] = b'X';
+        assert!(matches!(read(&not_one), Err(SnapshotError::NotASnapshot)));
+    }
+
+    #[test]
+    fn only_an_unfinished_state_without_events_is_a_snapshot() {
+        let events = &stories()[0].1;
+        let mut out = Cursor::new(Vec::new());
+        let finished = folded(events).finish();
+        assert!(matches!(
+            finished.write_snapshot(&mut out, key(1)),
+            Err(SnapshotError::NotSnapshottable(_))
+        ));
+        let mut with_events = Replay::new(AsOf::Latest, now(), true);
+        with_events.fold(entries(events, 1));
+        assert!(matches!(
+            with_events.write_snapshot(&mut out, key(1)),
+            Err(SnapshotError::NotSnapshottable(_))
+        ));
+    }
+}
