@@ -362,7 +362,7 @@ fn take_state(
     if lower.len() != texts.len() {
         return Err(Damaged("its texts are malformed".into()));
     }
-    let mut index = HashMap::with_capacity_and_hasher(texts.len(), FxBuildHasher::default());
+    let mut index = HashMap::with_capacity_and_hasher(texts.len(), FxBuildHasher);
     for (i, text) in texts.iter().enumerate() {
         index.insert(text.clone(), Sym(i as u32));
     }
