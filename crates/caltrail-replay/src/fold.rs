@@ -200,7 +200,7 @@ impl Replay {
     /// its per-event table by doubling, copying it each time and holding two copies at the
     /// peak; the room reserved and never written costs address space, not memory.
     pub fn reserve(&mut self, n_events: usize) {
-        self.issues.reserve(n_events);
+        self.issues.reserve_exact(n_events);
     }
 
     /// The last `seq` worth reading for this as-of point, if there is one.

@@ -193,16 +193,19 @@ impl Replay {
 
     /// Reads the state a snapshot holds, after its header; the reader stands where
     /// `SnapshotHeader::read` left it. The state is then judged as `as_of` says, at `now` for
-    /// `AsOf::Latest`. The whole body is read and its hash checked before the state is
-    /// returned: a damaged snapshot gives an error, never a state.
+    /// `AsOf::Latest`, with room for `more_events` events to be folded on top (the tables
+    /// that grow by one row per event are allocated once, not grown by copying). The whole
+    /// body is read and its hash checked before the state is returned: a damaged snapshot
+    /// gives an error, never a state.
     pub fn read_snapshot(
         input: &mut impl Read,
         header: &SnapshotHeader,
         as_of: AsOf,
         now: Timestamp,
+        more_events: usize,
     ) -> Result<Replay, SnapshotError> {
         let mut reader = Reader::new(input, header.body_len);
-        let state = take_state(&mut reader, as_of, now, header.latest_at)
+        let state = take_state(&mut reader, as_of, now, header.latest_at, more_events)
             .map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
         let (hash, left) = reader.finish()?;
         if left != 0 {
@@ -349,6 +352,7 @@ fn take_state(
     as_of: AsOf,
     now: Timestamp,
     header_latest: Option<Timestamp>,
+    more_events: usize,
 ) -> Result<Replay, Damaged> {
     let mut state = Replay::new(as_of, now, false);
     state.last_seq = Take::take(r)?;
@@ -388,7 +392,7 @@ fn take_state(
     let migration_index: Vec<(String, usize)> = Take::take(r)?;
     state.migration_index = migration_index.into_iter().collect();
     state.status_changes = Take::take(r)?;
-    state.issues = Take::take(r)?;
+    state.issues = take_vec_with_room(r, more_events)?;
     state.revocations = Take::take(r)?;
     state.restores = Take::take(r)?;
     state.quantity_changes = Take::take(r)?;
@@ -859,17 +863,22 @@ impl<T: Put> Put for Vec<T> {
 
 impl<T: Take> Take for Vec<T> {
     fn take(r: &mut Reader<'_>) -> Result<Vec<T>, Damaged> {
-        let len: usize = Take::take(r)?;
-        // Every element takes at least a byte: a damaged length cannot ask for more room.
-        if len as u64 > r.remaining() {
-            return Err(Damaged("a table is longer than the snapshot".into()));
-        }
-        let mut items = Vec::with_capacity(len);
-        for _ in 0..len {
-            items.push(T::take(r)?);
-        }
-        Ok(items)
+        take_vec_with_room(r, 0)
     }
+}
+
+/// A table read with room for `room` more rows.
+fn take_vec_with_room<T: Take>(r: &mut Reader<'_>, room: usize) -> Result<Vec<T>, Damaged> {
+    let len: usize = Take::take(r)?;
+    // Every element takes at least a byte: a damaged length cannot ask for more room.
+    if len as u64 > r.remaining() {
+        return Err(Damaged("a table is longer than the snapshot".into()));
+    }
+    let mut items = Vec::with_capacity(len.saturating_add(room));
+    for _ in 0..len {
+        items.push(T::take(r)?);
+    }
+    Ok(items)
 }
 
 impl<T: Put> Put for [T] {
@@ -1181,7 +1190,7 @@ mod tests {
     fn read(bytes: &[u8]) -> Result<Replay, SnapshotError> {
         let mut input = bytes;
         let header = SnapshotHeader::read(&mut input)?;
-        Replay::read_snapshot(&mut input, &header, AsOf::Latest, now())
+        Replay::read_snapshot(&mut input, &header, AsOf::Latest, now(), 0)
     }
 
     /// What `finish` makes of a state, as text: the tables the rules read.

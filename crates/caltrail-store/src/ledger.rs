@@ -377,9 +377,18 @@ impl Ledger {
         let mut ats = vec![i64::MIN; len];
         let mut filled = vec![false; len];
         let until = i64::try_from(n).unwrap_or(i64::MAX);
-        let mut statement = match self.conn.prepare(
-            "SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1 AND seq > ?2",
-        ) {
+        // The index holds every entry's `at` in a fraction of the table's pages, but in `at`
+        // order, so a scan of it reads all of them: a short tail (the entries after a
+        // snapshot) is read from the table by `seq` instead.
+        let tail = (len as u64).saturating_mul(16) < n;
+        let indexed = if tail {
+            Err(rusqlite::Error::InvalidQuery)
+        } else {
+            self.conn.prepare(
+                "SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1 AND seq > ?2",
+            )
+        };
+        let mut statement = match indexed {
             Ok(statement) => statement,
             Err(_) => self
                 .conn
