@@ -3,12 +3,11 @@
 //! each level as they change over time (holders in use, rights, installed CALs). Counting, not
 //! judging: which count is too high is the rules' question.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use caltrail_events::{CalType, ProductVersion, Program, Timestamp};
 
 use crate::rows::{PurchaseRow, StepRow, UseInterval};
-use crate::strings::Sym;
 
 /// The licence level of a version: 2008 TS CALs and 2008 R2 RDS CALs are one level, so
 /// `V2008R2` is `V2008`; every other version is its own level.
@@ -134,21 +133,20 @@ fn steps(mut changes: Vec<Change>) -> Vec<StepRow> {
 /// Holders in use at or above each level over time: a holder counts once per CAL type while
 /// any of its CALs of that level or newer is active, whatever server or pack it came from.
 pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
-    let mut by_holder: HashMap<(CalType, Sym), Vec<&UseInterval>> = HashMap::new();
-    for interval in intervals.iter().filter(|i| i.start < i.end) {
-        by_holder.entry((interval.cal_type, interval.holder)).or_default().push(interval);
-    }
-    for held in by_holder.values_mut() {
-        held.sort_by_key(|i| i.start);
-    }
+    // Each holder's stretches together and by start: one sort of references, not a map of
+    // vectors (the table has a row per stretch of a CAL, millions in a large estate). The
+    // union of a holder's stretches does not depend on the order of those with equal starts.
+    let mut held: Vec<&UseInterval> = intervals.iter().filter(|i| i.start < i.end).collect();
+    held.sort_unstable_by_key(|i| (i.cal_type, i.holder, i.start));
     // One level at a time, so that the changes of only one level are held at once.
     let mut rows = Vec::new();
     for &level in LEVELS {
         let mut changes = Vec::new();
-        for (&(cal_type, _), held) in &by_holder {
+        for holder in held.chunk_by(|a, b| a.cal_type == b.cal_type && a.holder == b.holder) {
+            let cal_type = holder[0].cal_type;
             // The union of the holder's intervals at this level or newer.
             let mut open: Option<(Timestamp, Timestamp)> = None;
-            for interval in held.iter().filter(|i| i.level >= level) {
+            for interval in holder.iter().filter(|i| i.level >= level) {
                 match open {
                     Some((start, end)) if interval.start <= end => {
                         open = Some((start, end.max(interval.end)));
@@ -252,6 +250,7 @@ pub fn value_at(rows: &[StepRow], at: Timestamp) -> BTreeMap<(CalType, ProductVe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strings::Sym;
 
     fn purchase(program: &str, version: ProductVersion, at: &str, sa: Option<&str>) -> PurchaseRow {
         PurchaseRow {

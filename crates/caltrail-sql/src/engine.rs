@@ -108,6 +108,16 @@ impl Engine {
         self.run(report.sql, false)
     }
 
+    /// Every row of a table, in the order the replay holds them: built batch by batch on this
+    /// thread, so that `state` prints the same order on every run (a query's partitions
+    /// arrive in any order).
+    pub fn table(&self, table: Table) -> QueryResult {
+        let batches = (0..n_batches(&self.replay, table))
+            .flat_map(|n| build_part(&self.replay, table, Part::Batch(n)))
+            .collect();
+        QueryResult { schema: table_schema(&self.replay, table), batches }
+    }
+
     /// Runs the user's SQL: one read-only statement. DDL, DML, `COPY` and session statements
     /// are refused before anything runs.
     pub fn query(&self, sql: &str) -> Result<QueryResult, SqlError> {
