@@ -578,3 +578,78 @@ fn a_ledger_written_before_the_tree_gets_it_on_first_use() {
         verified.stdout
     );
 }
+
+/// Over 65,536 entries the tree keeps a second level of tiles (a hash of each 256 tiles), so
+/// that a proof reads a few hundred hashes: its proofs are those the tiles alone give, other
+/// people's verifiers accept them, and `verify --deep` checks that level too.
+#[test]
+fn the_upper_level_of_tiles_serves_proofs_and_is_checked() {
+    let sandbox = Sandbox::new();
+    let history = sandbox.run(&["generate", "--events", "70000"]).ok().stdout;
+    let file = sandbox.dir.path().join("estate.jsonl");
+    std::fs::write(&file, history).unwrap();
+    sandbox.append_file(&file).ok();
+    let conn = rusqlite::Connection::open(sandbox.db()).unwrap();
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    };
+    let n = count("entries");
+    assert_eq!((count("tree_tiles"), count("tree_tiles_1")), (n / 256, 1));
+    let key = sandbox.dir.path().join("ledger.key");
+    let vkey = sandbox.dir.path().join("ledger.vkey");
+    let generated = sandbox
+        .run(&[
+            "key",
+            "generate",
+            "--origin",
+            "bench.example/ledger",
+            "--out",
+            key.to_str().unwrap(),
+        ])
+        .ok();
+    std::fs::write(&vkey, &generated.stdout).unwrap();
+    let checkpoint = sandbox.dir.path().join("ledger.checkpoint");
+    std::fs::write(
+        &checkpoint,
+        sandbox.run(&["checkpoint", "--key", key.to_str().unwrap()]).ok().stdout,
+    )
+    .unwrap();
+    let log = sandbox.run(&["log", "--format", "csv"]).ok().stdout;
+    let column = log.lines().next().unwrap().split(',').position(|c| c == "id").unwrap();
+    let id_of =
+        |seq: usize| log.lines().nth(seq).unwrap().split(',').nth(column).unwrap().to_owned();
+    let mut proofs = Vec::new();
+    for seq in [1, 40_000, 65_536, 65_537, n as usize] {
+        let proof = sandbox.run(&["prove", "--event", &id_of(seq)]).ok().stdout;
+        let path = sandbox.dir.path().join(format!("{seq}.tlog-proof"));
+        std::fs::write(&path, &proof).unwrap();
+        let checked = sandbox.run(&[
+            "verify-proof",
+            "--vkey",
+            vkey.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(checked.code, 0, "{}", checked.stderr);
+        if let Some((ok, out)) = go(&[Path::new("inclusion"), &vkey, &path]) {
+            assert!(ok, "Go refused the proof of entry {seq}: {out}");
+            assert_eq!(out, format!("ok {} {n}\n", seq - 1));
+        }
+        proofs.push(proof);
+    }
+    assert_eq!(sandbox.run(&["verify", "--deep"]).code, 0);
+    // A changed upper hash is named with the entries under it.
+    conn.execute("UPDATE tree_tiles_1 SET hash = zeroblob(32) WHERE tile = 0", []).unwrap();
+    let run = sandbox.run(&["verify", "--deep"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "upper tree tile 0 (entries 1 to 65536): its hash differs from its entries'\nfailed: 1 stored tree tiles differ from the entries; the chain is whole\n"
+        )
+    );
+    // Without the upper level (a ledger written before it), the same proofs.
+    conn.execute_batch("DROP TABLE tree_tiles_1").unwrap();
+    for (seq, proof) in [1, 40_000, 65_536, 65_537, n as usize].iter().zip(&proofs) {
+        assert_eq!(&sandbox.run(&["prove", "--event", &id_of(*seq)]).ok().stdout, proof);
+    }
+}

@@ -17,5 +17,5 @@ pub use ledger::{
     APPLICATION_ID, AppendReport, Appender, ChainAhead, FORMAT_VERSION, Head, Ledger,
     PreparedEvent, StoredEntry,
 };
-pub use tree::{StoredTree, TILE};
+pub use tree::{StoredTree, TILE, TileProblem};
 pub use verify::{Depth, Problem, ProblemKind, VerifyReport};

@@ -1,6 +1,8 @@
 //! The Merkle tree beside the chain (RFC 6962 over the stored entry bytes, leaf `seq - 1`):
-//! the hash of each full block of `TILE` entries is stored in `tree_tiles`, kept up in the
-//! append's transaction, and every other node is recomputed from them and from the entries.
+//! the hash of each full block of `TILE` entries is stored in `tree_tiles`, and of each full
+//! block of `TILE` of those in `tree_tiles_1`, kept up in the append's transaction; every
+//! other node is recomputed from them and from the entries, so a proof reads a few hundred
+//! hashes, not every tile.
 //! Signed checkpoints are kept in `checkpoints`. Neither table is part of the chain: the
 //! tree's hashes are checked against the entries by `verify --deep` and by
 //! `verify --checkpoint`, which recompute them.
@@ -15,10 +17,17 @@ use crate::ledger::Ledger;
 /// stores 39,063 hashes.
 pub const TILE: u64 = 256;
 
+/// Entries under one hash of `tree_tiles_1`: `TILE` tiles.
+const UPPER: u64 = TILE * TILE;
+
 /// The tree's tables, created on first use so a ledger written before them gets them without
 /// any entry rewritten.
 pub(crate) const TREE_SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS tree_tiles (
+    tile INTEGER PRIMARY KEY CHECK (tile >= 0),
+    hash BLOB    NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TABLE IF NOT EXISTS tree_tiles_1 (
     tile INTEGER PRIMARY KEY CHECK (tile >= 0),
     hash BLOB    NOT NULL CHECK (length(hash) = 32)
 ) STRICT;
@@ -191,34 +200,110 @@ pub(crate) fn update_tiles(
     }
     tiles_from_entries(conn, next, end, |tile, hash| {
         insert.execute(params![tile as i64, &hash[..]]).map(|_| ())
-    })
+    })?;
+    update_upper(conn, end)
 }
 
-/// Subtree hashes from the stored tiles, and from the entries below a tile's size.
+/// Stores the hash of every full block of `TILE` tiles not stored yet, from the first
+/// `n_tiles` tiles of `tree_tiles`.
+fn update_upper(conn: &Connection, n_tiles: u64) -> rusqlite::Result<()> {
+    let stored: i64 = conn.query_row("SELECT count(*) FROM tree_tiles_1", [], |row| row.get(0))?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO tree_tiles_1 (tile, hash) VALUES (?1, ?2)")?;
+    for block in stored as u64..n_tiles / TILE {
+        let Some(tiles) = stored_tiles(conn, block * TILE, (block + 1) * TILE)? else {
+            // A tile missing or malformed: the block is left to the tiles and the entries.
+            return Ok(());
+        };
+        insert.execute(params![block as i64, &merkle::root_of_leaves(&tiles)[..]])?;
+    }
+    Ok(())
+}
+
+/// Tiles `first..last` as stored, or `None` when one is missing or malformed.
+fn stored_tiles(conn: &Connection, first: u64, last: u64) -> rusqlite::Result<Option<Vec<Hash>>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT tile, hash FROM tree_tiles WHERE tile >= ?1 AND tile < ?2 ORDER BY tile",
+    )?;
+    let mut rows = statement.query(params![first as i64, last as i64])?;
+    let mut tiles = Vec::with_capacity((last - first) as usize);
+    while let Some(row) = rows.next()? {
+        let tile: i64 = row.get(0)?;
+        let Ok(hash) = Hash::try_from(row.get_ref(1)?.as_blob()?) else { return Ok(None) };
+        if tile as u64 != first + tiles.len() as u64 {
+            return Ok(None);
+        }
+        tiles.push(hash);
+    }
+    Ok((tiles.len() as u64 == last - first).then_some(tiles))
+}
+
+/// Subtree hashes from the stored tiles (the upper level where a subtree covers whole blocks of
+/// it, else the tiles, read by range as a subtree needs them), and from the entries below a
+/// tile's size.
 pub struct StoredTree<'c> {
     conn: &'c Connection,
-    tiles: Vec<Hash>,
+    /// Every tile, when the tree was recomputed from the entries; else tiles are read from
+    /// `tree_tiles` by range.
+    tiles: Option<Vec<Hash>>,
+    /// The tiles that may be used: those stored in order from 0.
+    n_tiles: u64,
+    /// The hashes of whole blocks of `TILE` tiles, in order from 0.
+    upper: Vec<Hash>,
 }
 
 impl<'c> StoredTree<'c> {
     pub(crate) fn load(conn: &'c Connection) -> rusqlite::Result<StoredTree<'c>> {
-        let mut tiles = Vec::new();
+        let mut tree = StoredTree { conn, tiles: None, n_tiles: 0, upper: Vec::new() };
         if has_table(conn, "tree_tiles")? {
-            let mut statement = conn.prepare("SELECT tile, hash FROM tree_tiles ORDER BY tile")?;
+            let last: Option<i64> =
+                conn.query_row("SELECT max(tile) FROM tree_tiles", [], |row| row.get(0))?;
+            tree.n_tiles = last.map_or(0, |t| t as u64 + 1);
+        }
+        if has_table(conn, "tree_tiles_1")? {
+            let mut statement =
+                conn.prepare("SELECT tile, hash FROM tree_tiles_1 ORDER BY tile")?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
                 let tile: i64 = row.get(0)?;
-                let hash: Vec<u8> = row.get(1)?;
-                // Tiles are stored in order from 0; a gap or a bad length ends what is used,
-                // and the rest is read from the entries.
-                let Ok(hash) = Hash::try_from(hash.as_slice()) else { break };
+                // Stored in order from 0; a gap or a bad length ends what is used, and the rest
+                // comes from the tiles.
+                let Ok(hash) = Hash::try_from(row.get_ref(1)?.as_blob()?) else { break };
+                if tile as usize != tree.upper.len() {
+                    break;
+                }
+                tree.upper.push(hash);
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Every stored tile in order from 0, up to the first missing or malformed one.
+    fn all_stored_tiles(&self) -> rusqlite::Result<Vec<Hash>> {
+        let mut tiles = Vec::new();
+        if has_table(self.conn, "tree_tiles")? {
+            let mut statement =
+                self.conn.prepare("SELECT tile, hash FROM tree_tiles ORDER BY tile")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let tile: i64 = row.get(0)?;
+                let Ok(hash) = Hash::try_from(row.get_ref(1)?.as_blob()?) else { break };
                 if tile as usize != tiles.len() {
                     break;
                 }
                 tiles.push(hash);
             }
         }
-        Ok(StoredTree { conn, tiles })
+        Ok(tiles)
+    }
+
+    /// Tiles `first..last`, or `None` where one is not stored whole.
+    fn tiles(&self, first: u64, last: u64) -> rusqlite::Result<Option<Vec<Hash>>> {
+        match &self.tiles {
+            Some(tiles) => Ok(tiles.get(first as usize..last as usize).map(<[Hash]>::to_vec)),
+            None if last <= self.n_tiles => stored_tiles(self.conn, first, last),
+            None => Ok(None),
+        }
     }
 }
 
@@ -226,13 +311,16 @@ impl Subtrees for StoredTree<'_> {
     type Error = rusqlite::Error;
     fn subtree(&mut self, start: u64, end: u64) -> rusqlite::Result<Hash> {
         let n = end - start;
-        let (first, last) = (start / TILE, end / TILE);
-        if n >= TILE
-            && n.is_power_of_two()
-            && start.is_multiple_of(TILE)
-            && last <= self.tiles.len() as u64
+        let aligned = |size: u64| n >= size && n.is_power_of_two() && start.is_multiple_of(size);
+        if aligned(UPPER) && end / UPPER <= self.upper.len() as u64 {
+            return Ok(merkle::root_of_leaves(
+                &self.upper[(start / UPPER) as usize..(end / UPPER) as usize],
+            ));
+        }
+        if aligned(TILE)
+            && let Some(tiles) = self.tiles(start / TILE, end / TILE)?
         {
-            return Ok(merkle::root_of_leaves(&self.tiles[first as usize..last as usize]));
+            return Ok(merkle::root_of_leaves(&tiles));
         }
         if n > TILE || (start / TILE != (end - 1) / TILE) {
             let k = merkle::split(n);
@@ -241,6 +329,25 @@ impl Subtrees for StoredTree<'_> {
             return Ok(merkle::node_hash(&left, &right));
         }
         hash_entries(self.conn, start, end)
+    }
+}
+
+/// A stored hash of the tree that differs from what the entries give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileProblem {
+    /// 0 for `tree_tiles` (`TILE` entries each), 1 for `tree_tiles_1` (`TILE` tiles each).
+    pub level: u8,
+    /// The tile's number in its level.
+    pub index: u64,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl TileProblem {
+    /// The entries (`seq`, first and last) under the tile.
+    pub fn entries(&self) -> (u64, u64) {
+        let size = if self.level == 0 { TILE } else { UPPER };
+        (self.index * size + 1, (self.index + 1) * size)
     }
 }
 
@@ -273,22 +380,33 @@ impl Ledger {
             Ok(())
         })
         .map_err(|e| self.classify(e))?;
-        Ok(StoredTree { conn, tiles })
+        let upper = tiles.chunks_exact(TILE as usize).map(merkle::root_of_leaves).collect();
+        Ok(StoredTree { conn, n_tiles: tiles.len() as u64, tiles: Some(tiles), upper })
     }
 
-    /// The stored tiles that differ from the entries: `(tile, reason)`.
-    pub fn check_tiles(&self) -> Result<Vec<(u64, String)>, StoreError> {
+    /// The stored tiles, of either level, that differ from the entries.
+    pub fn check_tiles(&self) -> Result<Vec<TileProblem>, StoreError> {
         let n = self.head()?.n_events;
         let stored = self.tree()?;
+        let stored_tiles = stored.all_stored_tiles().map_err(|e| self.classify(e))?;
         let fresh = self.recomputed_tree(n)?;
         let mut problems = Vec::new();
-        for (tile, hash) in fresh.tiles.iter().enumerate() {
-            match stored.tiles.get(tile) {
-                Some(s) if s == hash => {}
-                Some(_) => {
-                    problems.push((tile as u64, "its hash differs from its entries'".to_owned()));
-                }
-                None => {}
+        for (tile, hash) in fresh.tiles.iter().flatten().enumerate() {
+            if stored_tiles.get(tile).is_some_and(|s| s != hash) {
+                problems.push(TileProblem {
+                    level: 0,
+                    index: tile as u64,
+                    why: "its hash differs from its entries'".to_owned(),
+                });
+            }
+        }
+        for (block, hash) in fresh.upper.iter().enumerate() {
+            if stored.upper.get(block).is_some_and(|s| s != hash) {
+                problems.push(TileProblem {
+                    level: 1,
+                    index: block as u64,
+                    why: "its hash differs from its entries'".to_owned(),
+                });
             }
         }
         Ok(problems)

@@ -192,12 +192,13 @@ fn verify(db: &std::path::Path, args: &VerifyArgs, out: &mut dyn Write) -> anyho
     if report.is_ok() && args.deep {
         let tiles = ledger.check_tiles()?;
         if !tiles.is_empty() {
-            for (tile, why) in &tiles {
+            for problem in &tiles {
+                let (first, last) = problem.entries();
+                let level = if problem.level == 0 { "" } else { "upper " };
                 writeln!(
                     out,
-                    "tree tile {tile} (entries {} to {}): {why}",
-                    tile * caltrail_store::TILE + 1,
-                    (tile + 1) * caltrail_store::TILE
+                    "{level}tree tile {} (entries {first} to {last}): {}",
+                    problem.index, problem.why
                 )?;
             }
             writeln!(
