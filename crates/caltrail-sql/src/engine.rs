@@ -21,6 +21,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::error::SqlError;
+use crate::prefilter::IssuesTable;
 use crate::rules::{FINDING_COLUMNS, Rule};
 use crate::tables::{Part, Table, build_part, n_batches};
 
@@ -71,6 +72,16 @@ impl Engine {
             // DataFusion scans in parallel while few batches exist at once.
             let n_batches = n_batches(&replay, table);
             let n_partitions = n_batches.min(n_cores);
+            if table == Table::Issues {
+                let partitions = (0..n_partitions)
+                    .map(|first| (first..n_batches).step_by(n_partitions).collect())
+                    .collect();
+                ctx.register_table(
+                    table.name(),
+                    Arc::new(IssuesTable { replay: replay.clone(), schema, partitions }),
+                )?;
+                continue;
+            }
             let partitions = (0..n_partitions)
                 .map(|first| {
                     Arc::new(LazyPartition {

@@ -7,6 +7,7 @@
 mod cells;
 mod engine;
 mod error;
+mod prefilter;
 mod rules;
 mod tables;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 use caltrail_replay::licence::level_of;
-use caltrail_replay::{Replay, StepRow};
+use caltrail_replay::{IssueRow, Replay, StepRow};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray,
@@ -439,26 +439,109 @@ fn server_status_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
 
 /// The `issues` table.
 fn issues_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
-    batches(&replay.issues, part, |rows| {
+    issues_batches_where(replay, part, &[])
+}
+
+/// A text column of the `issues` table: what `issues_batches` writes and what a filter pushed
+/// into the scan (`prefilter`) reads, from one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IssueText {
+    Id,
+    Server,
+    Keypack,
+    Holder,
+    CalType,
+    ProductVersion,
+    SessionHost,
+    SessionHostVersion,
+    ServerStatus,
+}
+
+impl IssueText {
+    pub(crate) const ALL: [(IssueText, &'static str); 9] = [
+        (IssueText::Id, "id"),
+        (IssueText::Server, "server"),
+        (IssueText::Keypack, "keypack"),
+        (IssueText::Holder, "holder"),
+        (IssueText::CalType, "cal_type"),
+        (IssueText::ProductVersion, "product_version"),
+        (IssueText::SessionHost, "session_host"),
+        (IssueText::SessionHostVersion, "session_host_version"),
+        (IssueText::ServerStatus, "server_status"),
+    ];
+
+    /// The column's value in a row.
+    pub(crate) fn of<'r>(self, replay: &'r Replay, r: &IssueRow) -> Option<&'r str> {
+        let strings = &replay.strings;
+        match self {
+            IssueText::Id => r.id.map(|id| strings.get(id)),
+            IssueText::Server => Some(strings.get(r.server)),
+            IssueText::Keypack => Some(strings.get(r.keypack)),
+            IssueText::Holder => Some(strings.get(r.holder)),
+            IssueText::CalType => r.cal_type.map(CalType::as_str),
+            IssueText::ProductVersion => r.product_version.map(ProductVersion::as_str),
+            IssueText::SessionHost => r.session_host.map(|h| strings.get(h)),
+            IssueText::SessionHostVersion => r.session_host_version.map(ProductVersion::as_str),
+            IssueText::ServerStatus => Some(r.server_status.as_str()),
+        }
+    }
+}
+
+/// A boolean column of the `issues` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IssueFlag {
+    Temporary,
+    Renewal,
+}
+
+impl IssueFlag {
+    pub(crate) const ALL: [(IssueFlag, &'static str); 2] =
+        [(IssueFlag::Temporary, "temporary"), (IssueFlag::Renewal, "renewal")];
+
+    /// The column's value in a row.
+    pub(crate) fn of(self, r: &IssueRow) -> bool {
+        match self {
+            IssueFlag::Temporary => r.temporary,
+            IssueFlag::Renewal => r.renewal,
+        }
+    }
+}
+
+/// The `issues` table's batches, with only the rows every condition keeps: a row dropped here is
+/// one no query filter with these conditions would return.
+pub(crate) fn issues_batches_where(
+    replay: &Replay,
+    part: Part,
+    keep: &[crate::prefilter::Condition],
+) -> Vec<RecordBatch> {
+    let build = |rows: &[IssueRow]| {
+        use IssueText as T;
         TableBuilder::new(rows)
             .count("seq", |r| r.seq)
-            .text("id", |r| r.id.map(|id| replay.strings.get(id)))
+            .text("id", |r| T::Id.of(replay, r))
             .time("at", |r| Some(r.at))
-            .text("server", |r| Some(replay.strings.get(r.server)))
-            .text("keypack", |r| Some(replay.strings.get(r.keypack)))
-            .text("holder", |r| Some(replay.strings.get(r.holder)))
-            .text("cal_type", |r| r.cal_type.map(caltrail_events::CalType::as_str))
-            .text("product_version", |r| {
-                r.product_version.map(caltrail_events::ProductVersion::as_str)
-            })
-            .boolean("temporary", |r| Some(r.temporary))
-            .boolean("renewal", |r| Some(r.renewal))
-            .text("session_host", |r| r.session_host.map(|h| replay.strings.get(h)))
-            .text("session_host_version", |r| {
-                r.session_host_version.map(caltrail_events::ProductVersion::as_str)
-            })
-            .text("server_status", |r| Some(r.server_status.as_str()))
+            .text("server", |r| T::Server.of(replay, r))
+            .text("keypack", |r| T::Keypack.of(replay, r))
+            .text("holder", |r| T::Holder.of(replay, r))
+            .text("cal_type", |r| T::CalType.of(replay, r))
+            .text("product_version", |r| T::ProductVersion.of(replay, r))
+            .boolean("temporary", |r| Some(IssueFlag::Temporary.of(r)))
+            .boolean("renewal", |r| Some(IssueFlag::Renewal.of(r)))
+            .text("session_host", |r| T::SessionHost.of(replay, r))
+            .text("session_host_version", |r| T::SessionHostVersion.of(replay, r))
+            .text("server_status", |r| T::ServerStatus.of(replay, r))
             .finish()
+    };
+    if keep.is_empty() {
+        return batches(&replay.issues, part, build);
+    }
+    batches(&replay.issues, part, |rows| {
+        let kept: Vec<IssueRow> =
+            rows.iter().filter(|r| keep.iter().all(|c| c.holds(replay, r))).cloned().collect();
+        #[cfg(test)]
+        crate::prefilter::SKIPPED
+            .fetch_add(rows.len() - kept.len(), std::sync::atomic::Ordering::Relaxed);
+        build(&kept)
     })
 }
 

@@ -608,7 +608,11 @@ fn sqlite_check(
     }
     // The tree's tables are outside the chain, but their pages are the file's: a damaged one
     // is a damaged file. Reading every value walks every page.
-    for (table, columns) in [("tree_tiles", "length(hash)"), ("checkpoints", "length(note)")] {
+    for (table, columns) in [
+        ("tree_tiles", "length(hash)"),
+        ("tree_tiles_1", "length(hash)"),
+        ("checkpoints", "length(note)"),
+    ] {
         let exists = count(&format!(
             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '{table}'"
         ));
