@@ -74,18 +74,15 @@ struct Signed {
 fn signed() -> Signed {
     let sandbox = Sandbox::new();
     sandbox.append_file(&fixtures().join("estate-audit.jsonl")).ok();
+    sign(sandbox, "ledger.contoso.com/rds-cals")
+}
+
+/// A key of this origin for the sandbox's ledger, and the first checkpoint it signs.
+fn sign(sandbox: Sandbox, origin: &str) -> Signed {
     let key = sandbox.dir.path().join("ledger.key");
     let vkey = sandbox.dir.path().join("ledger.vkey");
-    let generated = sandbox
-        .run(&[
-            "key",
-            "generate",
-            "--origin",
-            "ledger.contoso.com/rds-cals",
-            "--out",
-            key.to_str().unwrap(),
-        ])
-        .ok();
+    let generated =
+        sandbox.run(&["key", "generate", "--origin", origin, "--out", key.to_str().unwrap()]).ok();
     std::fs::write(&vkey, &generated.stdout).unwrap();
     let checkpoint = sandbox.dir.path().join("first.checkpoint");
     let signed = sandbox.run(&["checkpoint", "--key", key.to_str().unwrap()]).ok();
@@ -595,25 +592,9 @@ fn the_upper_level_of_tiles_serves_proofs_and_is_checked() {
     };
     let n = count("entries");
     assert_eq!((count("tree_tiles"), count("tree_tiles_1")), (n / 256, 1));
-    let key = sandbox.dir.path().join("ledger.key");
-    let vkey = sandbox.dir.path().join("ledger.vkey");
-    let generated = sandbox
-        .run(&[
-            "key",
-            "generate",
-            "--origin",
-            "bench.example/ledger",
-            "--out",
-            key.to_str().unwrap(),
-        ])
-        .ok();
-    std::fs::write(&vkey, &generated.stdout).unwrap();
-    let checkpoint = sandbox.dir.path().join("ledger.checkpoint");
-    std::fs::write(
-        &checkpoint,
-        sandbox.run(&["checkpoint", "--key", key.to_str().unwrap()]).ok().stdout,
-    )
-    .unwrap();
+    drop(conn);
+    let Signed { sandbox, vkey, .. } = sign(sandbox, "bench.example/ledger");
+    let conn = rusqlite::Connection::open(sandbox.db()).unwrap();
     let log = sandbox.run(&["log", "--format", "csv"]).ok().stdout;
     let column = log.lines().next().unwrap().split(',').position(|c| c == "id").unwrap();
     let id_of =
