@@ -380,3 +380,14 @@ pub struct TrueUpYearRow {
     /// school agreement with the latest purchase.
     pub default: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The issues table has a row per CAL issued (10M in a large ledger), held in memory and
+    /// in snapshots: its size is a budget.
+    #[test]
+    fn an_issue_row_takes_48_bytes() {
+        assert_eq!(std::mem::size_of::<super::IssueRow>(), 48);
+        assert_eq!(std::mem::size_of::<Option<crate::Sym>>(), 4);
+    }
+}

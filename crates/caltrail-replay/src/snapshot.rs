@@ -368,7 +368,7 @@ fn take_state(
     }
     let mut index = HashMap::with_capacity_and_hasher(texts.len(), FxBuildHasher);
     for (i, text) in texts.iter().enumerate() {
-        index.insert(text.clone(), Sym(i as u32));
+        index.insert(text.clone(), Sym::from_index(i as u32));
     }
     state.strings = Strings { index, texts, lower };
     state.holder_keys = Take::take(r)?;
@@ -408,7 +408,7 @@ fn take_state(
 /// read back cannot make the fold index out of bounds.
 fn check_indexes(state: &Replay) -> Result<(), Damaged> {
     let n_texts = state.strings.texts.len();
-    let sym_ok = |sym: &Sym| (sym.0 as usize) < n_texts;
+    let sym_ok = |sym: &Sym| sym.index() < n_texts;
     let n_cals = state.cals.len();
     let n_packs = state.keypacks.len();
     let ok = state.strings.lower.iter().flatten().all(sym_ok)
@@ -789,14 +789,15 @@ impl Put for Sym {
     fn put(&self, w: &mut Writer<'_, '_>) {
         match w.canonical {
             Some(strings) => strings.get(*self).put(w),
-            None => self.0.put(w),
+            None => (self.index() as u64).put(w),
         }
     }
 }
 
 impl Take for Sym {
     fn take(r: &mut Reader<'_>) -> Result<Sym, Damaged> {
-        u32::take(r).map(Sym)
+        // A handle past the last text is refused by `check_indexes`.
+        u32::take(r).map(Sym::from_index)
     }
 }
 

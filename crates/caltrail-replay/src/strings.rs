@@ -7,13 +7,24 @@ use rustc_hash::FxBuildHasher;
 
 /// A handle to a text held by `Strings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Sym(pub(crate) u32);
+pub struct Sym(std::num::NonZeroU32);
 
 impl Sym {
     /// A handle made up for a test, naming no text.
+    /// The handle of the `index`th text. Stored as `index + 1`, so that an `Option<Sym>` takes
+    /// four bytes: the issues table holds two per row, ten million rows in a large ledger.
+    pub(crate) fn from_index(index: u32) -> Sym {
+        Sym(std::num::NonZeroU32::MIN.saturating_add(index))
+    }
+
+    /// Which text, from 0.
+    pub(crate) fn index(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
+
     #[cfg(test)]
     pub(crate) fn for_tests(n: u32) -> Sym {
-        Sym(n)
+        Sym::from_index(n)
     }
 }
 
@@ -33,7 +44,7 @@ impl Strings {
             return *sym;
         }
         // More than 4 billion distinct texts would not fit in memory long before.
-        let sym = Sym(u32::try_from(self.texts.len()).unwrap_or(u32::MAX));
+        let sym = Sym::from_index(u32::try_from(self.texts.len()).unwrap_or(u32::MAX - 1));
         self.texts.push(text.into());
         self.lower.push(None);
         self.index.insert(text.into(), sym);
@@ -43,7 +54,7 @@ impl Strings {
     /// The handle of a text in lower case, worked out once per text: holder names are compared
     /// without case, for every CAL event.
     pub fn lower(&mut self, sym: Sym) -> Sym {
-        if let Some(Some(lower)) = self.lower.get(sym.0 as usize) {
+        if let Some(Some(lower)) = self.lower.get(sym.index()) {
             return *lower;
         }
         let text = self.get(sym);
@@ -53,7 +64,7 @@ impl Strings {
         } else {
             sym
         };
-        if let Some(slot) = self.lower.get_mut(sym.0 as usize) {
+        if let Some(slot) = self.lower.get_mut(sym.index()) {
             *slot = Some(lower);
         }
         lower
@@ -61,7 +72,7 @@ impl Strings {
 
     /// The text of a handle this replay gave out.
     pub fn get(&self, sym: Sym) -> &str {
-        self.texts.get(sym.0 as usize).map_or("", |text| text)
+        self.texts.get(sym.index()).map_or("", |text| text)
     }
 }
 
