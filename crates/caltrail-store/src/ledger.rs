@@ -452,18 +452,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// The `seq` of the entry with this event id, if the ledger holds one.
-    pub fn seq_of_id(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        use rusqlite::OptionalExtension;
-        self.conn
-            .prepare_cached("SELECT seq FROM entries WHERE id = ?1")
-            .and_then(|mut statement| {
-                statement.query_row([id], |row| row.get::<_, i64>(0)).optional()
-            })
-            .map(|seq| seq.map(|seq| seq as u64))
-            .map_err(|e| self.classify(e))
-    }
-
     /// The entries with these `seq`s, decoded, in the order asked.
     pub fn read_entries(&self, seqs: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
         let mut statement = self

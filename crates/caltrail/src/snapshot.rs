@@ -101,7 +101,7 @@ pub(crate) fn load(
         }
     };
     for stored in &ahead.named {
-        let is_new = |id: &str| ledger.seq_of_id(id).ok().flatten().is_some_and(|s| s > n_entries);
+        let is_new = |id: &str| ledger.seq_of(id).ok().flatten().is_some_and(|s| s > n_entries);
         if replay.refuses_to_extend_with(&stored.entry.event, is_new).is_some() {
             return Ok(None);
         }
