@@ -267,9 +267,10 @@ impl Replay {
         self.latest_at
     }
 
-    /// Whether the state has met this name, as a pack or any text it keeps.
+    /// Whether the state has met this name: as a pack, or any other text it keeps.
     fn has_met_name(&self, name: &str) -> bool {
-        self.strings.index.contains_key(name) || self.keypack_index.contains_key(name)
+        // Every pack the state added is among its texts (`add_pack` interns its name).
+        self.strings.index.contains_key(name)
     }
 
     fn snapshottable(&self) -> Result<(), SnapshotError> {
@@ -304,16 +305,8 @@ fn put_state(state: &Replay, w: &mut Writer<'_, '_>) {
     state.agreements.put(w);
     state.purchases.put(w);
     state.keypacks.put(w);
-    put_sorted(w, state.keypack_index.iter().map(|(k, v)| (k.as_str(), *v)));
     state.timelines.put(w);
     state.cals.put(w);
-    let mut cal_index: Vec<((Sym, Sym), usize)> =
-        state.cal_index.iter().map(|(k, v)| (*k, *v)).collect();
-    match w.canonical {
-        Some(s) => cal_index.sort_by_key(|((pack, holder), _)| (s.get(*pack), s.get(*holder))),
-        None => cal_index.sort_unstable(),
-    }
-    cal_index.put(w);
     put_sorted(w, state.retracted_by.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut pack_kinds: Vec<(Sym, &PackKind)> =
         state.pack_kinds.iter().map(|(k, v)| (*k, v)).collect();
@@ -324,7 +317,6 @@ fn put_state(state: &Replay, w: &mut Writer<'_, '_>) {
     pack_kinds.put(w);
     state.past_servers.put(w);
     state.migrations.put(w);
-    put_sorted(w, state.migration_index.iter().map(|(k, v)| (k.as_str(), *v)));
     state.status_changes.put(w);
     state.issues.put(w);
     state.revocations.put(w);
@@ -377,20 +369,14 @@ fn take_state(
     state.agreements = Take::take(r)?;
     state.purchases = Take::take(r)?;
     state.keypacks = Take::take(r)?;
-    let keypack_index: Vec<(String, usize)> = Take::take(r)?;
-    state.keypack_index = keypack_index.into_iter().collect();
     state.timelines = Take::take(r)?;
     state.cals = Take::take(r)?;
-    let cal_index: Vec<((Sym, Sym), usize)> = Take::take(r)?;
-    state.cal_index = cal_index.into_iter().collect();
     let retracted_by: Vec<(String, String)> = Take::take(r)?;
     state.retracted_by = retracted_by.into_iter().collect();
     let pack_kinds: Vec<(Sym, PackKind)> = Take::take(r)?;
     state.pack_kinds = pack_kinds.into_iter().collect();
     state.past_servers = Take::take(r)?;
     state.migrations = Take::take(r)?;
-    let migration_index: Vec<(String, usize)> = Take::take(r)?;
-    state.migration_index = migration_index.into_iter().collect();
     state.status_changes = Take::take(r)?;
     state.issues = take_vec_with_room(r, more_events)?;
     state.revocations = Take::take(r)?;
@@ -401,7 +387,31 @@ fn take_state(
     state.left = Take::take(r)?;
     state.debt_map = Take::take(r)?;
     check_indexes(&state)?;
+    rebuild_lookups(&mut state)?;
     Ok(state)
+}
+
+/// The lookups the fold keeps beside its tables, which a snapshot does not hold: rebuilt from
+/// the tables as the fold built them, each row under its name in the order it was added (a
+/// later pack or migration of the same name takes its place; a CAL is added only under a key
+/// no CAL has).
+fn rebuild_lookups(state: &mut Replay) -> Result<(), Damaged> {
+    state.keypack_index =
+        state.keypacks.iter().enumerate().map(|(i, pack)| (pack.keypack.clone(), i)).collect();
+    state.migration_index = state
+        .migrations
+        .iter()
+        .enumerate()
+        .map(|(i, migration)| (migration.migration.clone(), i))
+        .collect();
+    let mut cal_index = HashMap::with_capacity_and_hasher(state.cals.len(), FxBuildHasher);
+    for (i, (cal, holder)) in state.cals.iter().zip(&state.holder_keys).enumerate() {
+        let pack = state.strings.index.get(cal.keypack.as_str()).copied();
+        let pack = pack.ok_or_else(|| Damaged("a CAL's pack is not among its texts".into()))?;
+        cal_index.entry((pack, *holder)).or_insert(i);
+    }
+    state.cal_index = cal_index;
+    Ok(())
 }
 
 /// Every index into another table points inside it, and every handle names a text, so a state
@@ -417,10 +427,7 @@ fn check_indexes(state: &Replay) -> Result<(), Damaged> {
         && state.open_intervals.len() == n_cals
         && state.timelines.len() == n_packs
         && state.left.len() == n_packs
-        && state.keypack_index.values().all(|i| *i < n_packs)
-        && state.cal_index.iter().all(|((p, h), i)| sym_ok(p) && sym_ok(h) && *i < n_cals)
         && state.pack_kinds.keys().all(sym_ok)
-        && state.migration_index.values().all(|i| *i < state.migrations.len())
         && state.intervals.iter().all(|i| sym_ok(&i.holder))
         && state.issues.iter().all(|i| {
             sym_ok(&i.server)
@@ -1216,6 +1223,10 @@ mod tests {
             let back = read(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(snapshot_bytes(&back, events.len()), bytes, "{name}");
             assert_eq!(back.state_digest().unwrap(), state.state_digest().unwrap(), "{name}");
+            // The lookups a snapshot does not hold are rebuilt as the fold had them.
+            assert_eq!(back.keypack_index, state.keypack_index, "{name}");
+            assert_eq!(back.migration_index, state.migration_index, "{name}");
+            assert_eq!(back.cal_index, state.cal_index, "{name}");
             assert_eq!(judged(back), judged(state), "{name}");
         }
     }
