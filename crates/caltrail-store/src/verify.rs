@@ -546,7 +546,7 @@ fn show(value: &SqlValue) -> String {
 }
 
 /// SQLite's own check of the file. `Deep`: `integrity_check`, every page and every index entry
-/// against the table. `Chain`: every page of every index and of the tree's tables is read (the
+/// against the table. `Chain`: every page of every index and of every other table is read (the
 /// chain walk reads the table's), which finds a damaged page, and each index must count the
 /// table's rows.
 fn sqlite_check(
@@ -606,22 +606,35 @@ fn sqlite_check(
             }
         }
     }
-    // The tree's tables are outside the chain, but their pages are the file's: a damaged one
-    // is a damaged file. Reading every value walks every page.
-    for (table, columns) in [
-        ("tree_tiles", "length(hash)"),
-        ("tree_tiles_1", "length(hash)"),
-        ("checkpoints", "length(note)"),
-    ] {
-        let exists = count(&format!(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '{table}'"
-        ));
-        if !matches!(exists, Ok(1)) {
-            continue;
-        }
-        if let Err(e) =
-            count(&format!("SELECT count(*) + 0 * coalesce(sum({columns}), 0) FROM {table}"))
-        {
+    // The other tables (the tree's, the checkpoints) are outside the chain, but their pages
+    // are the file's: a damaged one is a damaged file. Every table the file holds is read,
+    // every column of every row, which walks every page, whatever tables a build adds.
+    let others: Vec<String> = match conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name <> 'entries' \
+             AND name NOT LIKE 'sqlite_%'",
+        )
+        .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+    {
+        Ok(names) => names,
+        Err(e) => return Ok(Some(damaged(format!("SQLite could not read the schema: {e}")))),
+    };
+    for table in others {
+        let read = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .and_then(|mut s| s.query_map([&table], |row| row.get::<_, String>(0))?.collect())
+            .and_then(|columns: Vec<String>| {
+                let lengths: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("coalesce(sum(length(\"{}\")), 0)", c.replace('"', "\"\"")))
+                    .collect();
+                let table_name = table.replace('"', "\"\"");
+                count(&format!(
+                    "SELECT count(*) + 0 * ({}) FROM \"{table_name}\"",
+                    if lengths.is_empty() { "0".to_owned() } else { lengths.join(" + ") }
+                ))
+            });
+        if let Err(e) = read {
             return Ok(Some(damaged(format!("SQLite could not read the table {table}: {e}"))));
         }
     }
