@@ -470,6 +470,11 @@ impl IssueText {
         (IssueText::ServerStatus, "server_status"),
     ];
 
+    /// The column's name.
+    pub(crate) fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(column, _)| *column == self).map_or("", |(_, name)| name)
+    }
+
     /// The column's value in a row.
     pub(crate) fn of<'r>(self, replay: &'r Replay, r: &IssueRow) -> Option<&'r str> {
         let strings = &replay.strings;
@@ -498,6 +503,11 @@ impl IssueFlag {
     pub(crate) const ALL: [(IssueFlag, &'static str); 2] =
         [(IssueFlag::Temporary, "temporary"), (IssueFlag::Renewal, "renewal")];
 
+    /// The column's name.
+    pub(crate) fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(flag, _)| *flag == self).map_or("", |(_, name)| name)
+    }
+
     /// The column's value in a row.
     pub(crate) fn of(self, r: &IssueRow) -> bool {
         match self {
@@ -518,18 +528,18 @@ pub(crate) fn issues_batches_where(
         use IssueText as T;
         TableBuilder::new(rows)
             .count("seq", |r| r.seq)
-            .text("id", |r| T::Id.of(replay, r))
+            .text(T::Id.name(), |r| T::Id.of(replay, r))
             .time("at", |r| Some(r.at))
-            .text("server", |r| T::Server.of(replay, r))
-            .text("keypack", |r| T::Keypack.of(replay, r))
-            .text("holder", |r| T::Holder.of(replay, r))
-            .text("cal_type", |r| T::CalType.of(replay, r))
-            .text("product_version", |r| T::ProductVersion.of(replay, r))
-            .boolean("temporary", |r| Some(IssueFlag::Temporary.of(r)))
-            .boolean("renewal", |r| Some(IssueFlag::Renewal.of(r)))
-            .text("session_host", |r| T::SessionHost.of(replay, r))
-            .text("session_host_version", |r| T::SessionHostVersion.of(replay, r))
-            .text("server_status", |r| T::ServerStatus.of(replay, r))
+            .text(T::Server.name(), |r| T::Server.of(replay, r))
+            .text(T::Keypack.name(), |r| T::Keypack.of(replay, r))
+            .text(T::Holder.name(), |r| T::Holder.of(replay, r))
+            .text(T::CalType.name(), |r| T::CalType.of(replay, r))
+            .text(T::ProductVersion.name(), |r| T::ProductVersion.of(replay, r))
+            .boolean(IssueFlag::Temporary.name(), |r| Some(IssueFlag::Temporary.of(r)))
+            .boolean(IssueFlag::Renewal.name(), |r| Some(IssueFlag::Renewal.of(r)))
+            .text(T::SessionHost.name(), |r| T::SessionHost.of(replay, r))
+            .text(T::SessionHostVersion.name(), |r| T::SessionHostVersion.of(replay, r))
+            .text(T::ServerStatus.name(), |r| T::ServerStatus.of(replay, r))
             .finish()
     };
     if keep.is_empty() {
