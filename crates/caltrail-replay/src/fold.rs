@@ -34,6 +34,19 @@ pub enum AsOf {
     Time(Timestamp),
 }
 
+impl AsOf {
+    /// Whether the entry `seq` holding `event` is among the events that count at this point:
+    /// what `Replay::apply` folds and the `events` table lists.
+    pub fn includes(self, seq: u64, event: &Event) -> bool {
+        match self {
+            AsOf::Latest => true,
+            AsOf::Seq(n) => seq <= n,
+            // A retraction applies whatever its `at` (EVENTS.md, "Time").
+            AsOf::Time(t) => event.at <= t || matches!(event.data, EventData::EventRetracted(_)),
+        }
+    }
+}
+
 /// What a pack is, known from the event that creates it whatever its `at`: a CAL imported with
 /// an `IssueDate` before its pack's install still belongs to that pack.
 #[derive(Debug, Clone)]
@@ -284,13 +297,10 @@ impl Replay {
         if !self.pending_definitions.is_empty() {
             self.resolve_definitions();
         }
-        let is_retraction = matches!(event.data, EventData::EventRetracted(_));
-        match self.as_of {
-            AsOf::Seq(n) if seq > n => return,
-            // A retraction applies whatever its `at` (EVENTS.md, "Time").
-            AsOf::Time(t) if event.at > t && !is_retraction => return,
-            _ => {}
+        if !self.as_of.includes(seq, event) {
+            return;
         }
+        let is_retraction = matches!(event.data, EventData::EventRetracted(_));
         // Kept whatever the as-of point: `AsOf::Seq` judges at it, and a snapshot is extended
         // only by entries at or after it.
         if !is_retraction {

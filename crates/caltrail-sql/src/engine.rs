@@ -1,7 +1,6 @@
-//! Running SQL over the replayed state with DataFusion: the rules, the user's own read-only
-//! queries, and the Parquet export. The only code that knows DataFusion.
+//! Running SQL over the replayed state with DataFusion: the rules and the user's own read-only
+//! queries. The Parquet export is in `export`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -12,9 +11,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionContext};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -164,78 +160,14 @@ impl Engine {
         })
     }
 
-    /// Writes every table to `dir/<table>.parquet`; returns each table's name and row count.
-    pub fn export_parquet(&self, dir: &Path) -> Result<Vec<(&'static str, usize)>, SqlError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|error| SqlError::Write { path: dir.display().to_string(), error })?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
-        // Tables are written in parallel, one per worker at a time, the largest first so that
-        // the long ones start early; each is still written one batch at a time.
-        let mut order: Vec<Table> = Table::ALL.to_vec();
-        order.sort_by_key(|table| std::cmp::Reverse(n_batches(&self.replay, *table)));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let n_workers =
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(order.len());
-        let results: Vec<Result<Vec<(Table, usize)>, SqlError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..n_workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&table) = order.get(i) else { break };
-                            done.push((table, self.write_table(dir, table, &properties)?));
-                        }
-                        Ok(done)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        let mut written: Vec<(Table, usize)> = Vec::new();
-        for result in results {
-            written.extend(result?);
-        }
-        written.sort_by_key(|(table, _)| Table::ALL.iter().position(|t| t == table));
-        Ok(written.into_iter().map(|(table, rows)| (table.name(), rows)).collect())
-    }
-
-    /// Writes one table to `dir/<table>.parquet`, a batch at a time; returns its row count.
-    fn write_table(
-        &self,
-        dir: &Path,
-        table: Table,
-        properties: &WriterProperties,
-    ) -> Result<usize, SqlError> {
-        let path = dir.join(format!("{}.parquet", table.name()));
-        let write_error =
-            |error: std::io::Error| SqlError::Write { path: path.display().to_string(), error };
-        let file = std::fs::File::create(&path).map_err(write_error)?;
-        let mut writer =
-            ArrowWriter::try_new(file, table_schema(&self.replay, table), Some(properties.clone()))
-                .map_err(|e| write_error(std::io::Error::other(e)))?;
-        let mut n_rows = 0;
-        // One batch at a time, so that a table is never whole in memory.
-        for part in 0..n_batches(&self.replay, table) {
-            for batch in build_part(&self.replay, table, Part::Batch(part)) {
-                writer.write(&batch).map_err(|e| write_error(std::io::Error::other(e)))?;
-                n_rows += batch.num_rows();
-            }
-        }
-        writer.close().map_err(|e| write_error(std::io::Error::other(e)))?;
-        Ok(n_rows)
+    /// The replayed state the tables are built from.
+    pub(crate) fn replay(&self) -> &Replay {
+        &self.replay
     }
 }
 
 /// The schema of a table, from an empty build of it.
-fn table_schema(replay: &Replay, table: Table) -> SchemaRef {
+pub(crate) fn table_schema(replay: &Replay, table: Table) -> SchemaRef {
     build_part(replay, table, Part::Empty)
         .first()
         .map(RecordBatch::schema)

@@ -7,6 +7,7 @@
 mod cells;
 mod engine;
 mod error;
+mod export;
 mod prefilter;
 mod rules;
 mod tables;
@@ -14,5 +15,6 @@ mod tables;
 pub use cells::{Cell, Rows};
 pub use engine::{Engine, QueryResult};
 pub use error::SqlError;
+pub use export::{EventsFile, create_dir};
 pub use rules::{FINDING_COLUMNS, POSITION, RULES, Rule, TRUE_UP, find as find_rule};
 pub use tables::{TABLE_NAMES, Table};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 use caltrail_replay::licence::level_of;
-use caltrail_replay::{IssueRow, Replay, StepRow};
+use caltrail_replay::{EventRow, IssueRow, Replay, StepRow};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray,
@@ -241,22 +241,25 @@ pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<Recor
 
 /// The `events` table.
 fn events_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
-    batches(&replay.events, part, |rows| {
-        TableBuilder::new(rows)
-            .count("seq", |r| r.seq)
-            .text("id", |r| Some(&r.id))
-            .text("type", |r| Some(r.event_type))
-            .time("at", |r| Some(r.at))
-            .time("recorded_at", |r| Some(r.recorded_at))
-            .text("actor", |r| r.actor.as_ref())
-            .text("note", |r| r.note.as_ref())
-            .text("server", |r| r.server.as_ref())
-            .text("target_server", |r| r.target_server.as_ref())
-            .text("data", |r| Some(&r.data))
-            .text("hash", |r| Some(&r.hash))
-            .text("retracted_by", |r| r.retracted_by.as_ref())
-            .finish()
-    })
+    batches(&replay.events, part, events_batch)
+}
+
+/// One batch of the `events` table, from its rows.
+pub(crate) fn events_batch(rows: &[EventRow]) -> RecordBatch {
+    TableBuilder::new(rows)
+        .count("seq", |r| r.seq)
+        .text("id", |r| Some(&r.id))
+        .text("type", |r| Some(r.event_type))
+        .time("at", |r| Some(r.at))
+        .time("recorded_at", |r| Some(r.recorded_at))
+        .text("actor", |r| r.actor.as_ref())
+        .text("note", |r| r.note.as_ref())
+        .text("server", |r| r.server.as_ref())
+        .text("target_server", |r| r.target_server.as_ref())
+        .text("data", |r| Some(&r.data))
+        .text("hash", |r| Some(&r.hash))
+        .text("retracted_by", |r| r.retracted_by.as_ref())
+        .finish()
 }
 
 /// The `servers` table.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use caltrail_events::{EventType, Timestamp};
+use caltrail_events::{EventData, EventType, Timestamp};
 use caltrail_replay::{AsOf, Replay};
 use caltrail_sql::{Engine, FINDING_COLUMNS, RULES, Rule};
 use caltrail_store::{Ledger, StoreError, StoredEntry};
@@ -176,31 +176,44 @@ pub(crate) fn replay_known(
     progress: &Progress,
 ) -> anyhow::Result<(Replay, u64)> {
     let ledger = Ledger::open_existing(db)?;
-    let as_of = args.as_of.unwrap_or(AsOf::Latest);
     let n_known = args.n_known(&ledger)?;
+    let replay = replay_counted(&ledger, db, args, n_known, keep_events, progress)?;
+    Ok((replay, n_known))
+}
+
+/// [`replay_known`] of the first `n_known` entries of `ledger`, which the caller counted.
+pub(crate) fn replay_counted(
+    ledger: &Ledger,
+    db: &Path,
+    args: &AsOfArgs,
+    n_known: u64,
+    keep_events: bool,
+    progress: &Progress,
+) -> anyhow::Result<Replay> {
+    let as_of = args.as_of();
     progress.set_length(n_known);
     let now = Timestamp::now();
     // The events table is not in a snapshot: a command that shows it replays from the start.
     let loaded = if args.no_snapshot || keep_events {
         None
     } else {
-        crate::snapshot::load(&ledger, db, as_of, now, n_known)?
+        crate::snapshot::load(ledger, db, as_of, now, n_known)?
     };
     let from_snapshot = loaded.is_some();
     let (mut replay, ahead) = match loaded {
         Some(loaded) => loaded,
-        None => (Replay::new(as_of, now, keep_events), read_ahead(&ledger, db, 0, n_known)?),
+        None => (Replay::new(as_of, now, keep_events), read_ahead(ledger, db, 0, n_known)?),
     };
     let after = ahead.after;
-    fold(&ledger, db, &mut replay, ahead, n_known, keep_events, progress)?;
+    fold(ledger, db, &mut replay, ahead, n_known, keep_events, progress)?;
     // A snapshot of the whole ledger, judged at no point yet; rewritten once the entries
     // folded on top of the last one cost more than writing it again.
     let whole = as_of == AsOf::Latest && args.known_at.is_none();
     let worth_writing = !from_snapshot || (n_known - after).saturating_mul(16) >= after;
     if whole && worth_writing && !args.no_snapshot && !keep_events {
-        crate::snapshot::store(&ledger, db, &replay, n_known);
+        crate::snapshot::store(ledger, db, &replay, n_known);
     }
-    Ok((replay.finish(), n_known))
+    Ok(replay.finish())
 }
 
 /// What a fold of entries `after + 1 ..= n` needs before it starts: their `at` column, and the
@@ -237,10 +250,8 @@ pub(crate) fn read_ahead(
     Ok(Ahead { after, ats, named })
 }
 
-/// Folds entries `ahead.after + 1 ..= n_known` into `replay`, in valid-time order: the named
-/// entries are known first; the entries out of valid-time order (`out_of_order`: none in most
-/// ledgers) are read next and held; the main pass streams the rest, which is in order, and
-/// merges the held ones in.
+/// Folds entries `ahead.after + 1 ..= n_known` into `replay`, in valid-time order (see
+/// [`in_valid_time_order`]); the named entries are known first.
 pub(crate) fn fold(
     ledger: &Ledger,
     db: &Path,
@@ -255,13 +266,29 @@ pub(crate) fn fold(
         replay.know(&stored.entry.event);
     }
     drop(named);
-    let hex = |stored: &StoredEntry| {
+    replay.reserve(ats.len());
+    in_valid_time_order(ledger, db, after, ats, n_known, progress, |stored| {
         // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
-        if keep_events { stored.hash.to_hex() } else { String::new() }
-    };
+        let hash = if keep_events { stored.hash.to_hex() } else { String::new() };
+        replay.apply(stored.entry.seq, stored.entry.recorded_at, &hash, &stored.entry.event);
+    })
+}
+
+/// Hands entries `after + 1 ..= n_known` to `each` in valid-time order (`at`, then `seq`),
+/// given their `at` column (`ats`, by `seq - after - 1`). The entries out of that order
+/// (`out_of_order`: none in most ledgers) are read first and held; the main pass streams the
+/// rest, which is in order, and merges the held ones in.
+fn in_valid_time_order(
+    ledger: &Ledger,
+    db: &Path,
+    after: u64,
+    ats: Vec<i64>,
+    n_known: u64,
+    progress: &Progress,
+    mut each: impl FnMut(&StoredEntry),
+) -> anyhow::Result<()> {
     let out_of_order: Vec<u64> =
         caltrail_replay::out_of_order(&ats).into_iter().map(|i| after + i as u64 + 1).collect();
-    replay.reserve(ats.len());
     drop(ats);
     let mut held = ledger.read_entries(&out_of_order)?;
     held.sort_by_key(|stored| (stored.entry.event.at, stored.entry.seq));
@@ -276,12 +303,7 @@ pub(crate) fn fold(
         }
         let key = (stored.entry.event.at, seq);
         while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
-            replay.apply(
-                early.entry.seq,
-                early.entry.recorded_at,
-                &hex(&early),
-                &early.entry.event,
-            );
+            each(&early);
         }
         // The order came from the `at` column; the bytes must agree, or the column was changed.
         if last.is_some_and(|last| key < last) {
@@ -292,13 +314,11 @@ pub(crate) fn fold(
             });
         }
         last = Some(key);
-        replay.apply(seq, stored.entry.recorded_at, &hex(stored), &stored.entry.event);
+        each(stored);
         progress.at(seq);
         Ok(())
     })?;
-    for late in held {
-        replay.apply(late.entry.seq, late.entry.recorded_at, &hex(&late), &late.entry.event);
-    }
+    held.for_each(|late| each(&late));
     Ok(())
 }
 
@@ -527,12 +547,76 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    caltrail_sql::create_dir(&args.parquet)?;
     let progress = args.as_of.progress("export");
-    let replay = replay_with_progress(db, &args.as_of, true, &progress)?;
+    let ledger = Ledger::open_existing(db)?;
+    // Both scans stop here, whatever is appended meanwhile.
+    let n_known = args.as_of.n_known(&ledger)?;
+    let as_of = args.as_of.as_of();
+    // The events table is written by its own scan of the ledger as it goes, beside the replay
+    // of the state (which a snapshot may serve) and the writing of the other tables.
+    let (n_events, state) = std::thread::scope(|scope| {
+        let events = scope.spawn(|| export_events(db, &args.parquet, as_of, n_known, &progress));
+        let state = replay_counted(&ledger, db, &args.as_of, n_known, false, &Progress::none())
+            .and_then(|replay| Ok(Engine::new(std::sync::Arc::new(replay))?))
+            .and_then(|engine| {
+                let tables: Vec<caltrail_sql::Table> = caltrail_sql::Table::ALL
+                    .iter()
+                    .copied()
+                    .filter(|table| *table != caltrail_sql::Table::Events)
+                    .collect();
+                Ok(engine.export_parquet(&args.parquet, &tables)?)
+            });
+        let n_events = events.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (n_events, state)
+    });
     progress.finish();
-    let engine = Engine::new(std::sync::Arc::new(replay))?;
-    for (name, rows) in engine.export_parquet(&args.parquet)? {
-        writeln!(out, "{}: {rows} rows", args.parquet.join(format!("{name}.parquet")).display())?;
+    let written = std::iter::once((caltrail_sql::Table::Events, n_events?)).chain(state?);
+    for (table, rows) in written {
+        let path = args.parquet.join(format!("{}.parquet", table.name()));
+        writeln!(out, "{}: {rows} rows", path.display())?;
     }
     Ok(Outcome::Clean)
+}
+
+/// Writes `dir/events.parquet` from the first `n_known` entries: the rows a replay at `as_of`
+/// would list, in its order, a batch at a time.
+fn export_events(
+    db: &Path,
+    dir: &Path,
+    as_of: AsOf,
+    n_known: u64,
+    progress: &Progress,
+) -> anyhow::Result<usize> {
+    let ledger = Ledger::open_existing(db)?;
+    let Ahead { after, ats, named } = read_ahead(&ledger, db, 0, n_known)?;
+    let retracted_by: std::collections::HashMap<String, String> = named
+        .iter()
+        .filter_map(|stored| match &stored.entry.event.data {
+            EventData::EventRetracted(e) => {
+                Some((e.retracts.as_str().to_owned(), stored.entry.event.id.as_str().to_owned()))
+            }
+            _ => None,
+        })
+        .collect();
+    drop(named);
+    let mut file = caltrail_sql::EventsFile::create(dir)?;
+    progress.set_length(n_known);
+    let mut failed = None;
+    in_valid_time_order(&ledger, db, after, ats, n_known, progress, |stored| {
+        let (seq, event) = (stored.entry.seq, &stored.entry.event);
+        if failed.is_some() || !as_of.includes(seq, event) {
+            return;
+        }
+        let mut row =
+            caltrail_replay::event_row(seq, stored.entry.recorded_at, &stored.hash.to_hex(), event);
+        row.retracted_by = retracted_by.get(event.id.as_str()).cloned();
+        if let Err(error) = file.push(row) {
+            failed = Some(error);
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    Ok(file.finish()?)
 }

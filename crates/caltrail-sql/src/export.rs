@@ -1,0 +1,167 @@
+//! The Parquet export: a state's tables to `DIR/<table>.parquet`, written in parallel, and the
+//! `events` table written batch by batch as a ledger scan hands its rows over, never held
+//! whole.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use caltrail_replay::EventRow;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
+
+use crate::engine::{Engine, table_schema};
+use crate::error::SqlError;
+use crate::tables::{BATCH_ROWS, Part, Table, build_part, events_batch, n_batches};
+
+/// Columns whose values are (nearly) all distinct: a dictionary of them would be tried, outgrow
+/// its page and be thrown away.
+const DISTINCT_COLUMNS: [&str; 3] = ["id", "data", "hash"];
+
+/// How every table is written: ZSTD, and no dictionary for the columns of distinct values.
+fn properties() -> WriterProperties {
+    DISTINCT_COLUMNS
+        .iter()
+        .fold(WriterProperties::builder(), |builder, column| {
+            builder.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+        })
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build()
+}
+
+/// The directory `dir`, created if missing.
+pub fn create_dir(dir: &Path) -> Result<(), SqlError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| SqlError::Write { path: dir.display().to_string(), error })
+}
+
+/// One table's Parquet file being written.
+struct TableFile {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    n_rows: usize,
+}
+
+impl TableFile {
+    fn create(dir: &Path, table: Table, schema: SchemaRef) -> Result<TableFile, SqlError> {
+        let path = dir.join(format!("{}.parquet", table.name()));
+        let file = File::create(&path).map_err(|error| write_error(&path, error))?;
+        let writer = ArrowWriter::try_new(file, schema, Some(properties()))
+            .map_err(|e| write_error(&path, std::io::Error::other(e)))?;
+        Ok(TableFile { path, writer, n_rows: 0 })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SqlError> {
+        self.writer.write(batch).map_err(|e| write_error(&self.path, std::io::Error::other(e)))?;
+        self.n_rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Writes the footer; returns the row count.
+    fn close(self) -> Result<usize, SqlError> {
+        let TableFile { path, writer, n_rows } = self;
+        writer.close().map_err(|e| write_error(&path, std::io::Error::other(e)))?;
+        Ok(n_rows)
+    }
+}
+
+fn write_error(path: &Path, error: std::io::Error) -> SqlError {
+    SqlError::Write { path: path.display().to_string(), error }
+}
+
+/// The `events` table's file, filled as rows come: a batch is written each `BATCH_ROWS`
+/// rows, so a scan of any length holds one batch.
+pub struct EventsFile {
+    file: TableFile,
+    rows: Vec<EventRow>,
+}
+
+impl EventsFile {
+    /// Creates `dir/events.parquet`.
+    pub fn create(dir: &Path) -> Result<EventsFile, SqlError> {
+        let schema = events_batch(&[]).schema();
+        Ok(EventsFile { file: TableFile::create(dir, Table::Events, schema)?, rows: Vec::new() })
+    }
+
+    /// Adds the next row; rows are written in the order they come.
+    pub fn push(&mut self, row: EventRow) -> Result<(), SqlError> {
+        self.rows.push(row);
+        if self.rows.len() == BATCH_ROWS { self.flush() } else { Ok(()) }
+    }
+
+    fn flush(&mut self) -> Result<(), SqlError> {
+        if !self.rows.is_empty() {
+            self.file.write(&events_batch(&self.rows))?;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and the footer; returns the row count.
+    pub fn finish(mut self) -> Result<usize, SqlError> {
+        self.flush()?;
+        self.file.close()
+    }
+}
+
+impl Engine {
+    /// Writes `tables` of the state to `dir/<table>.parquet` (`dir` must exist), in parallel;
+    /// returns each table's row count, in `tables`' order.
+    pub fn export_parquet(
+        &self,
+        dir: &Path,
+        tables: &[Table],
+    ) -> Result<Vec<(Table, usize)>, SqlError> {
+        let replay = self.replay();
+        // One table per worker at a time, the largest first so that the long ones start early.
+        let mut order: Vec<Table> = tables.to_vec();
+        order.sort_by_key(|table| std::cmp::Reverse(n_batches(replay, *table)));
+        let next = AtomicUsize::new(0);
+        let n_workers =
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(order.len());
+        let results: Vec<Result<Vec<(Table, usize)>, SqlError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..n_workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&table) = order.get(i) else { break };
+                            done.push((table, self.write_table(dir, table)?));
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut written: Vec<(Table, usize)> = Vec::new();
+        for result in results {
+            written.extend(result?);
+        }
+        written.sort_by_key(|(table, _)| tables.iter().position(|t| t == table));
+        Ok(written)
+    }
+
+    /// Writes one table, a batch at a time so that it is never whole in memory; returns its
+    /// row count.
+    fn write_table(&self, dir: &Path, table: Table) -> Result<usize, SqlError> {
+        let replay = self.replay();
+        let mut file = TableFile::create(dir, table, table_schema(replay, table))?;
+        for part in 0..n_batches(replay, table) {
+            for batch in build_part(replay, table, Part::Batch(part)) {
+                file.write(&batch)?;
+            }
+        }
+        file.close()
+    }
+}
