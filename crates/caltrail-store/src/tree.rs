@@ -167,6 +167,86 @@ fn tiles_from_entries(
     )
 }
 
+/// Ranges of at least this many tiles are split between one connection per core: building a
+/// whole tree waits on reading the entries out of SQLite, which one connection does on one
+/// thread, more than on hashing them.
+const SPLIT_TILES: u64 = 1024;
+
+/// [`tiles_from_entries`] for entries committed before `conn`'s transaction, if it has one:
+/// a large range is split into parts read on connections of their own, in parallel, and handed
+/// to `each` in order. A part that stops short (a gap in the entries) ends the range there, as
+/// one read would.
+fn tiles_from_committed_entries(
+    conn: &Connection,
+    first: u64,
+    end: u64,
+    each: impl FnMut(u64, Hash) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let n_parts = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
+    let n_parts = if end.saturating_sub(first) < SPLIT_TILES { 1 } else { n_parts };
+    tiles_in_parts(conn, first, end, n_parts, each)
+}
+
+/// [`tiles_from_committed_entries`] in `n_parts` parts.
+fn tiles_in_parts(
+    conn: &Connection,
+    first: u64,
+    end: u64,
+    n_parts: u64,
+    mut each: impl FnMut(u64, Hash) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let path = conn.path().filter(|path| !path.is_empty()).map(std::path::PathBuf::from);
+    let Some(path) = path.filter(|_| n_parts > 1 && end > first) else {
+        return tiles_from_entries(conn, first, end, each);
+    };
+    let size = (end - first).div_ceil(n_parts);
+    let parts: Vec<(u64, u64)> = (0..n_parts)
+        .map(|i| ((first + i * size).min(end), (first + (i + 1) * size).min(end)))
+        .filter(|(start, stop)| start < stop)
+        .collect();
+    let read = |conn: &Connection, (start, stop): (u64, u64)| {
+        let mut tiles = Vec::with_capacity((stop - start) as usize);
+        tiles_from_entries(conn, start, stop, |_, hash| {
+            tiles.push(hash);
+            Ok(())
+        })
+        .map(|()| tiles)
+    };
+    let read = &read;
+    let results: Vec<rusqlite::Result<Vec<Hash>>> =
+        std::thread::scope(|scope| {
+            let others: Vec<_> = parts[1..]
+                .iter()
+                .map(|&part| {
+                    let path = &path;
+                    scope.spawn(move || {
+                        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                        let other = Connection::open_with_flags(path, flags)?;
+                        other.busy_timeout(std::time::Duration::from_secs(5))?;
+                        read(&other, part)
+                    })
+                })
+                .collect();
+            let mut results = vec![read(conn, parts[0])];
+            results.extend(others.into_iter().map(|other| {
+                other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            results
+        });
+    for (&(start, stop), tiles) in parts.iter().zip(results) {
+        let tiles = tiles?;
+        let whole = tiles.len() as u64 == stop - start;
+        for (i, hash) in tiles.into_iter().enumerate() {
+            each(start + i as u64, hash)?;
+        }
+        if !whole {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Stores the hash of every full block of entries not stored yet, up to `n_entries`: in the
 /// append's transaction (from the tiles the batch built, and from the table for any tile
 /// before them), and on first use for a ledger written before the tree.
@@ -181,7 +261,8 @@ pub(crate) fn update_tiles(
     let end = n_entries / TILE;
     let mut insert = conn.prepare_cached("INSERT INTO tree_tiles (tile, hash) VALUES (?1, ?2)")?;
     let from_batch = built.map_or(end, |b| b.first_tile.clamp(stored, end));
-    tiles_from_entries(conn, stored, from_batch, |tile, hash| {
+    // The entries before the batch's first tile were committed before its transaction.
+    tiles_from_committed_entries(conn, stored, from_batch, |tile, hash| {
         insert.execute(params![tile as i64, &hash[..]]).map(|_| ())
     })?;
     let mut next = from_batch;
@@ -375,7 +456,7 @@ impl Ledger {
     pub fn recomputed_tree(&self, size: u64) -> Result<StoredTree<'_>, StoreError> {
         let conn = self.connection();
         let mut tiles = Vec::new();
-        tiles_from_entries(conn, 0, size / TILE, |_, hash| {
+        tiles_from_committed_entries(conn, 0, size / TILE, |_, hash| {
             tiles.push(hash);
             Ok(())
         })
@@ -452,5 +533,61 @@ impl Ledger {
             .query_row("SELECT note FROM checkpoints ORDER BY n DESC LIMIT 1", [], |row| row.get(0))
             .optional()
             .map_err(|e| self.classify(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(n: u64) -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open_or_create(&dir.path().join("l.db")).unwrap();
+        let events: Vec<caltrail_events::Event> = (0..n)
+            .map(|i| {
+                let line = format!(
+                    r#"{{"id":"e{i}","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{{"server":"ls{i}","method":"telephone"}}}}"#
+                );
+                caltrail_events::Event::from_json(&line).unwrap()
+            })
+            .collect();
+        ledger.append(&events, caltrail_events::Timestamp::from_micros(0).unwrap()).unwrap();
+        (dir, ledger)
+    }
+
+    fn read(conn: &Connection, first: u64, end: u64, n_parts: u64) -> Vec<(u64, Hash)> {
+        let mut tiles = Vec::new();
+        tiles_in_parts(conn, first, end, n_parts, |tile, hash| {
+            tiles.push((tile, hash));
+            Ok(())
+        })
+        .unwrap();
+        tiles
+    }
+
+    /// Read in parts on connections of their own, the tiles are those one read gives, in
+    /// order, for ranges within, across and past the end of the entries; a gap ends the range
+    /// at the part that meets it, and no later part's tiles follow.
+    #[test]
+    fn tiles_read_in_parts_are_those_of_one_read() {
+        let (_dir, mut ledger) = ledger(9 * TILE + 37);
+        let conn = ledger.connection();
+        let whole = read(conn, 0, 9, 1);
+        assert_eq!(whole.len(), 9);
+        for (first, end) in [(0, 9), (0, 1), (3, 9), (2, 5), (0, 12), (7, 20), (9, 12)] {
+            let one = read(conn, first, end, 1);
+            assert_eq!(one, whole[first.min(9) as usize..end.min(9) as usize], "{first}..{end}");
+            for n_parts in [2, 3, 5] {
+                assert_eq!(read(conn, first, end, n_parts), one, "{first}..{end} in {n_parts}");
+            }
+        }
+        let conn = ledger.connection_mut();
+        conn.execute_batch("DROP TRIGGER entries_no_delete; DELETE FROM entries WHERE seq = 300")
+            .unwrap();
+        let conn = ledger.connection();
+        assert_eq!(read(conn, 0, 9, 1), whole[..1]);
+        for n_parts in [2, 3, 5] {
+            assert_eq!(read(conn, 0, 9, n_parts), whole[..1], "in {n_parts}");
+        }
     }
 }
