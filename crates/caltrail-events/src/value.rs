@@ -73,6 +73,55 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// The value as compact JSON text, exactly as `to_json().to_string()` writes it, without
+    /// building that tree first: the `events` table holds one per event.
+    pub fn to_json_text(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("invariant: JSON written from text is UTF-8")
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        // Strings and floats go through serde_json, so their escapes and digits are its own.
+        fn serde(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+            serde_json::to_writer(out, value).expect("invariant: writing to memory cannot fail");
+        }
+        match self {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Integer(i) => {
+                let fits = i64::try_from(*i).is_ok() || u64::try_from(*i).is_ok();
+                let written = if fits { write!(out, "{i}") } else { write!(out, "\"{i}\"") };
+                written.expect("invariant: writing to memory cannot fail");
+            }
+            Value::Float(f) => serde(out, f),
+            Value::Text(text) => serde(out, text),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+            Value::Object(fields) => {
+                out.push(b'{');
+                for (n, (key, item)) in fields.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    serde(out, key);
+                    out.push(b':');
+                    item.write_json(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+
     /// Converts a decoded CBOR item. CBOR that has no JSON meaning (byte strings, tags, non-text
     /// keys, duplicate keys) is refused: the ledger never writes it.
     pub fn from_cbor(value: ciborium::Value) -> Result<Value<'static>, String> {
@@ -242,6 +291,50 @@ mod tests {
                     Value::Array(vec![Value::Bool(true), Value::Null, Value::Text("x".into())])
                 ),
             ])
+        );
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value<'static>> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i128>().prop_map(Value::Integer),
+            (-1i128 << 64..1i128 << 64).prop_map(Value::Integer),
+            any::<f64>().prop_map(Value::Float),
+            any::<String>().prop_map(|s| Value::Text(s.into())),
+            "[\\x00-\\x1f\"\\\\\u{7f}\u{2028}é😀a]{0,6}".prop_map(|s| Value::Text(s.into())),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                // Keys are distinct in a valid value: the tree `to_json` builds would merge them.
+                prop::collection::btree_map(any::<String>(), inner, 0..6).prop_map(|fields| {
+                    Value::Object(fields.into_iter().map(|(k, v)| (k.into(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The text written directly is the text of the tree `to_json` builds, byte for byte.
+        #[test]
+        fn json_text_is_that_of_the_json_tree(value in value()) {
+            proptest::prop_assert_eq!(value.to_json_text(), value.to_json().to_string());
+        }
+    }
+
+    #[test]
+    fn json_text_of_an_event_value() {
+        let Value::Object(mut fields) =
+            Value::from_json(r#"{"b": 1, "a": [true, null, "x\"\n\u0001é"], "f": 2.5}"#).unwrap()
+        else {
+            panic!("an object");
+        };
+        fields.push(("n".into(), Value::Integer(i128::MIN)));
+        assert_eq!(
+            Value::Object(fields).to_json_text(),
+            r#"{"b":1,"a":[true,null,"x\"\n\u0001é"],"f":2.5,"n":"-170141183460469231731687303715884105728"}"#
         );
     }
 

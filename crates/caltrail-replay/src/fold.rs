@@ -1176,7 +1176,7 @@ pub fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) ->
         note: event.note.clone(),
         server: server.map(str::to_owned),
         target_server: target_server.map(str::to_owned),
-        data: event.data.to_value().to_json().to_string(),
+        data: event.data.to_value().to_json_text(),
         hash: hash.to_owned(),
         retracted_by: None,
     }
