@@ -2,7 +2,9 @@
 //! large ledger), evaluated on the replayed rows before their batches are built. DataFusion is
 //! told they are inexact, so it still applies every filter itself: this only skips building
 //! rows that no filter would keep, and a filter it does not recognise skips nothing. The SQL
-//! judges; this saves building millions of rows the rules' filters drop at once.
+//! judges; this saves building millions of rows the rules' filters drop at once. Recognised:
+//! a column `IS NOT NULL`, compared with a text, or compared with another column or with a
+//! `CASE` that maps one value of a column to another (a rule's level comparison), and flags.
 
 use std::sync::Arc;
 
@@ -41,6 +43,69 @@ pub(crate) enum Condition {
     Differs(IssueText, String),
     /// `flag`, `NOT flag`, `flag = true|false`, `flag <> true|false`.
     Flag(IssueFlag, bool),
+    /// Two texts compared with `=`, `<>`, `<`, `<=`, `>` or `>=` (byte order, as DataFusion
+    /// compares `Utf8`): what a rule's level comparison between two columns is.
+    Compare(Text, Operator, Text),
+}
+
+/// A text a filter computes from a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// A column (NULL when the row has no value).
+    Column(IssueText),
+    /// `'text'`.
+    Literal(String),
+    /// `CASE WHEN column = 'from' THEN 'to' ELSE column END`, or the same as
+    /// `CASE column WHEN 'from' THEN 'to' ELSE column END`: NULL stays NULL (the `WHEN` is then
+    /// unknown and the `ELSE` gives the column).
+    Replace { column: IssueText, from: String, to: String },
+}
+
+impl Text {
+    fn of(expr: &Expr) -> Option<Text> {
+        if let Some(column) = text_column(expr) {
+            return Some(Text::Column(column));
+        }
+        match expr {
+            Expr::Literal(literal, _) => text_literal(literal).map(Text::Literal),
+            Expr::Case(case) => {
+                let [(when, then)] = case.when_then_expr.as_slice() else { return None };
+                let otherwise = text_column(case.else_expr.as_deref()?)?;
+                let Expr::Literal(to, _) = then.as_ref() else { return None };
+                let to = text_literal(to)?;
+                let (column, from) = if let Some(base) = case.expr.as_deref() {
+                    // CASE column WHEN 'from' ...
+                    let Expr::Literal(from, _) = when.as_ref() else { return None };
+                    (text_column(base)?, text_literal(from)?)
+                } else {
+                    // CASE WHEN column = 'from' ...
+                    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) =
+                        when.as_ref()
+                    else {
+                        return None;
+                    };
+                    let ((column, Expr::Literal(from, _)) | (Expr::Literal(from, _), column)) =
+                        (left.as_ref(), right.as_ref())
+                    else {
+                        return None;
+                    };
+                    (text_column(column)?, text_literal(from)?)
+                };
+                (column == otherwise).then_some(Text::Replace { column, from, to })
+            }
+            _ => None,
+        }
+    }
+
+    fn value<'r>(&'r self, replay: &'r Replay, row: &IssueRow) -> Option<&'r str> {
+        match self {
+            Text::Column(column) => column.of(replay, row),
+            Text::Literal(text) => Some(text),
+            Text::Replace { column, from, to } => {
+                column.of(replay, row).map(|value| if value == from { to.as_str() } else { value })
+            }
+        }
+    }
 }
 
 impl Condition {
@@ -54,12 +119,15 @@ impl Condition {
                 let equals = match op {
                     Operator::Eq => true,
                     Operator::NotEq => false,
+                    Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
+                        return Some(Condition::Compare(Text::of(left)?, *op, Text::of(right)?));
+                    }
                     _ => return None,
                 };
                 let ((column, Expr::Literal(literal, _)) | (Expr::Literal(literal, _), column)) =
                     (left.as_ref(), right.as_ref())
                 else {
-                    return None;
+                    return Some(Condition::Compare(Text::of(left)?, *op, Text::of(right)?));
                 };
                 if let Some(text) = text_column(column) {
                     let value = text_literal(literal)?;
@@ -69,9 +137,11 @@ impl Condition {
                         Condition::Differs(text, value)
                     });
                 }
-                let flag = flag_column(column)?;
-                let ScalarValue::Boolean(Some(value)) = literal else { return None };
-                Some(Condition::Flag(flag, *value == equals))
+                if let Some(flag) = flag_column(column) {
+                    let ScalarValue::Boolean(Some(value)) = literal else { return None };
+                    return Some(Condition::Flag(flag, *value == equals));
+                }
+                Some(Condition::Compare(Text::of(left)?, *op, Text::of(right)?))
             }
             _ => None,
         }
@@ -86,6 +156,21 @@ impl Condition {
                 column.of(replay, row).is_some_and(|value| value != text)
             }
             Condition::Flag(flag, value) => flag.of(row) == *value,
+            Condition::Compare(left, op, right) => {
+                let (Some(left), Some(right)) = (left.value(replay, row), right.value(replay, row))
+                else {
+                    return false;
+                };
+                match op {
+                    Operator::Eq => left == right,
+                    Operator::NotEq => left != right,
+                    Operator::Lt => left < right,
+                    Operator::LtEq => left <= right,
+                    Operator::Gt => left > right,
+                    Operator::GtEq => left >= right,
+                    _ => true,
+                }
+            }
         }
     }
 }
@@ -218,7 +303,7 @@ mod tests {
 
     use caltrail_events::{Event, Timestamp};
     use caltrail_replay::{AsOf, KnownEntry, Replay};
-    use datafusion::logical_expr::{col, lit};
+    use datafusion::logical_expr::{Operator, col, lit};
 
     use super::Condition;
     use crate::tables::{IssueFlag, IssueText};
@@ -284,7 +369,44 @@ mod tests {
             Condition::of(&col("renewal").not_eq(lit(true))),
             Some(Condition::Flag(IssueFlag::Renewal, false))
         );
+        let level = |column: &str| {
+            datafusion::logical_expr::when(col(column).eq(lit("2008R2")), lit("2008"))
+                .otherwise(col(column))
+                .unwrap()
+        };
+        let replace =
+            |column| super::Text::Replace { column, from: "2008R2".into(), to: "2008".into() };
+        assert_eq!(
+            Condition::of(&level("session_host_version").gt(level("product_version"))),
+            Some(Condition::Compare(
+                replace(IssueText::SessionHostVersion),
+                Operator::Gt,
+                replace(IssueText::ProductVersion)
+            ))
+        );
+        assert_eq!(
+            Condition::of(&col("holder").lt_eq(lit("m"))),
+            Some(Condition::Compare(
+                super::Text::Column(IssueText::Holder),
+                Operator::LtEq,
+                super::Text::Literal("m".into())
+            ))
+        );
+        assert_eq!(
+            Condition::of(&level("session_host_version").eq(lit("2008"))),
+            Some(Condition::Compare(
+                replace(IssueText::SessionHostVersion),
+                Operator::Eq,
+                super::Text::Literal("2008".into())
+            ))
+        );
         // Anything else is left to DataFusion alone.
+        let other_else = datafusion::logical_expr::when(col("holder").eq(lit("a")), lit("b"))
+            .otherwise(col("server"))
+            .unwrap();
+        assert_eq!(Condition::of(&other_else.gt(col("holder"))), None);
+        assert_eq!(Condition::of(&col("seq").gt(lit(5))), None);
+        assert_eq!(Condition::of(&col("holder").gt(lit(5))), None);
         assert_eq!(Condition::of(&col("seq").eq(lit(5))), None);
         assert_eq!(Condition::of(&cal_type().eq(lit(5))), None);
         assert_eq!(Condition::of(&cal_type().like(lit("per%"))), None);
@@ -311,6 +433,19 @@ mod tests {
             "NOT temporary AND cal_type = 'per_device' AND server_status <> 'activated'",
             "CAST(cal_type AS VARCHAR) = 'per_device'",
             "holder = 'NW-THIN-001' OR temporary",
+            "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
+             > CASE WHEN product_version = '2008R2' THEN '2008' ELSE product_version END",
+            "CASE product_version WHEN '2008R2' THEN '2008' ELSE product_version END <= '2008'",
+            "CASE WHEN '2008R2' = product_version THEN '2008' ELSE product_version END = '2008'",
+            "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
+             = '2008'",
+            "session_host_version >= product_version",
+            "session_host_version < product_version",
+            "session_host_version = product_version",
+            "session_host_version <> product_version",
+            "holder < 'M'",
+            "'2012' > product_version",
+            "keypack <> server",
         ];
         let unfiltered = "(SELECT * FROM issues LIMIT 1000000000) AS issues";
         let mut rows_found = 0;
