@@ -547,11 +547,11 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn export(db: &Path, args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    caltrail_sql::create_dir(&args.parquet)?;
     let progress = args.as_of.progress("export");
     let ledger = Ledger::open_existing(db)?;
     // Both scans stop here, whatever is appended meanwhile.
     let n_known = args.as_of.n_known(&ledger)?;
+    caltrail_sql::create_dir(&args.parquet)?;
     let as_of = args.as_of.as_of();
     // The events table is written by its own scan of the ledger as it goes, beside the replay
     // of the state (which a snapshot may serve) and the writing of the other tables.
