@@ -191,7 +191,7 @@ fn a_parquet_export_reads_back_with_the_types_other_engines_expect() {
 }
 
 /// The `events` table `export` writes from its own scan of the ledger is the one `sql` reads
-/// from a replay, row for row and in the same order, at every kind of point: every story in
+/// from a replay, row for row and in valid-time order (`at`, then `seq`), at every kind of point: every story in
 /// one ledger (retractions; entries out of valid-time order, which the scan holds and merges
 /// in). The other tables are the same files whether a snapshot serves the replay or not.
 #[test]
@@ -213,26 +213,11 @@ fn the_events_table_exported_is_the_one_sql_reads() {
         let mut export = vec!["export", "--parquet", out.to_str().unwrap()];
         export.extend_from_slice(point);
         let exported = sandbox.run(&export).ok();
-        let mut sql = vec!["sql", "--format", "json", "SELECT * FROM events"];
+        let mut sql = vec!["sql", "--format", "json", "SELECT * FROM events ORDER BY \"at\", seq"];
         sql.extend_from_slice(point);
         let expected = sandbox.run(&sql).ok().stdout;
 
-        let rows = parquet_rows(&out.join("events.parquet"));
-        let mut actual = String::new();
-        for row in &rows.rows {
-            let object: serde_json::Map<String, serde_json::Value> = rows
-                .columns
-                .iter()
-                .cloned()
-                .zip(row.iter().map(|cell| match cell {
-                    caltrail_sql::Cell::Null => serde_json::Value::Null,
-                    caltrail_sql::Cell::Int(n) => serde_json::Value::from(*n),
-                    caltrail_sql::Cell::Text(text) => serde_json::Value::from(text.as_str()),
-                    other => panic!("the events table holds no {other:?}"),
-                }))
-                .collect();
-            actual.push_str(&format!("{}\n", serde_json::Value::Object(object)));
-        }
+        let actual = json_lines(&parquet_rows(&out.join("events.parquet")));
         assert_eq!(actual, expected, "at {point:?}");
         assert!(
             exported.stdout.starts_with(&format!(
@@ -281,6 +266,51 @@ fn the_events_table_exported_is_the_one_sql_reads() {
         assert!(!served.columns.is_empty(), "{name}");
         assert_eq!(served, from_start, "{name}");
     }
+}
+
+/// Rows as `--format json` prints them: an object per line.
+fn json_lines(rows: &caltrail_sql::Rows) -> String {
+    let mut lines = String::new();
+    for row in &rows.rows {
+        let object: serde_json::Map<String, serde_json::Value> = rows
+            .columns
+            .iter()
+            .cloned()
+            .zip(row.iter().map(|cell| match cell {
+                caltrail_sql::Cell::Null => serde_json::Value::Null,
+                caltrail_sql::Cell::Int(n) => serde_json::Value::from(*n),
+                caltrail_sql::Cell::Text(text) => serde_json::Value::from(text.as_str()),
+                other => panic!("the events table holds no {other:?}"),
+            }))
+            .collect();
+        lines.push_str(&format!("{}\n", serde_json::Value::Object(object)));
+    }
+    lines
+}
+
+/// A table of more than one batch (65,536 rows): the `events` file is written a batch at a
+/// time on a thread of its own, and holds every row in order.
+#[test]
+fn an_events_table_of_many_batches_is_exported_whole_and_in_order() {
+    let sandbox = Sandbox::new();
+    let estate = sandbox.run(&["generate", "--events", "70000", "--seed", "7"]).ok().stdout;
+    let file = sandbox.dir.path().join("estate.jsonl");
+    std::fs::write(&file, estate).unwrap();
+    sandbox.append_file(&file).ok();
+    let out = sandbox.dir.path().join("out");
+    let exported = sandbox.run(&["export", "--parquet", out.to_str().unwrap()]).ok();
+    let expected = sandbox
+        .run(&["sql", "--format", "json", "SELECT * FROM events ORDER BY \"at\", seq"])
+        .ok()
+        .stdout;
+    let n = expected.lines().count();
+    assert!(n > 65_536, "{n} events");
+    assert!(
+        exported
+            .stdout
+            .starts_with(&format!("{}: {n} rows\n", out.join("events.parquet").display()))
+    );
+    assert_eq!(json_lines(&parquet_rows(&out.join("events.parquet"))), expected);
 }
 
 /// A Parquet file's rows, read back as another engine would.

@@ -1,10 +1,11 @@
 //! The Parquet export: a state's tables to `DIR/<table>.parquet`, written in parallel, and the
-//! `events` table written batch by batch as a ledger scan hands its rows over, never held
-//! whole.
+//! `events` table written batch by batch, on a thread of its own, as a ledger scan hands its
+//! rows over, never held whole.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use caltrail_replay::EventRow;
 use datafusion::arrow::array::RecordBatch;
@@ -73,38 +74,71 @@ fn write_error(path: &Path, error: std::io::Error) -> SqlError {
     SqlError::Write { path: path.display().to_string(), error }
 }
 
-/// The `events` table's file, filled as rows come: a batch is written each `BATCH_ROWS`
-/// rows, so a scan of any length holds one batch.
+/// The `events` table's file, filled as rows come: each `BATCH_ROWS` rows go to a thread of
+/// their own that builds their batch and writes it, while the caller's scan goes on making
+/// rows. A scan of any length holds two batches at most.
 pub struct EventsFile {
-    file: TableFile,
     rows: Vec<EventRow>,
+    to_writer: Option<mpsc::SyncSender<Vec<EventRow>>>,
+    writer: Option<std::thread::JoinHandle<Result<usize, SqlError>>>,
 }
 
 impl EventsFile {
     /// Creates `dir/events.parquet`.
     pub fn create(dir: &Path) -> Result<EventsFile, SqlError> {
-        let schema = events_batch(&[]).schema();
-        Ok(EventsFile { file: TableFile::create(dir, Table::Events, schema)?, rows: Vec::new() })
+        let mut file = TableFile::create(dir, Table::Events, events_batch(&[]).schema())?;
+        let (to_writer, batches) = mpsc::sync_channel::<Vec<EventRow>>(1);
+        let writer = std::thread::Builder::new()
+            .name("caltrail-events-file".to_owned())
+            .spawn(move || {
+                for rows in batches {
+                    file.write(&events_batch(&rows))?;
+                }
+                file.close()
+            })
+            .map_err(|error| write_error(&dir.join("events.parquet"), error))?;
+        Ok(EventsFile {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            to_writer: Some(to_writer),
+            writer: Some(writer),
+        })
     }
 
     /// Adds the next row; rows are written in the order they come.
     pub fn push(&mut self, row: EventRow) -> Result<(), SqlError> {
         self.rows.push(row);
-        if self.rows.len() == BATCH_ROWS { self.flush() } else { Ok(()) }
+        if self.rows.len() == BATCH_ROWS { self.send() } else { Ok(()) }
     }
 
-    fn flush(&mut self) -> Result<(), SqlError> {
-        if !self.rows.is_empty() {
-            self.file.write(&events_batch(&self.rows))?;
-            self.rows.clear();
+    fn send(&mut self) -> Result<(), SqlError> {
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH_ROWS));
+        let sent = self.to_writer.as_ref().is_some_and(|to_writer| to_writer.send(rows).is_ok());
+        if sent {
+            return Ok(());
         }
-        Ok(())
+        // The writer stopped: its error says why.
+        self.finish_writer().and(Err(SqlError::Write {
+            path: "events.parquet".to_owned(),
+            error: std::io::Error::other("its writer stopped"),
+        }))
+    }
+
+    /// Waits for the writer to write what it was sent and the footer.
+    fn finish_writer(&mut self) -> Result<usize, SqlError> {
+        drop(self.to_writer.take());
+        match self.writer.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(written)) => written,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(0),
+        }
     }
 
     /// Writes what is left and the footer; returns the row count.
     pub fn finish(mut self) -> Result<usize, SqlError> {
-        self.flush()?;
-        self.file.close()
+        if !self.rows.is_empty() {
+            self.send()?;
+        }
+        self.finish_writer()
     }
 }
 
