@@ -10,7 +10,6 @@ use rustc_hash::FxBuildHasher;
 pub struct Sym(std::num::NonZeroU32);
 
 impl Sym {
-    /// A handle made up for a test, naming no text.
     /// The handle of the `index`th text. Stored as `index + 1`, so that an `Option<Sym>` takes
     /// four bytes: the issues table holds two per row, ten million rows in a large ledger.
     pub(crate) fn from_index(index: u32) -> Sym {
@@ -22,6 +21,7 @@ impl Sym {
         (self.0.get() - 1) as usize
     }
 
+    /// A handle made up for a test, naming no text.
     #[cfg(test)]
     pub(crate) fn for_tests(n: u32) -> Sym {
         Sym::from_index(n)

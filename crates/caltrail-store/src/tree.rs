@@ -175,7 +175,8 @@ const SPLIT_TILES: u64 = 1024;
 /// [`tiles_from_entries`] for entries committed before `conn`'s transaction, if it has one:
 /// a large range is split into parts read on connections of their own, in parallel, and handed
 /// to `each` in order. A part that stops short (a gap in the entries) ends the range there, as
-/// one read would.
+/// one read would. A part whose connection cannot be opened (a ledger on read-only media,
+/// which `conn` opened as immutable) is read on `conn` after the others.
 fn tiles_from_committed_entries(
     conn: &Connection,
     first: u64,
@@ -213,27 +214,31 @@ fn tiles_in_parts(
         .map(|()| tiles)
     };
     let read = &read;
-    let results: Vec<rusqlite::Result<Vec<Hash>>> =
-        std::thread::scope(|scope| {
-            let others: Vec<_> = parts[1..]
-                .iter()
-                .map(|&part| {
-                    let path = &path;
-                    scope.spawn(move || {
-                        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                        let other = Connection::open_with_flags(path, flags)?;
-                        other.busy_timeout(std::time::Duration::from_secs(5))?;
-                        read(&other, part)
-                    })
+    let results: Vec<rusqlite::Result<Vec<Hash>>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts[1..]
+            .iter()
+            .map(|&part| {
+                let path = &path;
+                scope.spawn(move || {
+                    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let other = Connection::open_with_flags(path, flags)
+                        .and_then(|other| {
+                            other.busy_timeout(std::time::Duration::from_secs(5))?;
+                            Ok(other)
+                        })
+                        .ok()?;
+                    Some(read(&other, part))
                 })
-                .collect();
-            let mut results = vec![read(conn, parts[0])];
-            results.extend(others.into_iter().map(|other| {
-                other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            }));
-            results
-        });
+            })
+            .collect();
+        let mut results = vec![read(conn, parts[0])];
+        for (other, &part) in others.into_iter().zip(&parts[1..]) {
+            let read_apart = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            results.push(read_apart.unwrap_or_else(|| read(conn, part)));
+        }
+        results
+    });
     for (&(start, stop), tiles) in parts.iter().zip(results) {
         let tiles = tiles?;
         let whole = tiles.len() as u64 == stop - start;
@@ -566,8 +571,9 @@ mod tests {
     }
 
     /// Read in parts on connections of their own, the tiles are those one read gives, in
-    /// order, for ranges within, across and past the end of the entries; a gap ends the range
-    /// at the part that meets it, and no later part's tiles follow.
+    /// order, for ranges within, across and past the end of the entries, also when the parts'
+    /// connections cannot open; a gap ends the range at the part that meets it, and no later
+    /// part's tiles follow.
     #[test]
     fn tiles_read_in_parts_are_those_of_one_read() {
         let (_dir, mut ledger) = ledger(9 * TILE + 37);
@@ -581,6 +587,14 @@ mod tests {
                 assert_eq!(read(conn, first, end, n_parts), one, "{first}..{end} in {n_parts}");
             }
         }
+        // A part whose connection cannot open is read on the caller's: here the file's name is
+        // gone, which the open connection does not need.
+        let moved = ledger.path().with_extension("moved");
+        std::fs::rename(ledger.path(), &moved).unwrap();
+        for n_parts in [2, 3, 5] {
+            assert_eq!(read(ledger.connection(), 0, 9, n_parts), whole, "moved, in {n_parts}");
+        }
+        std::fs::rename(&moved, ledger.path()).unwrap();
         let conn = ledger.connection_mut();
         conn.execute_batch("DROP TRIGGER entries_no_delete; DELETE FROM entries WHERE seq = 300")
             .unwrap();
