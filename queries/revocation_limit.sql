@@ -8,17 +8,18 @@ WITH revoked AS (
     FROM revocations
     WHERE cal_type = 'per_device' AND product_version IS NOT NULL
 ),
+-- Each revocation with the count of those of its server and version in the 90 days to it:
+-- after the one exactly 90 days earlier, up to and including those at the same time. Times
+-- are whole microseconds, so "after t - 90 days" is "at or after t - 90 days + 1 µs".
 windows AS (
-    SELECT r.seq, r."at", r.server, r.product_version, r.installed_on_server,
-           COUNT(*) AS revoked_in_90_days,
-           array_agg(p.id ORDER BY p.seq) AS ids
-    FROM revoked r
-    JOIN revoked p
-      ON p.server = r.server
-     AND p.product_version = r.product_version
-     AND p."at" > r."at" - INTERVAL '90 days'
-     AND p."at" <= r."at"
-    GROUP BY r.seq, r."at", r.server, r.product_version, r.installed_on_server
+    SELECT seq, "at", server, product_version, installed_on_server,
+           COUNT(*) OVER (
+               PARTITION BY server, product_version
+               ORDER BY "at"
+               RANGE BETWEEN INTERVAL '89 days 23 hours 59 minutes 59.999999 seconds' PRECEDING
+                         AND CURRENT ROW
+           ) AS revoked_in_90_days
+    FROM revoked
 ),
 over_limit AS (
     SELECT *,
@@ -29,6 +30,21 @@ over_limit AS (
            ) AS worst
     FROM windows
     WHERE revoked_in_90_days > GREATEST(1, installed_on_server / 5)
+),
+-- The ids of the revocations in each finding's window, read only for the worst windows.
+worst_windows AS (
+    SELECT w.seq, w."at", w.server, w.product_version, w.installed_on_server,
+           w.revoked_in_90_days, w.revocation_limit,
+           array_agg(p.id ORDER BY p.seq) AS ids
+    FROM over_limit w
+    JOIN revoked p
+      ON p.server = w.server
+     AND p.product_version = w.product_version
+     AND p."at" > w."at" - INTERVAL '90 days'
+     AND p."at" <= w."at"
+    WHERE w.worst = 1
+    GROUP BY w.seq, w."at", w.server, w.product_version, w.installed_on_server,
+             w.revoked_in_90_days, w.revocation_limit
 )
 SELECT
     'revocation_limit' AS rule,
@@ -44,6 +60,5 @@ SELECT
     product_version,
     "at",
     array_slice(ids, 1, 20) AS events
-FROM over_limit
-WHERE worst = 1
+FROM worst_windows
 ORDER BY subject, product_version
