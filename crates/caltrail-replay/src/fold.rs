@@ -20,6 +20,7 @@ use crate::rows::{
 };
 use crate::strings::{Strings, Sym};
 
+use crate::issues::Issues;
 use crate::licence::{self, add_days, level_of};
 
 /// Which events count (EVENTS.md, "Time").
@@ -120,7 +121,7 @@ pub struct Replay {
     /// The `server_status` table.
     pub status_changes: Vec<StatusChangeRow>,
     /// The `issues` table.
-    pub issues: Vec<IssueRow>,
+    pub issues: Issues,
     /// The `revocations` table.
     pub revocations: Vec<RevocationRow>,
     /// The `restores` table.
@@ -190,7 +191,7 @@ impl Replay {
             migrations: Vec::new(),
             migration_index: HashMap::new(),
             status_changes: Vec::new(),
-            issues: Vec::new(),
+            issues: Issues::default(),
             revocations: Vec::new(),
             restores: Vec::new(),
             quantity_changes: Vec::new(),
@@ -213,7 +214,7 @@ impl Replay {
     /// its per-event table by doubling, copying it each time and holding two copies at the
     /// peak; the room reserved and never written costs address space, not memory.
     pub fn reserve(&mut self, n_events: usize) {
-        self.issues.reserve_exact(n_events);
+        self.issues.reserve(n_events);
     }
 
     /// The last `seq` worth reading for this as-of point, if there is one.

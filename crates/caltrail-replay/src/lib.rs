@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod fold;
+mod issues;
 pub mod licence;
 mod order;
 mod rows;
@@ -12,6 +13,7 @@ mod snapshot;
 mod strings;
 
 pub use fold::{AsOf, Replay, event_row};
+pub use issues::{BLOCK_ROWS, Issues};
 pub use order::{KnownEntry, out_of_order};
 pub use rows::*;
 pub use snapshot::{HEADER_LEN, SnapshotError, SnapshotHeader, SnapshotKey};

@@ -31,7 +31,7 @@ pub struct EventRow {
     pub retracted_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServerStatus {
     NeverActivated,
     Activated,
@@ -261,6 +261,33 @@ pub struct IssueRow {
     pub session_host: Option<Sym>,
     pub session_host_version: Option<ProductVersion>,
     pub server_status: ServerStatus,
+}
+
+/// The columns of an `issues` row that take few values: a block of stored rows lists the
+/// kinds it holds, so that a scan whose filter rests on these columns alone skips the blocks
+/// that hold none it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IssueKind {
+    pub cal_type: Option<CalType>,
+    pub product_version: Option<ProductVersion>,
+    pub temporary: bool,
+    pub renewal: bool,
+    pub session_host_version: Option<ProductVersion>,
+    pub server_status: ServerStatus,
+}
+
+impl IssueRow {
+    /// The row's kind.
+    pub fn kind(&self) -> IssueKind {
+        IssueKind {
+            cal_type: self.cal_type,
+            product_version: self.product_version,
+            temporary: self.temporary,
+            renewal: self.renewal,
+            session_host_version: self.session_host_version,
+            server_status: self.server_status,
+        }
+    }
 }
 
 /// One `cal.revoked` event, with the per-device CALs of that version installed on the server.

@@ -4,18 +4,23 @@
 //! caller owns the file; this module writes to and reads from what it is given.
 //!
 //! Layout: a fixed header (`HEADER_LEN` bytes: magic, codec version, projection code, ledger
-//! format, entry count, head hash, latest `at`, body length, body hash, and the BLAKE3 hash of
-//! all that, so that a change anywhere in the header is seen as damage), then the body, each
-//! field of the state in the order `put_state` writes it. Integers are LEB128 (signed ones
+//! format, entry count, head hash, latest `at`, length of the issue blocks, body length, body
+//! hash, and the BLAKE3 hash of all that, so that a change anywhere in the header is seen as
+//! damage), then the `issues` rows in blocks of `BLOCK_ROWS`, then the body, each field of the
+//! state in the order `put_state` writes it, where the `issues` table is the length and BLAKE3
+//! hash of each block. The blocks stay in the file when the state is read (`Issues`); each is
+//! hashed as the state is read, and again whenever it is read back. Integers are LEB128 (signed ones
 //! zigzag), times 8 bytes little-endian, texts a length and UTF-8, maps sorted by key, so the
 //! same state always gives the same bytes. Values of the event contract are read back through
 //! their validating parsers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustc_hash::FxBuildHasher;
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Mutex;
 
 use caltrail_events::{
     Anniversary, CalType, CalsMigrated, Event, EventData, KeypackInstalled, MigrationReason,
@@ -23,10 +28,11 @@ use caltrail_events::{
 };
 
 use crate::fold::{AsOf, PackKind, Replay};
+use crate::issues::{BLOCK_ROWS, Issues, StoredBlock, StoredIssues};
 use crate::rows::{
-    AgreementRow, CalRow, DebtRow, IssueRow, KeypackRow, MigrationRow, Origin, PurchaseRow,
-    QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus, StatusChangeRow,
-    UseInterval,
+    AgreementRow, CalRow, DebtRow, IssueKind, IssueRow, KeypackRow, MigrationRow, Origin,
+    PurchaseRow, QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus,
+    StatusChangeRow, UseInterval,
 };
 use crate::strings::{Strings, Sym};
 
@@ -36,11 +42,11 @@ const PROJECTION_CODE: [u8; 16] = include!(concat!(env!("OUT_DIR"), "/projection
 
 const MAGIC: &[u8; 16] = b"caltrail-state\0\0";
 /// The layout of the body; the projection code's hash changes with any change to the rows.
-const CODEC_VERSION: u32 = 1;
-/// magic, codec, code, format, count, head, latest flag and time, body length, body hash,
-/// header hash.
+const CODEC_VERSION: u32 = 2;
+/// magic, codec, code, format, count, head, latest flag and time, blocks length, body length,
+/// body hash, header hash.
 pub const HEADER_LEN: usize = HASHED_LEN + 32;
-const HASHED_LEN: usize = 16 + 4 + 16 + 4 + 8 + 32 + 1 + 8 + 8 + 32;
+const HASHED_LEN: usize = 16 + 4 + 16 + 4 + 8 + 32 + 1 + 8 + 8 + 8 + 32;
 
 /// What a snapshot was built from: a ledger of this format whose first `n_entries` entries
 /// end with the hash `head`.
@@ -62,6 +68,8 @@ pub struct SnapshotHeader {
     pub key: SnapshotKey,
     /// The latest `at` of the events folded, retractions left out.
     pub latest_at: Option<Timestamp>,
+    /// The bytes of the `issues` blocks, between the header and the body.
+    blocks_len: u64,
     body_len: u64,
     body_hash: [u8; 32],
 }
@@ -139,11 +147,13 @@ impl SnapshotHeader {
                 })?),
                 _ => return Err(SnapshotError::Damaged("its header is malformed".into())),
             };
+        let blocks_len = u64::from_le_bytes(take(8).try_into().expect("8 bytes"));
         let body_len = u64::from_le_bytes(take(8).try_into().expect("8 bytes"));
         let body_hash: [u8; 32] = take(32).try_into().expect("32 bytes");
         Ok(SnapshotHeader {
             key: SnapshotKey { ledger_format, n_entries, head },
             latest_at,
+            blocks_len,
             body_len,
             body_hash,
         })
@@ -159,6 +169,7 @@ impl SnapshotHeader {
         out.extend_from_slice(&self.key.head);
         out.push(u8::from(self.latest_at.is_some()));
         out.extend_from_slice(&self.latest_at.map_or(0, Timestamp::micros).to_le_bytes());
+        out.extend_from_slice(&self.blocks_len.to_le_bytes());
         out.extend_from_slice(&self.body_len.to_le_bytes());
         out.extend_from_slice(&self.body_hash);
         let hash = blake3::hash(&out);
@@ -179,33 +190,57 @@ impl Replay {
         self.snapshottable()?;
         out.seek(SeekFrom::Start(0))?;
         out.write_all(&[0u8; HEADER_LEN])?;
+        // The blocks first, a block in memory at a time: the body holds their hashes.
+        let mut blocks = Vec::new();
+        let mut bytes = Vec::new();
+        self.issues.for_each_block(|rows| {
+            bytes.clear();
+            let mut writer = Writer::new(&mut bytes, None);
+            for row in rows {
+                row.put(&mut writer);
+            }
+            let len = writer.finish()?;
+            out.write_all(&bytes)?;
+            let kinds: BTreeSet<IssueKind> = rows.iter().map(IssueRow::kind).collect();
+            let hash = *blake3::hash(&bytes).as_bytes();
+            blocks.push(BlockListing { len, hash, kinds: kinds.into_iter().collect() });
+            Ok(())
+        })?;
+        let blocks_len = blocks.iter().map(|block| block.len).sum();
         let mut hashing = HashingWrite { inner: &mut out, hasher: blake3::Hasher::new() };
         let mut writer = Writer::new(&mut hashing, None);
-        put_state(self, &mut writer);
+        put_state(self, &mut writer, IssuesForm::Blocks(&blocks));
         let body_len = writer.finish()?;
         let body_hash = *hashing.hasher.finalize().as_bytes();
-        let header = SnapshotHeader { key, latest_at: self.latest_at, body_len, body_hash };
+        let header =
+            SnapshotHeader { key, latest_at: self.latest_at, blocks_len, body_len, body_hash };
         out.seek(SeekFrom::Start(0))?;
         out.write_all(&header.bytes())?;
         out.flush()?;
         Ok(())
     }
 
-    /// Reads the state a snapshot holds, after its header; the reader stands where
-    /// `SnapshotHeader::read` left it. The state is then judged as `as_of` says, at `now` for
-    /// `AsOf::Latest`, with room for `more_events` events to be folded on top (the tables
-    /// that grow by one row per event are allocated once, not grown by copying). The whole
-    /// body is read and its hash checked before the state is returned: a damaged snapshot
-    /// gives an error, never a state.
+    /// Reads the state the snapshot `file` holds, whose header `SnapshotHeader::read` gave.
+    /// The state is then judged as `as_of` says, at `now` for `AsOf::Latest`, with room for
+    /// `more_events` events to be folded on top (the tables that grow by one row per event
+    /// are allocated once, not grown by copying). The whole body is read and its hash checked,
+    /// and every block of `issues` rows hashed, before the state is returned: a damaged
+    /// snapshot gives an error, never a state. The rows stay in the file, which the state
+    /// keeps open.
     pub fn read_snapshot(
-        input: &mut impl Read,
+        mut file: File,
         header: &SnapshotHeader,
         as_of: AsOf,
         now: Timestamp,
         more_events: usize,
     ) -> Result<Replay, SnapshotError> {
+        let body_start = (HEADER_LEN as u64)
+            .checked_add(header.blocks_len)
+            .ok_or_else(|| SnapshotError::Damaged("its blocks are too long".into()))?;
+        file.seek(SeekFrom::Start(body_start))?;
+        let input = &mut file;
         let mut reader = Reader::new(input, header.body_len);
-        let state = take_state(&mut reader, as_of, now, header.latest_at, more_events)
+        let (mut state, blocks) = take_state(&mut reader, as_of, now, header.latest_at)
             .map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
         let (hash, left) = reader.finish()?;
         if left != 0 {
@@ -215,9 +250,11 @@ impl Replay {
             return Err(SnapshotError::Damaged("its hash does not match its bytes".into()));
         }
         let mut extra = [0u8; 1];
-        if input.read(&mut extra)? != 0 {
+        if file.read(&mut extra)? != 0 {
             return Err(SnapshotError::Damaged("bytes follow the state".into()));
         }
+        let stored = stored_issues(file, blocks, header.blocks_len, state.strings.texts.len())?;
+        state.issues = Issues::stored(stored, more_events);
         Ok(state)
     }
 
@@ -228,7 +265,7 @@ impl Replay {
         self.snapshottable()?;
         let mut hasher = blake3::Hasher::new();
         let mut writer = Writer::new(&mut hasher, Some(&self.strings));
-        put_state(self, &mut writer);
+        put_state(self, &mut writer, IssuesForm::Rows);
         writer.finish()?;
         Ok(*hasher.finalize().as_bytes())
     }
@@ -287,10 +324,18 @@ impl Replay {
     }
 }
 
+/// How `put_state` writes the `issues` table.
+enum IssuesForm<'b> {
+    /// Its row count, and the length, hash and kinds of each block written before the body.
+    Blocks(&'b [BlockListing]),
+    /// Every row, as a digest compares them.
+    Rows,
+}
+
 /// The state's fields, in the snapshot's order. Finished-only fields (holders, steps, debts,
 /// true-up years) are empty before `finish` and not written; `made_available` is data of the
 /// code, read anew.
-fn put_state(state: &Replay, w: &mut Writer<'_, '_>) {
+fn put_state(state: &Replay, w: &mut Writer<'_, '_>, issues: IssuesForm<'_>) {
     state.last_seq.put(w);
     state.n_applied.put(w);
     state.latest_at.put(w);
@@ -318,7 +363,28 @@ fn put_state(state: &Replay, w: &mut Writer<'_, '_>) {
     state.past_servers.put(w);
     state.migrations.put(w);
     state.status_changes.put(w);
-    state.issues.put(w);
+    state.issues.len().put(w);
+    match issues {
+        IssuesForm::Blocks(blocks) => {
+            blocks.len().put(w);
+            for block in blocks {
+                block.len.put(w);
+                w.bytes(&block.hash);
+                block.kinds.put(w);
+            }
+        }
+        IssuesForm::Rows => {
+            let rows = state.issues.for_each_block(|rows| {
+                for row in rows {
+                    row.put(w);
+                }
+                Ok(())
+            });
+            if let Err(e) = rows {
+                w.fail(io::Error::other(e.to_string()));
+            }
+        }
+    }
     state.revocations.put(w);
     state.restores.put(w);
     state.quantity_changes.put(w);
@@ -339,13 +405,14 @@ fn put_sorted<'a, V: Put>(w: &mut Writer<'_, '_>, entries: impl Iterator<Item = 
     }
 }
 
+/// The state a body holds, and the `issues` blocks it lists: their row count and each one's
+/// length and hash.
 fn take_state(
     r: &mut Reader<'_>,
     as_of: AsOf,
     now: Timestamp,
     header_latest: Option<Timestamp>,
-    more_events: usize,
-) -> Result<Replay, Damaged> {
+) -> Result<(Replay, IssueBlocks), Damaged> {
     let mut state = Replay::new(as_of, now, false);
     state.last_seq = Take::take(r)?;
     state.n_applied = Take::take(r)?;
@@ -378,7 +445,22 @@ fn take_state(
     state.past_servers = Take::take(r)?;
     state.migrations = Take::take(r)?;
     state.status_changes = Take::take(r)?;
-    state.issues = take_vec_with_room(r, more_events)?;
+    let n_rows: usize = Take::take(r)?;
+    let n_blocks: usize = Take::take(r)?;
+    if n_blocks != n_rows.div_ceil(BLOCK_ROWS) {
+        return Err(Damaged("its issues are malformed".into()));
+    }
+    let mut blocks = Vec::new();
+    for _ in 0..n_blocks {
+        let len: u64 = Take::take(r)?;
+        let hash: [u8; 32] = r.bytes(32)?.try_into().expect("32 bytes");
+        let kinds: Vec<IssueKind> = Take::take(r)?;
+        // In order and each once, as written: a block's kinds are looked up by halving.
+        if !kinds.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err(Damaged("its issues are malformed".into()));
+        }
+        blocks.push(BlockListing { len, hash, kinds });
+    }
     state.revocations = Take::take(r)?;
     state.restores = Take::take(r)?;
     state.quantity_changes = Take::take(r)?;
@@ -388,7 +470,107 @@ fn take_state(
     state.debt_map = Take::take(r)?;
     check_indexes(&state)?;
     rebuild_lookups(&mut state)?;
-    Ok(state)
+    Ok((state, IssueBlocks { n_rows, blocks }))
+}
+
+/// The `issues` blocks a body lists.
+struct IssueBlocks {
+    n_rows: usize,
+    blocks: Vec<BlockListing>,
+}
+
+/// What a body says of one block of `issues` rows: its length, its hash and the kinds of its
+/// rows (`IssueRow::kind`), in order.
+struct BlockListing {
+    len: u64,
+    hash: [u8; 32],
+    kinds: Vec<IssueKind>,
+}
+
+/// The blocks of `file` as `listed` says, once the bytes between the header and the body are
+/// theirs and each block hashes as listed. The blocks are hashed on one thread per core.
+fn stored_issues(
+    file: File,
+    listed: IssueBlocks,
+    blocks_len: u64,
+    n_texts: usize,
+) -> Result<StoredIssues, SnapshotError> {
+    let mut offset = HEADER_LEN as u64;
+    let mut blocks = Vec::with_capacity(listed.blocks.len());
+    for BlockListing { len, hash, kinds } in listed.blocks {
+        blocks.push(StoredBlock { offset, len, hash, kinds });
+        offset = offset.saturating_add(len);
+    }
+    if offset - HEADER_LEN as u64 != blocks_len {
+        return Err(SnapshotError::Damaged("its blocks are not as its body lists them".into()));
+    }
+    let stored = StoredIssues { file: Mutex::new(file), blocks, n_rows: listed.n_rows, n_texts };
+    let n_workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n_workers)
+            .map(|first| {
+                let stored = &stored;
+                scope.spawn(move || -> Result<(), SnapshotError> {
+                    for i in (first..stored.blocks.len()).step_by(n_workers) {
+                        let bytes = stored.block_bytes(i)?;
+                        if *blake3::hash(&bytes).as_bytes() != stored.blocks[i].hash {
+                            return Err(SnapshotError::Damaged(
+                                "a block of its issues does not match its hash".into(),
+                            ));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(SnapshotError::Damaged("hashing its blocks failed".into())))
+        })
+    })?;
+    Ok(stored)
+}
+
+/// The `n_rows` rows of an `issues` block, once its bytes hash as `block` says, each row's
+/// kind is among those it lists and every handle they hold is below `n_texts`.
+pub(crate) fn decode_issue_block(
+    bytes: &[u8],
+    n_rows: usize,
+    block: &StoredBlock,
+    n_texts: usize,
+) -> Result<Vec<IssueRow>, SnapshotError> {
+    let changed = || {
+        SnapshotError::Damaged("a block of its issues changed since the snapshot was read".into())
+    };
+    if *blake3::hash(bytes).as_bytes() != block.hash {
+        return Err(changed());
+    }
+    let mut input = bytes;
+    let mut reader = Reader::new(&mut input, bytes.len() as u64);
+    let mut rows = Vec::with_capacity(n_rows);
+    for _ in 0..n_rows {
+        rows.push(IssueRow::take(&mut reader).map_err(|Damaged(why)| SnapshotError::Damaged(why))?);
+    }
+    if reader.remaining() != 0 {
+        return Err(changed());
+    }
+    let sym_ok = |sym: &Sym| sym.index() < n_texts;
+    let handles_ok = rows.iter().all(|i| {
+        sym_ok(&i.server)
+            && sym_ok(&i.keypack)
+            && sym_ok(&i.holder)
+            && i.id.as_ref().is_none_or(sym_ok)
+            && i.session_host.as_ref().is_none_or(sym_ok)
+    });
+    if !handles_ok {
+        return Err(SnapshotError::Damaged("an issue's text is not among its texts".into()));
+    }
+    // A kind left out of the list would hide its rows from the scans that skip blocks by kind.
+    if !rows.iter().all(|row| block.kinds.binary_search(&row.kind()).is_ok()) {
+        return Err(SnapshotError::Damaged("a block of its issues lists other kinds".into()));
+    }
+    Ok(rows)
 }
 
 /// The lookups the fold keeps beside its tables, which a snapshot does not hold: rebuilt from
@@ -428,14 +610,7 @@ fn check_indexes(state: &Replay) -> Result<(), Damaged> {
         && state.timelines.len() == n_packs
         && state.left.len() == n_packs
         && state.pack_kinds.keys().all(sym_ok)
-        && state.intervals.iter().all(|i| sym_ok(&i.holder))
-        && state.issues.iter().all(|i| {
-            sym_ok(&i.server)
-                && sym_ok(&i.keypack)
-                && sym_ok(&i.holder)
-                && i.id.as_ref().is_none_or(sym_ok)
-                && i.session_host.as_ref().is_none_or(sym_ok)
-        });
+        && state.intervals.iter().all(|i| sym_ok(&i.holder));
     if ok { Ok(()) } else { Err(Damaged("an index points outside its table".into())) }
 }
 
@@ -492,6 +667,11 @@ impl<'o, 's> Writer<'o, 's> {
             len += 1;
         }
         self.bytes(&bytes[..len]);
+    }
+
+    /// Makes `finish` give this error, unless an earlier one came first.
+    fn fail(&mut self, e: io::Error) {
+        self.error.get_or_insert(e);
     }
 
     /// Flushes, and gives the number of bytes written or the first error.
@@ -1086,6 +1266,14 @@ row_field!(IssueRow {
     session_host_version,
     server_status,
 });
+row_field!(IssueKind {
+    cal_type,
+    product_version,
+    temporary,
+    renewal,
+    session_host_version,
+    server_status,
+});
 row_field!(RevocationRow {
     seq,
     id,
@@ -1134,7 +1322,7 @@ row_field!(PackKind { agreement, product_version, cal_type, downgraded_from });
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
+    use std::io::{Cursor, Seek, SeekFrom, Write};
 
     use caltrail_events::{Event, Timestamp};
 
@@ -1196,9 +1384,11 @@ mod tests {
     }
 
     fn read(bytes: &[u8]) -> Result<Replay, SnapshotError> {
-        let mut input = bytes;
-        let header = SnapshotHeader::read(&mut input)?;
-        Replay::read_snapshot(&mut input, &header, AsOf::Latest, now(), 0)
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let header = SnapshotHeader::read(&mut file)?;
+        Replay::read_snapshot(file, &header, AsOf::Latest, now(), 0)
     }
 
     /// What `finish` makes of a state, as text: the tables the rules read.
@@ -1284,6 +1474,71 @@ mod tests {
         let mut not_one = bytes.clone();
         not_one[0] = b'X';
         assert!(matches!(read(&not_one), Err(SnapshotError::NotASnapshot)));
+    }
+
+    /// A history of `n` CALs issued to 300 devices in turn, after the pack they come from.
+    fn issues_history(n: usize) -> Vec<Event> {
+        let mut lines = vec![
+            r#"{"id":"a1","type":"server.activated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","os_version":"2022","method":"automatic"}}"#.to_owned(),
+            r#"{"id":"k1","type":"keypack.installed","at":"2025-01-02T00:00:00Z","data":{"server":"ls01","keypack":"ls01/1","agreement":"EA-1","product_version":"2022","cal_type":"per_device","quantity":300}}"#.to_owned(),
+        ];
+        for i in 0..n {
+            lines.push(format!(
+                r#"{{"id":"c{i}","type":"cal.issued","at":"2025-02-01T00:00:00Z","data":{{"server":"ls01","keypack":"ls01/1","holder":"PC-{}"}}}}"#,
+                i % 300
+            ));
+        }
+        lines.iter().map(|l| Event::from_json(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn issues_left_in_the_file_read_back_as_folded_across_blocks() {
+        use crate::issues::BLOCK_ROWS;
+        let n = 2 * BLOCK_ROWS + 5;
+        let events = issues_history(n + 1_000);
+        let (before, after) = events.split_at(n + 2);
+        let whole = folded(&events);
+        let rows = |state: &Replay, start: usize, end: usize| {
+            format!("{:?}", state.issues.range(start, end).unwrap())
+        };
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&snapshot_bytes(&folded(before), before.len())).unwrap();
+        let mut reopened = std::fs::File::open(file.path()).unwrap();
+        let header = SnapshotHeader::read(&mut reopened).unwrap();
+        let mut state =
+            Replay::read_snapshot(reopened, &header, AsOf::Latest, now(), 1_000).unwrap();
+        assert_eq!(state.issues.len(), n);
+        assert!(state.issues.folded().is_empty());
+        state.fold(entries(after, before.len() + 1));
+        assert_eq!((state.issues.len(), state.issues.folded().len()), (n + 1_000, 1_000));
+        // Within a block, across blocks, across the stored rows and those folded since, past
+        // the end.
+        for (start, end) in [
+            (0, BLOCK_ROWS),
+            (10, 20),
+            (BLOCK_ROWS - 3, BLOCK_ROWS + 4),
+            (BLOCK_ROWS, 2 * BLOCK_ROWS),
+            (2 * BLOCK_ROWS, 3 * BLOCK_ROWS),
+            (n - 2, n + 3),
+            (n + 10, n + 2_000),
+            (0, n + 1_000),
+        ] {
+            assert_eq!(rows(&state, start, end), rows(&whole, start, end), "{start}..{end}");
+        }
+        assert_eq!(state.state_digest().unwrap(), whole.state_digest().unwrap());
+        // Written again, the state has the bytes of the one replayed from the start.
+        assert_eq!(snapshot_bytes(&state, events.len()), snapshot_bytes(&whole, events.len()));
+        // A block changed in the file once the state was read is an error, never other rows.
+        let at = super::HEADER_LEN as u64 + 100;
+        let mut bytes = std::fs::read(file.path()).unwrap();
+        bytes[at as usize] ^= 1;
+        std::fs::write(file.path(), &bytes).unwrap();
+        assert!(matches!(state.issues.range(0, 5), Err(SnapshotError::Damaged(_))));
+        assert_eq!(
+            rows(&state, BLOCK_ROWS, BLOCK_ROWS + 5),
+            rows(&whole, BLOCK_ROWS, BLOCK_ROWS + 5)
+        );
+        assert!(state.state_digest().is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn a_renewal_is_not_a_second_cal() {
     );
     assert_eq!(state.cals.len(), 1);
     assert_eq!(state.cals[0].n_issues, 2);
-    assert_eq!(state.issues.iter().map(|i| i.renewal).collect::<Vec<_>>(), [false, true]);
+    assert_eq!(state.issues.folded().iter().map(|i| i.renewal).collect::<Vec<_>>(), [false, true]);
     assert_eq!(state.keypacks[0].active_issued, 1);
     assert_eq!(state.keypacks[0].available, 4);
 }
@@ -213,7 +213,7 @@ fn a_retracted_event_never_happened_and_its_pack_is_unknown() {
     ];
     let state = replay(&events, AsOf::Latest);
     assert!(state.keypacks.is_empty());
-    assert_eq!((state.cals[0].cal_type, state.issues[0].cal_type), (None, None));
+    assert_eq!((state.cals[0].cal_type, state.issues.folded()[0].cal_type), (None, None));
     assert_eq!(state.n_applied, 1);
     let marks: Vec<Option<&str>> = state.events.iter().map(|e| e.retracted_by.as_deref()).collect();
     assert_eq!(marks, [Some("x"), None, None]);

@@ -9,6 +9,7 @@ use caltrail_replay::Replay;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -118,11 +119,12 @@ impl Engine {
     /// Every row of a table, in the order the replay holds them: built batch by batch on this
     /// thread, so that `state` prints the same order on every run (a query's partitions
     /// arrive in any order).
-    pub fn table(&self, table: Table) -> QueryResult {
-        let batches = (0..n_batches(&self.replay, table))
-            .flat_map(|n| build_part(&self.replay, table, Part::Batch(n)))
-            .collect();
-        QueryResult { schema: table_schema(&self.replay, table), batches }
+    pub fn table(&self, table: Table) -> Result<QueryResult, SqlError> {
+        let mut batches = Vec::new();
+        for n in 0..n_batches(&self.replay, table) {
+            batches.extend(build_part(&self.replay, table, Part::Batch(n))?);
+        }
+        Ok(QueryResult { schema: table_schema(&self.replay, table), batches })
     }
 
     /// Runs the user's SQL: one read-only statement. DDL, DML, `COPY` and session statements
@@ -169,6 +171,7 @@ impl Engine {
 /// The schema of a table, from an empty build of it.
 pub(crate) fn table_schema(replay: &Replay, table: Table) -> SchemaRef {
     build_part(replay, table, Part::Empty)
+        .expect("invariant: an empty build reads no row")
         .first()
         .map(RecordBatch::schema)
         .expect("invariant: an empty build is one batch")
@@ -192,7 +195,19 @@ impl PartitionStream for LazyPartition {
         let (replay, table) = (self.replay.clone(), self.table);
         let batches = futures::stream::iter(self.batches.clone())
             .map(move |n| build_part(&replay, table, Part::Batch(n)))
-            .flat_map(|built| futures::stream::iter(built.into_iter().map(Ok)));
+            .flat_map(in_stream);
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
+}
+
+/// A part's batches as a stream's items: a snapshot's file that no longer holds what it held
+/// when the state was read ends the query with an error.
+pub(crate) fn in_stream(
+    built: Result<Vec<RecordBatch>, caltrail_replay::SnapshotError>,
+) -> impl futures::Stream<Item = DfResult<RecordBatch>> {
+    let items: Vec<DfResult<RecordBatch>> = match built {
+        Ok(batches) => batches.into_iter().map(Ok).collect(),
+        Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+    };
+    futures::stream::iter(items)
 }

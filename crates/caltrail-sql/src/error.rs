@@ -19,6 +19,10 @@ pub enum SqlError {
     Write { path: String, error: std::io::Error },
     #[error("cannot start the query runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "the snapshot beside the ledger changed while it was read ({0}): run the command again"
+    )]
+    SnapshotChanged(#[from] caltrail_replay::SnapshotError),
 }
 
 impl From<datafusion::error::DataFusionError> for SqlError {

@@ -192,7 +192,7 @@ impl Engine {
         let replay = self.replay();
         let mut file = TableFile::create(dir, table, table_schema(replay, table))?;
         for part in 0..n_batches(replay, table) {
-            for batch in build_part(replay, table, Part::Batch(part)) {
+            for batch in build_part(replay, table, Part::Batch(part))? {
                 file.write(&batch)?;
             }
         }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use caltrail_replay::{IssueRow, Replay};
+use caltrail_replay::{IssueKind, IssueRow, Replay};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
@@ -97,14 +97,18 @@ impl Text {
         }
     }
 
-    fn value<'r>(&'r self, replay: &'r Replay, row: &IssueRow) -> Option<&'r str> {
-        match self {
-            Text::Column(column) => column.of(replay, row),
+    /// The text, given each column's value (`None` when the column's value is not known).
+    fn value<'r>(
+        &'r self,
+        column_value: &impl Fn(IssueText) -> Option<Option<&'r str>>,
+    ) -> Option<Option<&'r str>> {
+        Some(match self {
+            Text::Column(column) => column_value(*column)?,
             Text::Literal(text) => Some(text),
             Text::Replace { column, from, to } => {
-                column.of(replay, row).map(|value| if value == from { to.as_str() } else { value })
+                column_value(*column)?.map(|value| if value == from { to.as_str() } else { value })
             }
-        }
+        })
     }
 }
 
@@ -148,18 +152,36 @@ impl Condition {
     }
 
     /// Whether the filter is true for the row.
-    pub(crate) fn holds(&self, replay: &Replay, row: &IssueRow) -> bool {
-        match self {
-            Condition::NotNull(column) => column.of(replay, row).is_some(),
-            Condition::Equals(column, text) => column.of(replay, row) == Some(text.as_str()),
+    pub(crate) fn holds<'r>(&'r self, replay: &'r Replay, row: &IssueRow) -> bool {
+        self.judge(&|column| Some(column.of(replay, row)), &|flag| flag.of(row))
+            .expect("invariant: a row has every column")
+    }
+
+    /// Whether the filter may be true for a row of this kind: false only when it rests on the
+    /// kind's columns alone and is false for them.
+    pub(crate) fn may_hold_for(&self, kind: &IssueKind) -> bool {
+        self.judge(&|column| column.of_kind(kind), &|flag| flag.of_kind(kind)).unwrap_or(true)
+    }
+
+    /// Whether the filter is true, given each column's value; `None` when a column it reads
+    /// is not known.
+    fn judge<'r>(
+        &'r self,
+        column_value: &impl Fn(IssueText) -> Option<Option<&'r str>>,
+        flag_value: &impl Fn(IssueFlag) -> bool,
+    ) -> Option<bool> {
+        Some(match self {
+            Condition::NotNull(column) => column_value(*column)?.is_some(),
+            Condition::Equals(column, text) => column_value(*column)? == Some(text.as_str()),
             Condition::Differs(column, text) => {
-                column.of(replay, row).is_some_and(|value| value != text)
+                column_value(*column)?.is_some_and(|value| value != text)
             }
-            Condition::Flag(flag, value) => flag.of(row) == *value,
+            Condition::Flag(flag, value) => flag_value(*flag) == *value,
             Condition::Compare(left, op, right) => {
-                let (Some(left), Some(right)) = (left.value(replay, row), right.value(replay, row))
+                let (Some(left), Some(right)) =
+                    (left.value(column_value)?, right.value(column_value)?)
                 else {
-                    return false;
+                    return Some(false);
                 };
                 match op {
                     Operator::Eq => left == right,
@@ -171,7 +193,7 @@ impl Condition {
                     _ => true,
                 }
             }
-        }
+        })
     }
 }
 
@@ -291,7 +313,7 @@ impl PartitionStream for FilteredPartition {
         let (replay, keep) = (self.replay.clone(), self.keep.clone());
         let batches = futures::stream::iter(self.batches.clone())
             .map(move |n| issues_batches_where(&replay, Part::Batch(n), &keep))
-            .flat_map(|built| futures::stream::iter(built.into_iter().map(Ok)));
+            .flat_map(crate::engine::in_stream);
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
 }
@@ -302,7 +324,7 @@ mod tests {
     use std::sync::Arc;
 
     use caltrail_events::{Event, Timestamp};
-    use caltrail_replay::{AsOf, KnownEntry, Replay};
+    use caltrail_replay::{AsOf, KnownEntry, Replay, SnapshotHeader, SnapshotKey};
     use datafusion::logical_expr::{Operator, col, lit};
 
     use super::Condition;
@@ -344,6 +366,36 @@ mod tests {
                 (name, Engine::new(Arc::new(replay)).unwrap())
             })
             .collect()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-06-01T00:00:00Z").unwrap()
+    }
+
+    /// The state of `events`, with the first `in_snapshot` written to a snapshot file and read
+    /// back (its `issues` rows left in the file), the rest folded on top; and the file.
+    fn from_snapshot(events: &[Event], in_snapshot: usize) -> (Replay, tempfile::NamedTempFile) {
+        fn entries(events: &[Event], first: usize) -> Vec<KnownEntry<'_>> {
+            let at = |(i, event)| KnownEntry {
+                seq: (first + i) as u64,
+                recorded_at: now(),
+                hash: "",
+                event,
+            };
+            events.iter().enumerate().map(at).collect()
+        }
+        let (before, after) = events.split_at(in_snapshot);
+        let mut state = Replay::new(AsOf::Latest, now(), false);
+        state.fold(entries(before, 1));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let key = SnapshotKey { ledger_format: 1, n_entries: before.len() as u64, head: [1; 32] };
+        state.write_snapshot(std::io::BufWriter::new(file.reopen().unwrap()), key).unwrap();
+        let mut reading = file.reopen().unwrap();
+        let header = SnapshotHeader::read(&mut reading).unwrap();
+        let mut state =
+            Replay::read_snapshot(reading, &header, AsOf::Latest, now(), after.len()).unwrap();
+        state.fold(entries(after, in_snapshot + 1));
+        (state.finish(), file)
     }
 
     #[test]
@@ -414,39 +466,40 @@ mod tests {
         assert_eq!(Condition::of(&col("holder").is_null()), None);
     }
 
+    const FILTERS: &[&str] = &[
+        "cal_type = 'per_device'",
+        "'per_user' = cal_type",
+        "cal_type <> 'per_user'",
+        "session_host IS NOT NULL",
+        "session_host_version IS NOT NULL AND product_version IS NOT NULL",
+        "temporary",
+        "NOT temporary",
+        "temporary = false",
+        "renewal <> true",
+        "id IS NOT NULL",
+        "server_status <> 'activated'",
+        "NOT temporary AND cal_type = 'per_device' AND server_status <> 'activated'",
+        "CAST(cal_type AS VARCHAR) = 'per_device'",
+        "holder = 'NW-THIN-001' OR temporary",
+        "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
+             > CASE WHEN product_version = '2008R2' THEN '2008' ELSE product_version END",
+        "CASE product_version WHEN '2008R2' THEN '2008' ELSE product_version END <= '2008'",
+        "CASE WHEN '2008R2' = product_version THEN '2008' ELSE product_version END = '2008'",
+        "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
+             = '2008'",
+        "session_host_version >= product_version",
+        "session_host_version < product_version",
+        "session_host_version = product_version",
+        "session_host_version <> product_version",
+        "holder < 'M'",
+        "'2012' > product_version",
+        "keypack <> server",
+    ];
+
     /// Every filter gives the rows it gives with the scan unfiltered: the same query over the
     /// table behind a `LIMIT`, which keeps filters out of the scan.
     #[test]
     fn a_filtered_scan_returns_what_the_unfiltered_table_returns() {
-        const FILTERS: &[&str] = &[
-            "cal_type = 'per_device'",
-            "'per_user' = cal_type",
-            "cal_type <> 'per_user'",
-            "session_host IS NOT NULL",
-            "session_host_version IS NOT NULL AND product_version IS NOT NULL",
-            "temporary",
-            "NOT temporary",
-            "temporary = false",
-            "renewal <> true",
-            "id IS NOT NULL",
-            "server_status <> 'activated'",
-            "NOT temporary AND cal_type = 'per_device' AND server_status <> 'activated'",
-            "CAST(cal_type AS VARCHAR) = 'per_device'",
-            "holder = 'NW-THIN-001' OR temporary",
-            "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
-             > CASE WHEN product_version = '2008R2' THEN '2008' ELSE product_version END",
-            "CASE product_version WHEN '2008R2' THEN '2008' ELSE product_version END <= '2008'",
-            "CASE WHEN '2008R2' = product_version THEN '2008' ELSE product_version END = '2008'",
-            "CASE WHEN session_host_version = '2008R2' THEN '2008' ELSE session_host_version END \
-             = '2008'",
-            "session_host_version >= product_version",
-            "session_host_version < product_version",
-            "session_host_version = product_version",
-            "session_host_version <> product_version",
-            "holder < 'M'",
-            "'2012' > product_version",
-            "keypack <> server",
-        ];
         let unfiltered = "(SELECT * FROM issues LIMIT 1000000000) AS issues";
         let mut rows_found = 0;
         for (name, engine) in engines() {
@@ -469,5 +522,72 @@ mod tests {
         assert!(rows_found > 1000, "{rows_found} rows: the histories must exercise the filters");
         let skipped = super::SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
         assert!(skipped > 1000, "{skipped} rows skipped: the filters must reach the scan");
+    }
+
+    /// Over a state whose `issues` rows are in a snapshot's file, a filtered scan skips the
+    /// blocks with no row of a kind it keeps, and returns what the same query returns over the
+    /// state replayed in memory.
+    #[test]
+    fn a_filtered_scan_of_stored_issues_skips_blocks_and_returns_what_memory_does() {
+        // 65,536 CALs issued while ls01 is activated (the first block), then ls01 is
+        // deactivated and issues 10 more, 5 of them temporary.
+        let mut lines = vec![
+            r#"{"id":"a1","type":"server.activated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","os_version":"2022","method":"automatic"}}"#.to_owned(),
+            r#"{"id":"k1","type":"keypack.installed","at":"2025-01-02T00:00:00Z","data":{"server":"ls01","keypack":"ls01/1","agreement":"EA-1","product_version":"2022","cal_type":"per_device","quantity":500}}"#.to_owned(),
+        ];
+        for i in 0..caltrail_replay::BLOCK_ROWS {
+            lines.push(format!(
+                r#"{{"id":"c{i}","type":"cal.issued","at":"2025-02-01T00:00:00Z","data":{{"server":"ls01","keypack":"ls01/1","holder":"PC-{}"}}}}"#,
+                i % 400
+            ));
+        }
+        lines.push(r#"{"id":"d1","type":"server.deactivated","at":"2025-03-01T00:00:00Z","data":{"server":"ls01","method":"automatic"}}"#.to_owned());
+        for i in 0..10 {
+            lines.push(format!(
+                r#"{{"id":"late{i}","type":"cal.issued","at":"2025-03-02T00:00:00Z","data":{{"server":"ls01","keypack":"ls01/1","holder":"NEW-{i}","temporary":{}}}}}"#,
+                i % 2 == 0
+            ));
+        }
+        let events: Vec<Event> = lines.iter().map(|l| Event::from_json(l).unwrap()).collect();
+        let in_memory = Engine::new(Arc::new(Replay::new(AsOf::Latest, now(), false).fold_all(
+            events.iter().enumerate().map(|(i, event)| KnownEntry {
+                seq: i as u64 + 1,
+                recorded_at: now(),
+                hash: "",
+                event,
+            }),
+        )))
+        .unwrap();
+        // Stored: both blocks, and 3 rows folded on top; or the first block and part of the
+        // second.
+        for in_snapshot in [events.len() - 3, caltrail_replay::BLOCK_ROWS + 4] {
+            let (state, _file) = from_snapshot(&events, in_snapshot);
+            let stored = Engine::new(Arc::new(state)).unwrap();
+            for filter in FILTERS {
+                let query = format!("SELECT * FROM issues WHERE {filter} ORDER BY seq");
+                let want = in_memory.query(&query).unwrap().rows().unwrap();
+                assert_eq!(stored.query(&query).unwrap().rows().unwrap(), want, "{filter}");
+            }
+            for rule in RULES.iter().filter(|rule| rule.sql.contains("FROM issues")) {
+                let want = in_memory.run_rule(rule).unwrap().rows().unwrap();
+                assert_eq!(stored.run_rule(rule).unwrap().rows().unwrap(), want, "{}", rule.name);
+            }
+        }
+        // With the first block's bytes changed after the state was read, a scan that needs
+        // none of its kinds still answers; one that reads it fails and says why.
+        let (state, file) = from_snapshot(&events, events.len());
+        let mut bytes = std::fs::read(file.path()).unwrap();
+        bytes[caltrail_replay::HEADER_LEN + 10] ^= 1;
+        std::fs::write(file.path(), &bytes).unwrap();
+        let stored = Engine::new(Arc::new(state)).unwrap();
+        let inactive = RULES.iter().find(|rule| rule.name == "issued_while_inactive").unwrap();
+        assert_eq!(stored.run_rule(inactive).unwrap().rows().unwrap().rows.len(), 5);
+        let query = "SELECT count(*) FROM issues WHERE server_status = 'deactivated'";
+        assert_eq!(
+            format!("{:?}", stored.query(query).unwrap().rows().unwrap().rows),
+            "[[Int(10)]]"
+        );
+        let error = stored.query("SELECT count(*) FROM issues").err().unwrap().to_string();
+        assert!(error.contains("changed since the snapshot was read"), "{error}");
     }
 }

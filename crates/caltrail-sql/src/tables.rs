@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 use caltrail_replay::licence::level_of;
-use caltrail_replay::{EventRow, IssueRow, Replay, StepRow};
+use caltrail_replay::{EventRow, IssueKind, IssueRow, Replay, SnapshotError, StepRow};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray,
@@ -213,9 +213,14 @@ fn cal_type(t: CalType) -> Option<&'static str> {
     Some(t.as_str())
 }
 
-/// Builds a part of a table.
-pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<RecordBatch> {
-    match table {
+/// Builds a part of a table. Only `issues` can fail: its rows may be read back from a
+/// snapshot's file, which must still hold what it held when the state was read.
+pub(crate) fn build_part(
+    replay: &Replay,
+    table: Table,
+    part: Part,
+) -> Result<Vec<RecordBatch>, SnapshotError> {
+    Ok(match table {
         Table::Events => events_batches(replay, part),
         Table::Servers => servers_batches(replay, part),
         Table::Agreements => agreements_batches(replay, part),
@@ -224,7 +229,7 @@ pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<Recor
         Table::Cals => cals_batches(replay, part),
         Table::Migrations => migrations_batches(replay, part),
         Table::ServerStatus => server_status_batches(replay, part),
-        Table::Issues => issues_batches(replay, part),
+        Table::Issues => issues_batches_where(replay, part, &[])?,
         Table::Revocations => revocations_batches(replay, part),
         Table::Restores => restores_batches(replay, part),
         Table::QuantityChanges => quantity_changes_batches(replay, part),
@@ -236,7 +241,7 @@ pub(crate) fn build_part(replay: &Replay, table: Table, part: Part) -> Vec<Recor
         Table::EstateLevels => estate_levels_batches(replay, part),
         Table::Debts => debts_batches(replay, part),
         Table::Versions => versions_batches(replay, part),
-    }
+    })
 }
 
 /// The `events` table.
@@ -440,11 +445,6 @@ fn server_status_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
     })
 }
 
-/// The `issues` table.
-fn issues_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
-    issues_batches_where(replay, part, &[])
-}
-
 /// A text column of the `issues` table: what `issues_batches` writes and what a filter pushed
 /// into the scan (`prefilter`) reads, from one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,6 +476,20 @@ impl IssueText {
     /// The column's name.
     pub(crate) fn name(self) -> &'static str {
         Self::ALL.iter().find(|(column, _)| *column == self).map_or("", |(_, name)| name)
+    }
+
+    /// The column's value in rows of this kind, if the kind has the column.
+    pub(crate) fn of_kind(self, kind: &IssueKind) -> Option<Option<&'static str>> {
+        match self {
+            IssueText::Id | IssueText::Server | IssueText::Keypack | IssueText::Holder => None,
+            IssueText::SessionHost => None,
+            IssueText::CalType => Some(kind.cal_type.map(CalType::as_str)),
+            IssueText::ProductVersion => Some(kind.product_version.map(ProductVersion::as_str)),
+            IssueText::SessionHostVersion => {
+                Some(kind.session_host_version.map(ProductVersion::as_str))
+            }
+            IssueText::ServerStatus => Some(Some(kind.server_status.as_str())),
+        }
     }
 
     /// The column's value in a row.
@@ -513,9 +527,14 @@ impl IssueFlag {
 
     /// The column's value in a row.
     pub(crate) fn of(self, r: &IssueRow) -> bool {
+        self.of_kind(&r.kind())
+    }
+
+    /// The column's value in rows of this kind.
+    pub(crate) fn of_kind(self, kind: &IssueKind) -> bool {
         match self {
-            IssueFlag::Temporary => r.temporary,
-            IssueFlag::Renewal => r.renewal,
+            IssueFlag::Temporary => kind.temporary,
+            IssueFlag::Renewal => kind.renewal,
         }
     }
 }
@@ -526,7 +545,7 @@ pub(crate) fn issues_batches_where(
     replay: &Replay,
     part: Part,
     keep: &[crate::prefilter::Condition],
-) -> Vec<RecordBatch> {
+) -> Result<Vec<RecordBatch>, SnapshotError> {
     let build = |rows: &[IssueRow]| {
         use IssueText as T;
         TableBuilder::new(rows)
@@ -545,17 +564,28 @@ pub(crate) fn issues_batches_where(
             .text(T::ServerStatus.name(), |r| T::ServerStatus.of(replay, r))
             .finish()
     };
-    if keep.is_empty() {
-        return batches(&replay.issues, part, build);
+    let n = match part {
+        Part::Empty => return Ok(vec![build(&[])]),
+        Part::Batch(n) => n,
+    };
+    let start = n.saturating_mul(BATCH_ROWS);
+    if start >= replay.issues.len() {
+        return Ok(Vec::new());
     }
-    batches(&replay.issues, part, |rows| {
-        let kept: Vec<IssueRow> =
-            rows.iter().filter(|r| keep.iter().all(|c| c.holds(replay, r))).cloned().collect();
-        #[cfg(test)]
-        crate::prefilter::SKIPPED
-            .fetch_add(rows.len() - kept.len(), std::sync::atomic::Ordering::Relaxed);
-        build(&kept)
-    })
+    if keep.is_empty() {
+        let rows = replay.issues.range(start, start.saturating_add(BATCH_ROWS))?;
+        return Ok(vec![build(&rows)]);
+    }
+    // Stored blocks with no row of a kind every condition may keep are not read back.
+    let rows = replay.issues.range_where(start, start.saturating_add(BATCH_ROWS), |kind| {
+        keep.iter().all(|c| c.may_hold_for(kind))
+    })?;
+    let kept: Vec<IssueRow> =
+        rows.iter().filter(|r| keep.iter().all(|c| c.holds(replay, r))).cloned().collect();
+    #[cfg(test)]
+    crate::prefilter::SKIPPED
+        .fetch_add(rows.len() - kept.len(), std::sync::atomic::Ordering::Relaxed);
+    Ok(vec![build(&kept)])
 }
 
 /// The `revocations` table.
@@ -723,7 +753,7 @@ mod tests {
         let replay = replay.finish();
         assert_eq!(n_batches(&replay, super::Table::Purchases), 4);
         let sizes: Vec<usize> = (0..5)
-            .flat_map(|n| build_part(&replay, super::Table::Purchases, Part::Batch(n)))
+            .flat_map(|n| build_part(&replay, super::Table::Purchases, Part::Batch(n)).unwrap())
             .map(|b| b.num_rows())
             .collect();
         assert_eq!(sizes, [BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, 1]);

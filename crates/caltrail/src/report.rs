@@ -356,7 +356,7 @@ fn rule_names() -> impl clap::builder::TypedValueParser<Value = &'static Rule> {
 pub(crate) fn state(db: &Path, args: &StateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let replay = replay(db, &args.as_of, args.table == caltrail_sql::Table::Events)?;
     let engine = Engine::new(std::sync::Arc::new(replay))?;
-    Table::from(engine.table(args.table).rows()?).write(args.format, out)?;
+    Table::from(engine.table(args.table)?.rows()?).write(args.format, out)?;
     Ok(Outcome::Clean)
 }
 

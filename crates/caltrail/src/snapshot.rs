@@ -93,7 +93,7 @@ pub(crate) fn load(
         return Ok(None);
     }
     let more = ahead.ats.len();
-    let replay = match Replay::read_snapshot(&mut file, &header, as_of, now, more) {
+    let replay = match Replay::read_snapshot(file, &header, as_of, now, more) {
         Ok(replay) => replay,
         Err(e) => {
             note(db, &e);
@@ -167,7 +167,7 @@ pub(crate) fn check(ledger: &Ledger, db: &Path) -> anyhow::Result<Option<Found>>
         crate::report::fold(ledger, db, &mut replay, ahead, n, false, &Progress::none())?;
         replay.state_digest()?
     };
-    Ok(Some(match Replay::read_snapshot(&mut file, &header, AsOf::Latest, now, 0) {
+    Ok(Some(match Replay::read_snapshot(file, &header, AsOf::Latest, now, 0) {
         Err(e) => Found::Ignored(e.to_string()),
         Ok(stored) if stored.state_digest()? == rebuilt => Found::Matches(n),
         Ok(_) => Found::Differs(n),

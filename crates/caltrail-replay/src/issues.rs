@@ -1,0 +1,165 @@
+//! The `issues` table: a row per `cal.issued`, nearly every event of a large estate. The rows
+//! a snapshot holds stay in its file and are read back a block at a time when a scan asks for
+//! them, each checked against the hash the snapshot's body holds for it; only the rows folded
+//! since are in memory. So a large state loads without its largest table, and a scan of that
+//! table holds a block of it at a time.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use crate::rows::{IssueKind, IssueRow};
+use crate::snapshot::{SnapshotError, decode_issue_block};
+
+/// Rows in each stored block but the last: a batch of the SQL tables, so that a batch is a
+/// block.
+pub const BLOCK_ROWS: usize = 1 << 16;
+
+/// The rows of the `issues` table, in the order they were folded.
+#[derive(Debug, Default)]
+pub struct Issues {
+    /// The first rows, left in a snapshot's file.
+    stored: Option<Arc<StoredIssues>>,
+    /// The rows after them, folded in this process.
+    rows: Vec<IssueRow>,
+}
+
+/// Where a snapshot's rows are, and the hashes they must have.
+#[derive(Debug)]
+pub(crate) struct StoredIssues {
+    /// The snapshot, open: a snapshot written meanwhile replaces its name, not these bytes.
+    pub(crate) file: Mutex<File>,
+    pub(crate) blocks: Vec<StoredBlock>,
+    pub(crate) n_rows: usize,
+    /// How many texts the state had when it was read: every handle a stored row holds is
+    /// below it.
+    pub(crate) n_texts: usize,
+}
+
+/// One block of stored rows: its place in the file, the hash of its bytes and the kinds of
+/// its rows, in order.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredBlock {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) kinds: Vec<IssueKind>,
+}
+
+impl StoredIssues {
+    /// The bytes of block `i`, as the file holds them now.
+    pub(crate) fn block_bytes(&self, i: usize) -> Result<Vec<u8>, SnapshotError> {
+        let block = &self.blocks[i];
+        let len = usize::try_from(block.len)
+            .map_err(|_| SnapshotError::Damaged("a block of its issues is too long".into()))?;
+        let mut bytes = vec![0u8; len];
+        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::Start(block.offset))?;
+        file.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// How many rows block `i` holds.
+    fn rows_in(&self, i: usize) -> usize {
+        (self.n_rows - i * BLOCK_ROWS).min(BLOCK_ROWS)
+    }
+
+    /// The rows of block `i`, read from the file and checked against its hash: a file changed
+    /// since the snapshot was read gives an error, never other rows.
+    fn block(&self, i: usize) -> Result<Vec<IssueRow>, SnapshotError> {
+        let bytes = self.block_bytes(i)?;
+        decode_issue_block(&bytes, self.rows_in(i), &self.blocks[i], self.n_texts)
+    }
+}
+
+impl Issues {
+    /// Rows left in a snapshot's file, with room for `more` rows to be folded after them.
+    pub(crate) fn stored(stored: StoredIssues, more: usize) -> Issues {
+        Issues { stored: Some(Arc::new(stored)), rows: Vec::with_capacity(more) }
+    }
+
+    /// How many rows the table has.
+    pub fn len(&self) -> usize {
+        self.n_stored() + self.rows.len()
+    }
+
+    /// Whether the table has no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn n_stored(&self) -> usize {
+        self.stored.as_ref().map_or(0, |stored| stored.n_rows)
+    }
+
+    /// The rows folded in this process: every row, unless the state was read from a snapshot.
+    pub fn folded(&self) -> &[IssueRow] {
+        &self.rows
+    }
+
+    pub(crate) fn push(&mut self, row: IssueRow) {
+        self.rows.push(row);
+    }
+
+    /// Makes room for `n` more rows folded.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.rows.reserve_exact(n);
+    }
+
+    /// Rows `start..end` (cut at the table's end), in the order they were folded. Rows in the
+    /// snapshot's file are read back and checked; those folded since are borrowed.
+    pub fn range(&self, start: usize, end: usize) -> Result<Cow<'_, [IssueRow]>, SnapshotError> {
+        self.range_where(start, end, |_| true)
+    }
+
+    /// Rows `start..end` as `range` gives them, less the rows of every stored block that holds
+    /// no row of a kind `may_keep` accepts: what a scan needs whose filter keeps no row of
+    /// another kind. Only blocks with such a row are read back.
+    pub fn range_where(
+        &self,
+        start: usize,
+        end: usize,
+        may_keep: impl Fn(&IssueKind) -> bool,
+    ) -> Result<Cow<'_, [IssueRow]>, SnapshotError> {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        let n_stored = self.n_stored();
+        let Some(stored) = self.stored.as_ref().filter(|_| start < n_stored) else {
+            return Ok(Cow::Borrowed(&self.rows[start - n_stored..end - n_stored]));
+        };
+        let mut out: Vec<IssueRow> = Vec::new();
+        let mut block = start / BLOCK_ROWS;
+        while block * BLOCK_ROWS < end.min(n_stored) {
+            let first = block * BLOCK_ROWS;
+            if !stored.blocks[block].kinds.iter().any(&may_keep) {
+                block += 1;
+                continue;
+            }
+            let mut rows = stored.block(block)?;
+            rows.truncate(end - first);
+            rows.drain(..start.saturating_sub(first));
+            if out.is_empty() {
+                out = rows;
+            } else {
+                out.extend_from_slice(&rows);
+            }
+            block += 1;
+        }
+        if end > n_stored {
+            out.extend_from_slice(&self.rows[..end - n_stored]);
+        }
+        Ok(Cow::Owned(out))
+    }
+
+    /// Every row in order, `BLOCK_ROWS` at a time.
+    pub(crate) fn for_each_block(
+        &self,
+        mut each: impl FnMut(&[IssueRow]) -> Result<(), SnapshotError>,
+    ) -> Result<(), SnapshotError> {
+        for block in 0..self.len().div_ceil(BLOCK_ROWS) {
+            each(&self.range(block * BLOCK_ROWS, (block + 1) * BLOCK_ROWS)?)?;
+        }
+        Ok(())
+    }
+}
