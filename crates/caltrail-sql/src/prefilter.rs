@@ -24,7 +24,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
 
-use crate::tables::{IssueFlag, IssueText, Part, issues_batches_where};
+use crate::tables::{IssueFlag, IssueText, NotInKind, Part, issues_batches_where};
 
 /// Rows the filtered scans skipped, for the tests to see that filters reach the scan.
 #[cfg(test)]
@@ -97,12 +97,12 @@ impl Text {
         }
     }
 
-    /// The text, given each column's value (`None` when the column's value is not known).
+    /// The text, given each column's value (an error when a column's value is not known).
     fn value<'r>(
         &'r self,
-        column_value: &impl Fn(IssueText) -> Option<Option<&'r str>>,
-    ) -> Option<Option<&'r str>> {
-        Some(match self {
+        column_value: &impl Fn(IssueText) -> Result<Option<&'r str>, NotInKind>,
+    ) -> Result<Option<&'r str>, NotInKind> {
+        Ok(match self {
             Text::Column(column) => column_value(*column)?,
             Text::Literal(text) => Some(text),
             Text::Replace { column, from, to } => {
@@ -153,24 +153,24 @@ impl Condition {
 
     /// Whether the filter is true for the row.
     pub(crate) fn holds<'r>(&'r self, replay: &'r Replay, row: &IssueRow) -> bool {
-        self.judge(&|column| Some(column.of(replay, row)), &|flag| flag.of(row))
+        self.judge(&|column| Ok(column.of(replay, row)), &|flag| flag.of(row))
             .expect("invariant: a row has every column")
     }
 
     /// Whether the filter may be true for a row of this kind: false only when it rests on the
     /// kind's columns alone and is false for them.
-    pub(crate) fn may_hold_for(&self, kind: &IssueKind) -> bool {
+    pub(crate) fn may_hold_for(&self, kind: IssueKind) -> bool {
         self.judge(&|column| column.of_kind(kind), &|flag| flag.of_kind(kind)).unwrap_or(true)
     }
 
-    /// Whether the filter is true, given each column's value; `None` when a column it reads
+    /// Whether the filter is true, given each column's value; an error when a column it reads
     /// is not known.
     fn judge<'r>(
         &'r self,
-        column_value: &impl Fn(IssueText) -> Option<Option<&'r str>>,
+        column_value: &impl Fn(IssueText) -> Result<Option<&'r str>, NotInKind>,
         flag_value: &impl Fn(IssueFlag) -> bool,
-    ) -> Option<bool> {
-        Some(match self {
+    ) -> Result<bool, NotInKind> {
+        Ok(match self {
             Condition::NotNull(column) => column_value(*column)?.is_some(),
             Condition::Equals(column, text) => column_value(*column)? == Some(text.as_str()),
             Condition::Differs(column, text) => {
@@ -181,7 +181,7 @@ impl Condition {
                 let (Some(left), Some(right)) =
                     (left.value(column_value)?, right.value(column_value)?)
                 else {
-                    return Some(false);
+                    return Ok(false);
                 };
                 match op {
                     Operator::Eq => left == right,

@@ -478,17 +478,20 @@ impl IssueText {
         Self::ALL.iter().find(|(column, _)| *column == self).map_or("", |(_, name)| name)
     }
 
-    /// The column's value in rows of this kind, if the kind has the column.
-    pub(crate) fn of_kind(self, kind: &IssueKind) -> Option<Option<&'static str>> {
+    /// The column's value in rows of this kind, unless the kind does not have the column.
+    pub(crate) fn of_kind(self, kind: IssueKind) -> Result<Option<&'static str>, NotInKind> {
         match self {
-            IssueText::Id | IssueText::Server | IssueText::Keypack | IssueText::Holder => None,
-            IssueText::SessionHost => None,
-            IssueText::CalType => Some(kind.cal_type.map(CalType::as_str)),
-            IssueText::ProductVersion => Some(kind.product_version.map(ProductVersion::as_str)),
+            IssueText::Id
+            | IssueText::Server
+            | IssueText::Keypack
+            | IssueText::Holder
+            | IssueText::SessionHost => Err(NotInKind),
+            IssueText::CalType => Ok(kind.cal_type.map(CalType::as_str)),
+            IssueText::ProductVersion => Ok(kind.product_version.map(ProductVersion::as_str)),
             IssueText::SessionHostVersion => {
-                Some(kind.session_host_version.map(ProductVersion::as_str))
+                Ok(kind.session_host_version.map(ProductVersion::as_str))
             }
-            IssueText::ServerStatus => Some(Some(kind.server_status.as_str())),
+            IssueText::ServerStatus => Ok(Some(kind.server_status.as_str())),
         }
     }
 
@@ -509,6 +512,10 @@ impl IssueText {
     }
 }
 
+/// A column an `IssueKind` does not have: its value differs from row to row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotInKind;
+
 /// A boolean column of the `issues` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IssueFlag {
@@ -527,11 +534,11 @@ impl IssueFlag {
 
     /// The column's value in a row.
     pub(crate) fn of(self, r: &IssueRow) -> bool {
-        self.of_kind(&r.kind())
+        self.of_kind(r.kind())
     }
 
     /// The column's value in rows of this kind.
-    pub(crate) fn of_kind(self, kind: &IssueKind) -> bool {
+    pub(crate) fn of_kind(self, kind: IssueKind) -> bool {
         match self {
             IssueFlag::Temporary => kind.temporary,
             IssueFlag::Renewal => kind.renewal,
@@ -578,7 +585,7 @@ pub(crate) fn issues_batches_where(
     }
     // Stored blocks with no row of a kind every condition may keep are not read back.
     let rows = replay.issues.range_where(start, start.saturating_add(BATCH_ROWS), |kind| {
-        keep.iter().all(|c| c.may_hold_for(kind))
+        keep.iter().all(|c| c.may_hold_for(*kind))
     })?;
     let kept: Vec<IssueRow> =
         rows.iter().filter(|r| keep.iter().all(|c| c.holds(replay, r))).cloned().collect();
