@@ -422,4 +422,13 @@ fn later_entries_extend_the_snapshot_and_an_earlier_one_rebuilds_it() {
     let earlier = ["state", "keypacks", "--format", "csv", "--known-at", "40"];
     assert_eq!(with_snapshot(&sandbox, &earlier), from_the_start(&sandbox, &earlier));
     assert_eq!(snapshot_count(&sandbox), lines.len() as u64 + 1);
+    // The files a snapshot is written into (with the `issues` rows spilled as a replay from
+    // the first entry goes, or whole) are renamed over it or removed.
+    let mut names: Vec<String> = std::fs::read_dir(sandbox.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".snapshot"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ledger.db.snapshot"]);
 }

@@ -217,6 +217,14 @@ impl Replay {
         self.issues.reserve(n_events);
     }
 
+    /// Puts the `issues` rows folded from now on, a block at a time as each fills, in `file`
+    /// (new and empty), where `write_spilled_snapshot` then writes the rest of the snapshot:
+    /// a replay from the first entry that will be written as a snapshot never holds that table
+    /// whole. Call it before the first `apply`; a state with rows already ignores it.
+    pub fn spill_issues_to(&mut self, file: std::fs::File) {
+        self.issues.spill_to(file);
+    }
+
     /// The last `seq` worth reading for this as-of point, if there is one.
     pub fn until_seq(&self) -> Option<u64> {
         match self.as_of {
@@ -607,7 +615,7 @@ impl Replay {
         let notable = server_status != ServerStatus::Activated
             || e.session_host_version.map(level_of) > product_version.map(level_of);
         let id = notable.then(|| self.strings.intern(event.id.as_str()));
-        self.issues.push(IssueRow {
+        let row = IssueRow {
             seq,
             id,
             at,
@@ -621,7 +629,9 @@ impl Replay {
             session_host,
             session_host_version: e.session_host_version,
             server_status,
-        });
+        };
+        // Every handle the row holds is interned by now.
+        self.issues.push(row, self.strings.texts.len());
         if renewal {
             self.renew(index, at, e, (cal_type, level, expires_at));
         } else {

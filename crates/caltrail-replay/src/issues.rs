@@ -2,15 +2,18 @@
 //! a snapshot holds stay in its file and are read back a block at a time when a scan asks for
 //! them, each checked against the hash the snapshot's body holds for it; only the rows folded
 //! since are in memory. So a large state loads without its largest table, and a scan of that
-//! table holds a block of it at a time.
+//! table holds a block of it at a time. A replay from the first entry that will be written as
+//! a snapshot puts each block in the snapshot's file as soon as it is full (`spill_to`), so it
+//! never holds the table whole either.
 
 use std::borrow::Cow;
 use std::fs::File;
+use std::io::Write;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::rows::{IssueKind, IssueRow};
-use crate::snapshot::{SnapshotError, decode_issue_block};
+use crate::snapshot::{HEADER_LEN, SnapshotError, decode_issue_block, encode_issue_block};
 
 /// Rows in each stored block but the last: a batch of the SQL tables, so that a batch is a
 /// block.
@@ -20,9 +23,13 @@ pub const BLOCK_ROWS: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub struct Issues {
     /// The first rows, left in a snapshot's file.
-    stored: Option<Arc<StoredIssues>>,
+    pub(crate) stored: Option<StoredIssues>,
     /// The rows after them, folded in this process.
-    rows: Vec<IssueRow>,
+    pub(crate) rows: Vec<IssueRow>,
+    /// Whether each full block of `rows` goes on to `stored`'s file: until a write fails.
+    pub(crate) spilling: bool,
+    /// The bytes of the block being spilled, kept for the next.
+    spill_bytes: Vec<u8>,
 }
 
 /// Where a snapshot's rows are, and the hashes they must have.
@@ -76,7 +83,61 @@ impl StoredIssues {
 impl Issues {
     /// Rows left in a snapshot's file, with room for `more` rows to be folded after them.
     pub(crate) fn stored(stored: StoredIssues, more: usize) -> Issues {
-        Issues { stored: Some(Arc::new(stored)), rows: Vec::with_capacity(more) }
+        Issues {
+            stored: Some(stored),
+            rows: Vec::with_capacity(more),
+            spilling: false,
+            spill_bytes: Vec::new(),
+        }
+    }
+
+    /// Puts each block of rows folded from now on in `file`, from byte `HEADER_LEN` on, as
+    /// soon as it is full: where a snapshot's blocks go. Only for a table with no row yet;
+    /// `Replay::write_spilled_snapshot` completes the file.
+    pub(crate) fn spill_to(&mut self, file: File) {
+        if self.is_empty() && self.stored.is_none() {
+            self.stored = Some(StoredIssues {
+                file: Mutex::new(file),
+                blocks: Vec::new(),
+                n_rows: 0,
+                n_texts: 0,
+            });
+            self.spilling = true;
+        }
+    }
+
+    /// The blocks written to the file so far, whole: the rows still in memory are fewer than a
+    /// block.
+    pub(crate) fn spilled(&self) -> Option<&StoredIssues> {
+        self.stored.as_ref().filter(|_| self.spilling)
+    }
+
+    /// Writes the full block in `rows` to the spill file and lets the rows go; keeps them, and
+    /// stops spilling, if the write fails (a full disk): the table is then whole in memory
+    /// from there on, as without a spill file.
+    fn spill(&mut self, n_texts: usize) {
+        let Some(stored) = self.stored.as_mut() else { return };
+        let offset = HEADER_LEN as u64 + stored.blocks.iter().map(|b| b.len).sum::<u64>();
+        let written = encode_issue_block(&self.rows, &mut self.spill_bytes).and_then(|listing| {
+            let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            file.seek(SeekFrom::Start(offset))?;
+            file.write_all(&self.spill_bytes)?;
+            Ok(listing)
+        });
+        match written {
+            Ok(listing) => {
+                stored.blocks.push(StoredBlock {
+                    offset,
+                    len: listing.len,
+                    hash: listing.hash,
+                    kinds: listing.kinds,
+                });
+                stored.n_rows += self.rows.len();
+                stored.n_texts = n_texts;
+                self.rows.clear();
+            }
+            Err(_) => self.spilling = false,
+        }
     }
 
     /// How many rows the table has.
@@ -98,13 +159,17 @@ impl Issues {
         &self.rows
     }
 
-    pub(crate) fn push(&mut self, row: IssueRow) {
+    /// Adds a row folded, whose handles are below `n_texts`.
+    pub(crate) fn push(&mut self, row: IssueRow, n_texts: usize) {
         self.rows.push(row);
+        if self.spilling && self.rows.len() == BLOCK_ROWS {
+            self.spill(n_texts);
+        }
     }
 
-    /// Makes room for `n` more rows folded.
+    /// Makes room for `n` more rows folded: a block's when they go to a spill file.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.rows.reserve_exact(n);
+        self.rows.reserve_exact(if self.spilling { n.min(BLOCK_ROWS) } else { n });
     }
 
     /// Rows `start..end` (cut at the table's end), in the order they were folded. Rows in the

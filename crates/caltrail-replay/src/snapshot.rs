@@ -194,28 +194,62 @@ impl Replay {
         let mut blocks = Vec::new();
         let mut bytes = Vec::new();
         self.issues.for_each_block(|rows| {
-            bytes.clear();
-            let mut writer = Writer::new(&mut bytes, None);
-            for row in rows {
-                row.put(&mut writer);
-            }
-            let len = writer.finish()?;
+            blocks.push(encode_issue_block(rows, &mut bytes)?);
             out.write_all(&bytes)?;
-            let kinds: BTreeSet<IssueKind> = rows.iter().map(IssueRow::kind).collect();
-            let hash = *blake3::hash(&bytes).as_bytes();
-            blocks.push(BlockListing { len, hash, kinds: kinds.into_iter().collect() });
             Ok(())
         })?;
+        self.write_body_and_header(&mut out, key, &blocks)
+    }
+
+    /// Completes the snapshot whose `issues` blocks went to the file `spill_issues_to` gave,
+    /// as they filled: the rows left (fewer than a block), the body, then the header. The file
+    /// then holds what `write_snapshot` writes of this state.
+    pub fn write_spilled_snapshot(&self, key: SnapshotKey) -> Result<(), SnapshotError> {
+        self.snapshottable()?;
+        let stored = self
+            .issues
+            .spilled()
+            .ok_or(SnapshotError::NotSnapshottable("its issues are not all in its file"))?;
+        let mut blocks: Vec<BlockListing> = stored
+            .blocks
+            .iter()
+            .map(|b| BlockListing { len: b.len, hash: b.hash, kinds: b.kinds.clone() })
+            .collect();
+        let spilled_len: u64 = blocks.iter().map(|b| b.len).sum();
+        let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::Start(HEADER_LEN as u64 + spilled_len))?;
+        let mut out = io::BufWriter::new(&mut *file);
+        if !self.issues.rows.is_empty() {
+            let mut bytes = Vec::new();
+            blocks.push(encode_issue_block(&self.issues.rows, &mut bytes)?);
+            out.write_all(&bytes)?;
+        }
+        self.write_body_and_header(&mut out, key, &blocks)?;
+        let end = out.stream_position()?;
+        drop(out);
+        file.set_len(end)?;
+        Ok(())
+    }
+
+    /// Writes the body after the `blocks` already written, then the header at the start.
+    fn write_body_and_header<W: Write + Seek>(
+        &self,
+        out: &mut W,
+        key: SnapshotKey,
+        blocks: &[BlockListing],
+    ) -> Result<(), SnapshotError> {
         let blocks_len = blocks.iter().map(|block| block.len).sum();
-        let mut hashing = HashingWrite { inner: &mut out, hasher: blake3::Hasher::new() };
+        let mut hashing = HashingWrite { inner: out, hasher: blake3::Hasher::new() };
         let mut writer = Writer::new(&mut hashing, None);
-        put_state(self, &mut writer, IssuesForm::Blocks(&blocks));
+        put_state(self, &mut writer, IssuesForm::Blocks(blocks));
         let body_len = writer.finish()?;
         let body_hash = *hashing.hasher.finalize().as_bytes();
+        let end = out.stream_position()?;
         let header =
             SnapshotHeader { key, latest_at: self.latest_at, blocks_len, body_len, body_hash };
         out.seek(SeekFrom::Start(0))?;
         out.write_all(&header.bytes())?;
+        out.seek(SeekFrom::Start(end))?;
         out.flush()?;
         Ok(())
     }
@@ -481,10 +515,30 @@ struct IssueBlocks {
 
 /// What a body says of one block of `issues` rows: its length, its hash and the kinds of its
 /// rows (`IssueRow::kind`), in order.
-struct BlockListing {
-    len: u64,
-    hash: [u8; 32],
-    kinds: Vec<IssueKind>,
+pub(crate) struct BlockListing {
+    pub(crate) len: u64,
+    pub(crate) hash: [u8; 32],
+    pub(crate) kinds: Vec<IssueKind>,
+}
+
+/// Encodes a block of `issues` rows into `bytes` (cleared first), and says what the body
+/// lists of it.
+pub(crate) fn encode_issue_block(
+    rows: &[IssueRow],
+    bytes: &mut Vec<u8>,
+) -> Result<BlockListing, SnapshotError> {
+    bytes.clear();
+    let mut writer = Writer::new(bytes, None);
+    for row in rows {
+        row.put(&mut writer);
+    }
+    let len = writer.finish()?;
+    let kinds: BTreeSet<IssueKind> = rows.iter().map(IssueRow::kind).collect();
+    Ok(BlockListing {
+        len,
+        hash: *blake3::hash(bytes).as_bytes(),
+        kinds: kinds.into_iter().collect(),
+    })
 }
 
 /// The blocks of `file` as `listed` says, once the bytes between the header and the body are
@@ -1539,6 +1593,42 @@ mod tests {
             rows(&whole, BLOCK_ROWS, BLOCK_ROWS + 5)
         );
         assert!(state.state_digest().is_err());
+    }
+
+    #[test]
+    fn a_replay_that_spills_its_issues_writes_the_snapshot_a_replay_in_memory_writes() {
+        use crate::issues::BLOCK_ROWS;
+        // Blocks and a few rows more; whole blocks only.
+        for n in [2 * BLOCK_ROWS + 7, 2 * BLOCK_ROWS, 10] {
+            let events = issues_history(n);
+            let in_memory = folded(&events);
+            let file = tempfile::NamedTempFile::new().unwrap();
+            let mut spilled = Replay::new(AsOf::Latest, now(), false);
+            spilled.spill_issues_to(file.reopen().unwrap());
+            spilled.reserve(events.len());
+            spilled.fold(entries(&events, 1));
+            // Only the rows of a block not yet full are in memory.
+            assert_eq!(spilled.issues.folded().len(), n % BLOCK_ROWS, "{n}");
+            assert_eq!(spilled.issues.len(), n);
+            assert_eq!(
+                format!("{:?}", spilled.issues.range(0, n).unwrap()),
+                format!("{:?}", in_memory.issues.range(0, n).unwrap()),
+                "{n}"
+            );
+            spilled.write_spilled_snapshot(key(events.len())).unwrap();
+            let want = snapshot_bytes(&in_memory, events.len());
+            assert_eq!(std::fs::read(file.path()).unwrap(), want, "{n}");
+            assert_eq!(spilled.state_digest().unwrap(), in_memory.state_digest().unwrap());
+            assert_eq!(judged(read(&want).unwrap()), judged(spilled), "{n}");
+        }
+        // A state read from a snapshot, or with rows already, does not spill.
+        let events = issues_history(5);
+        let mut state = folded(&events);
+        state.spill_issues_to(tempfile::tempfile().unwrap());
+        assert!(matches!(
+            state.write_spilled_snapshot(key(5)),
+            Err(SnapshotError::NotSnapshottable(_))
+        ));
     }
 
     #[test]

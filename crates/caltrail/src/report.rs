@@ -200,18 +200,27 @@ pub(crate) fn replay_counted(
         crate::snapshot::load(ledger, db, as_of, now, n_known)?
     };
     let from_snapshot = loaded.is_some();
-    let (mut replay, ahead) = match loaded {
-        Some(loaded) => loaded,
-        None => (Replay::new(as_of, now, keep_events), read_ahead(ledger, db, 0, n_known)?),
-    };
-    let after = ahead.after;
-    fold(ledger, db, &mut replay, ahead, n_known, keep_events, progress)?;
     // A snapshot of the whole ledger, judged at no point yet; rewritten once the entries
     // folded on top of the last one cost more than writing it again.
     let whole = as_of == AsOf::Latest && args.known_at.is_none();
+    let writes_snapshot = whole && !args.no_snapshot && !keep_events;
+    let (mut replay, ahead, spill) = if let Some((replay, ahead)) = loaded {
+        (replay, ahead, None)
+    } else {
+        let mut replay = Replay::new(as_of, now, keep_events);
+        // The snapshot to be written gets the `issues` rows as they come.
+        let spill = writes_snapshot.then(|| crate::snapshot::begin(db)).flatten();
+        let spill = spill.map(|(file, pending)| {
+            replay.spill_issues_to(file);
+            pending
+        });
+        (replay, read_ahead(ledger, db, 0, n_known)?, spill)
+    };
+    let after = ahead.after;
+    fold(ledger, db, &mut replay, ahead, n_known, keep_events, progress)?;
     let worth_writing = !from_snapshot || (n_known - after).saturating_mul(16) >= after;
-    if whole && worth_writing && !args.no_snapshot && !keep_events {
-        crate::snapshot::store(ledger, db, &replay, n_known);
+    if writes_snapshot && worth_writing {
+        crate::snapshot::store(ledger, db, &replay, n_known, spill);
     }
     Ok(replay.finish())
 }

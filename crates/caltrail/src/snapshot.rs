@@ -9,7 +9,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use caltrail_events::Timestamp;
-use caltrail_replay::{AsOf, Replay, SnapshotError, SnapshotHeader, SnapshotKey};
+use caltrail_replay::{AsOf, Replay, SnapshotHeader, SnapshotKey};
 use caltrail_store::{FORMAT_VERSION, Ledger};
 
 use crate::progress::Progress;
@@ -109,23 +109,58 @@ pub(crate) fn load(
     Ok(Some((replay, ahead)))
 }
 
-/// Writes `replay`, folded from the first `n` entries and not yet finished, as the ledger's
-/// snapshot: into a file of its own beside it, then renamed over the old one, so a reader
-/// sees the old snapshot or the new, whole. Nothing is said when it cannot be written (a
-/// read-only folder, a full disk): it is a cache.
-pub(crate) fn store(ledger: &Ledger, db: &Path, replay: &Replay, n: u64) {
-    let Ok(head) = hash_of(ledger, n) else { return };
-    let key = SnapshotKey { ledger_format: FORMAT_VERSION as u32, n_entries: n, head };
+/// A file beside the ledger that becomes its snapshot once written whole (`store` renames it
+/// over the old one); removed if it is dropped before.
+pub(crate) struct Pending {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A new file of its own beside the ledger's snapshot, and the handle that removes it unless
+/// it is kept; `None` when none can be made (a read-only folder).
+fn pending(db: &Path, part: &str) -> Option<(File, Pending)> {
     let target = path(db);
     let mut name = target.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
-    name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = target.with_file_name(name);
-    let written = File::create_new(&temporary)
-        .map_err(SnapshotError::Io)
-        .and_then(|file| replay.write_snapshot(BufWriter::new(file), key))
-        .and_then(|()| std::fs::rename(&temporary, &target).map_err(SnapshotError::Io));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+    name.push(format!(".{}.{part}.tmp", std::process::id()));
+    let path = target.with_file_name(name);
+    let file = File::options().read(true).write(true).create_new(true).open(&path).ok()?;
+    Some((file, Pending { path, kept: false }))
+}
+
+/// The file a replay from the first entry that `store` will write as the snapshot puts its
+/// `issues` rows in as they come (`Replay::spill_issues_to`), so that the replay never holds
+/// that table whole; `None` when none can be made, and the replay holds it in memory.
+pub(crate) fn begin(db: &Path) -> Option<(File, Pending)> {
+    pending(db, "spill")
+}
+
+/// Writes `replay`, folded from the first `n` entries and not yet finished, as the ledger's
+/// snapshot: into a file of its own beside it (`spilled`, when the replay put its `issues`
+/// rows there), then renamed over the old one, so a reader sees the old snapshot or the new,
+/// whole. Nothing is said when it cannot be written (a read-only folder, a full disk): it is
+/// a cache.
+pub(crate) fn store(ledger: &Ledger, db: &Path, replay: &Replay, n: u64, spilled: Option<Pending>) {
+    let Ok(head) = hash_of(ledger, n) else { return };
+    let key = SnapshotKey { ledger_format: FORMAT_VERSION as u32, n_entries: n, head };
+    let written = match spilled {
+        // The spill stops at a failed write; the whole state is then written anew.
+        Some(spilled) if replay.write_spilled_snapshot(key).is_ok() => Some(spilled),
+        _ => pending(db, "whole").and_then(|(file, pending)| {
+            replay.write_snapshot(BufWriter::new(file), key).is_ok().then_some(pending)
+        }),
+    };
+    if let Some(mut written) = written
+        && std::fs::rename(&written.path, path(db)).is_ok()
+    {
+        written.kept = true;
     }
 }
 
