@@ -702,6 +702,7 @@ impl Replay {
         }
         self.finished = true;
         let active_at = self.active_at;
+        self.intervals.reserve(self.open_intervals.iter().flatten().count());
         for index in 0..self.cals.len() {
             if let (Some((start, level)), Some(until)) =
                 (self.open_intervals[index], self.cals[index].active_until)

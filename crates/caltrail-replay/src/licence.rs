@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use caltrail_events::{CalType, ProductVersion, Program, Timestamp};
 
 use crate::rows::{PurchaseRow, StepRow, UseInterval};
+use crate::strings::Sym;
 
 /// The licence level of a version: 2008 TS CALs and 2008 R2 RDS CALs are one level, so
 /// `V2008R2` is `V2008`; every other version is its own level.
@@ -100,20 +101,27 @@ struct Change {
 
 /// Sums changes into step rows: per type and level, the value from each `at` on, one row per
 /// moment the value changes.
-fn steps(mut changes: Vec<Change>) -> Vec<StepRow> {
+fn steps(changes: &mut [Change]) -> Vec<StepRow> {
+    let mut rows = Vec::new();
+    steps_into(changes, &mut rows);
+    rows
+}
+
+/// [`steps`], adding the rows to `rows`.
+fn steps_into(changes: &mut [Change], rows: &mut Vec<StepRow>) {
     // Changes at one time become one row whatever their order: an unstable sort, which needs
     // no buffer of half their size beside them (millions in a large estate).
     changes.sort_unstable_by_key(|c| (c.cal_type, c.level, c.at));
-    let mut rows: Vec<StepRow> = Vec::new();
+    let first = rows.len();
     let mut value = 0i64;
     let mut key = None;
-    for change in changes {
+    for change in changes.iter() {
         if key != Some((change.cal_type, change.level)) {
             key = Some((change.cal_type, change.level));
             value = 0;
         }
         value += change.delta;
-        match rows.last_mut() {
+        match rows[first..].last_mut() {
             Some(last)
                 if last.cal_type == change.cal_type
                     && last.level == change.level
@@ -129,23 +137,43 @@ fn steps(mut changes: Vec<Change>) -> Vec<StepRow> {
             }),
         }
     }
-    rows
+}
+
+/// A stretch of use as `in_use_steps` sorts them: by holder, then start. Copied out of the
+/// table, so that the sort and the passes over it read one array in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    holder: (CalType, Sym),
+    start: Timestamp,
+    end: Timestamp,
+    level: ProductVersion,
 }
 
 /// Holders in use at or above each level over time: a holder counts once per CAL type while
 /// any of its CALs of that level or newer is active, whatever server or pack it came from.
 pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
-    // Each holder's stretches together and by start: one sort of references, not a map of
-    // vectors (the table has a row per stretch of a CAL, millions in a large estate). The
-    // union of a holder's stretches does not depend on the order of those with equal starts.
-    let mut held: Vec<&UseInterval> = intervals.iter().filter(|i| i.start < i.end).collect();
-    held.sort_unstable_by_key(|i| (i.cal_type, i.holder, i.start));
-    // One level at a time, so that the changes of only one level are held at once.
+    // Each holder's stretches together and by start (the table has a row per stretch of a
+    // CAL, millions in a large estate). The union of a holder's stretches does not depend on
+    // the order of those with equal starts.
+    let mut held: Vec<Held> = intervals
+        .iter()
+        .filter(|i| i.start < i.end)
+        .map(|i| Held {
+            holder: (i.cal_type, i.holder),
+            start: i.start,
+            end: i.end,
+            level: i.level,
+        })
+        .collect();
+    held.sort_unstable();
+    // One level at a time, so that the changes of only one level are held at once: at most
+    // two per stretch, in one buffer all levels use.
     let mut rows = Vec::new();
+    let mut changes = Vec::with_capacity(held.len().saturating_mul(2));
     for &level in LEVELS {
-        let mut changes = Vec::new();
-        for holder in held.chunk_by(|a, b| a.cal_type == b.cal_type && a.holder == b.holder) {
-            let cal_type = holder[0].cal_type;
+        changes.clear();
+        for holder in held.chunk_by(|a, b| a.holder == b.holder) {
+            let cal_type = holder[0].holder.0;
             // The union of the holder's intervals at this level or newer.
             let mut open: Option<(Timestamp, Timestamp)> = None;
             for interval in holder.iter().filter(|i| i.level >= level) {
@@ -167,7 +195,7 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
                 changes.push(Change { cal_type, level, at: end, delta: -1 });
             }
         }
-        rows.extend(steps(changes));
+        steps_into(&mut changes, &mut rows);
     }
     rows
 }
@@ -214,7 +242,7 @@ pub fn rights_steps(
             }
         }
     }
-    steps(changes)
+    steps(&mut changes)
 }
 
 /// Installed CALs whose requirement is at or above each level, over time: from every change of
@@ -228,7 +256,7 @@ pub fn installed_steps(
             all.push(Change { cal_type, level, at, delta });
         }
     }
-    steps(all)
+    steps(&mut all)
 }
 
 /// Every CAL type and level that has a purchase, a pack or a holder.

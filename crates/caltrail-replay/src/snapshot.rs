@@ -274,8 +274,9 @@ impl Replay {
         file.seek(SeekFrom::Start(body_start))?;
         let input = &mut file;
         let mut reader = Reader::new(input, header.body_len);
-        let (mut state, blocks) = take_state(&mut reader, as_of, now, header.latest_at)
-            .map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
+        let (mut state, blocks) =
+            take_state(&mut reader, as_of, now, header.latest_at, more_events)
+                .map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
         let (hash, left) = reader.finish()?;
         if left != 0 {
             return Err(SnapshotError::Damaged(format!("{left} bytes follow the state")));
@@ -422,8 +423,8 @@ fn put_state(state: &Replay, w: &mut Writer<'_, '_>, issues: IssuesForm<'_>) {
     state.revocations.put(w);
     state.restores.put(w);
     state.quantity_changes.put(w);
-    state.intervals.put(w);
     state.open_intervals.put(w);
+    state.intervals.put(w);
     state.left.put(w);
     state.debt_map.put(w);
 }
@@ -446,6 +447,7 @@ fn take_state(
     as_of: AsOf,
     now: Timestamp,
     header_latest: Option<Timestamp>,
+    more_events: usize,
 ) -> Result<(Replay, IssueBlocks), Damaged> {
     let mut state = Replay::new(as_of, now, false);
     state.last_seq = Take::take(r)?;
@@ -498,8 +500,11 @@ fn take_state(
     state.revocations = Take::take(r)?;
     state.restores = Take::take(r)?;
     state.quantity_changes = Take::take(r)?;
-    state.intervals = Take::take(r)?;
     state.open_intervals = Take::take(r)?;
+    // Room for the stretches the entries folded on top may close and `finish` closes (one
+    // per CAL still open), so that the table is not copied to grow.
+    let n_open = state.open_intervals.iter().flatten().count();
+    state.intervals = take_vec_with_room(r, n_open.saturating_add(more_events))?;
     state.left = Take::take(r)?;
     state.debt_map = Take::take(r)?;
     check_indexes(&state)?;
