@@ -272,9 +272,8 @@ impl Replay {
             }
         }
         // A replay extending a snapshot knows the packs of the entries before it already.
-        let known = |name: &str| {
-            self.strings.index.get(name).and_then(|sym| self.pack_kinds.get(sym)).cloned()
-        };
+        let known =
+            |name: &str| self.strings.find(name).and_then(|sym| self.pack_kinds.get(&sym)).cloned();
         loop {
             let mut added = false;
             for event in &live {

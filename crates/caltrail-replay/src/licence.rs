@@ -155,16 +155,13 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
     // Each holder's stretches together and by start (the table has a row per stretch of a
     // CAL, millions in a large estate). The union of a holder's stretches does not depend on
     // the order of those with equal starts.
-    let mut held: Vec<Held> = intervals
-        .iter()
-        .filter(|i| i.start < i.end)
-        .map(|i| Held {
-            holder: (i.cal_type, i.holder),
-            start: i.start,
-            end: i.end,
-            level: i.level,
-        })
-        .collect();
+    let mut held: Vec<Held> = Vec::with_capacity(intervals.len());
+    held.extend(intervals.iter().filter(|i| i.start < i.end).map(|i| Held {
+        holder: (i.cal_type, i.holder),
+        start: i.start,
+        end: i.end,
+        level: i.level,
+    }));
     held.sort_unstable();
     // One level at a time, so that the changes of only one level are held at once: at most
     // two per stretch, in one buffer all levels use.

@@ -342,7 +342,7 @@ impl Replay {
     /// Whether the state has met this name: as a pack, or any other text it keeps.
     fn has_met_name(&self, name: &str) -> bool {
         // Every pack the state added is among its texts (`add_pack` interns its name).
-        self.strings.index.contains_key(name)
+        self.strings.find(name).is_some()
     }
 
     fn snapshottable(&self) -> Result<(), SnapshotError> {
@@ -461,11 +461,8 @@ fn take_state(
     if lower.len() != texts.len() {
         return Err(Damaged("its texts are malformed".into()));
     }
-    let mut index = HashMap::with_capacity_and_hasher(texts.len(), FxBuildHasher);
-    for (i, text) in texts.iter().enumerate() {
-        index.insert(text.clone(), Sym::from_index(i as u32));
-    }
-    state.strings = Strings { index, texts, lower };
+    state.strings = Strings::from_texts(texts, lower)
+        .ok_or_else(|| Damaged("its texts are malformed".into()))?;
     state.holder_keys = Take::take(r)?;
     let servers: Vec<ServerRow> = Take::take(r)?;
     state.servers = servers.into_iter().map(|row| (row.server.clone(), row)).collect();
@@ -647,7 +644,7 @@ fn rebuild_lookups(state: &mut Replay) -> Result<(), Damaged> {
         .collect();
     let mut cal_index = HashMap::with_capacity_and_hasher(state.cals.len(), FxBuildHasher);
     for (i, (cal, holder)) in state.cals.iter().zip(&state.holder_keys).enumerate() {
-        let pack = state.strings.index.get(cal.keypack.as_str()).copied();
+        let pack = state.strings.find(cal.keypack.as_str());
         let pack = pack.ok_or_else(|| Damaged("a CAL's pack is not among its texts".into()))?;
         cal_index.entry((pack, *holder)).or_insert(i);
     }

@@ -1,8 +1,9 @@
 //! Interned text for the rows that come by the million (one per `cal.issued`): a server, pack or
 //! holder name is kept once and rows hold a 4-byte handle to it.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 /// A handle to a text held by `Strings`.
@@ -31,23 +32,49 @@ impl Sym {
 /// The texts of one replay. Handles are given out in first-seen order and never reused.
 #[derive(Debug, Default)]
 pub struct Strings {
-    pub(crate) index: HashMap<Box<str>, Sym, FxBuildHasher>,
+    /// The handles, found by their texts' hashes: each text is held once, in `texts`.
+    index: HashTable<Sym>,
     pub(crate) texts: Vec<Box<str>>,
     /// By handle: the handle of the text in lower case, once asked for.
     pub(crate) lower: Vec<Option<Sym>>,
 }
 
 impl Strings {
+    /// The texts given, in handle order, with the handle of each text's lower case where it
+    /// was asked for: as a snapshot holds them. `None` when a text comes twice, which
+    /// `intern` never makes.
+    pub(crate) fn from_texts(texts: Vec<Box<str>>, lower: Vec<Option<Sym>>) -> Option<Strings> {
+        let mut index = HashTable::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let hash = FxBuildHasher.hash_one(&**text);
+            if index.find(hash, |sym: &Sym| *texts[sym.index()] == **text).is_some() {
+                return None;
+            }
+            let sym = Sym::from_index(u32::try_from(i).ok()?);
+            index.insert_unique(hash, sym, |sym| FxBuildHasher.hash_one(&*texts[sym.index()]));
+        }
+        Some(Strings { index, texts, lower })
+    }
+
+    /// The handle of `text`, if it has one.
+    pub fn find(&self, text: &str) -> Option<Sym> {
+        let hash = FxBuildHasher.hash_one(text);
+        self.index.find(hash, |sym| *self.texts[sym.index()] == *text).copied()
+    }
+
     /// The handle of `text`, adding it when it is new.
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(sym) = self.index.get(text) {
+        let hash = FxBuildHasher.hash_one(text);
+        let texts = &self.texts;
+        if let Some(sym) = self.index.find(hash, |sym| *texts[sym.index()] == *text) {
             return *sym;
         }
         // More than 4 billion distinct texts would not fit in memory long before.
         let sym = Sym::from_index(u32::try_from(self.texts.len()).unwrap_or(u32::MAX - 1));
         self.texts.push(text.into());
         self.lower.push(None);
-        self.index.insert(text.into(), sym);
+        let texts = &self.texts;
+        self.index.insert_unique(hash, sym, |sym| FxBuildHasher.hash_one(&*texts[sym.index()]));
         sym
     }
 
