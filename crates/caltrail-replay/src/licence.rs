@@ -163,11 +163,34 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
         level: i.level,
     }));
     held.sort_unstable();
-    // One level at a time, so that the changes of only one level are held at once: at most
-    // two per stretch, in one buffer all levels use.
-    let mut rows = Vec::new();
-    let mut changes = Vec::with_capacity(held.len().saturating_mul(2));
-    for &level in LEVELS {
+    // The levels are independent: split between the cores (each its own buffer of changes,
+    // one level at a time), and put back in order.
+    let n_workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, LEVELS.len());
+    let mut by_level: Vec<Vec<StepRow>> = vec![Vec::new(); LEVELS.len()];
+    let held = &held;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (1..n_workers)
+            .map(|first| scope.spawn(move || level_steps(held, first, n_workers)))
+            .collect();
+        let mut all = vec![level_steps(held, 0, n_workers)];
+        // A worker that panicked has left its levels empty: the same panic, here.
+        all.extend(
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+        );
+        for (index, rows) in all.into_iter().flatten() {
+            by_level[index] = rows;
+        }
+    });
+    by_level.concat()
+}
+
+/// The step rows of every `step`th level from `first` on, by index into `LEVELS`.
+fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<StepRow>)> {
+    let mut changes = Vec::with_capacity(held.len());
+    let mut out = Vec::new();
+    for (index, &level) in LEVELS.iter().enumerate().skip(first).step_by(step) {
         changes.clear();
         for holder in held.chunk_by(|a, b| a.holder == b.holder) {
             let cal_type = holder[0].holder.0;
@@ -192,9 +215,11 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
                 changes.push(Change { cal_type, level, at: end, delta: -1 });
             }
         }
+        let mut rows = Vec::new();
         steps_into(&mut changes, &mut rows);
+        out.push((index, rows));
     }
-    rows
+    out
 }
 
 /// Purchased CALs whose rights reach each level, over time up to `until`: a purchase counts
