@@ -13,7 +13,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Mutex;
 
 use crate::rows::{IssueKind, IssueRow};
-use crate::snapshot::{HEADER_LEN, SnapshotError, decode_issue_block, encode_issue_block};
+use crate::snapshot::{
+    BlockListing, HEADER_LEN, SnapshotError, decode_issue_block, encode_issue_block,
+};
 
 /// Rows in each stored block but the last: a batch of the SQL tables, so that a batch is a
 /// block.
@@ -44,21 +46,18 @@ pub(crate) struct StoredIssues {
     pub(crate) n_texts: usize,
 }
 
-/// One block of stored rows: its place in the file, the hash of its bytes and the kinds of
-/// its rows, in order.
-#[derive(Debug, Clone)]
+/// One block of stored rows: its place in the file, and what the body lists of it.
+#[derive(Debug)]
 pub(crate) struct StoredBlock {
     pub(crate) offset: u64,
-    pub(crate) len: u64,
-    pub(crate) hash: [u8; 32],
-    pub(crate) kinds: Vec<IssueKind>,
+    pub(crate) listing: BlockListing,
 }
 
 impl StoredIssues {
     /// The bytes of block `i`, as the file holds them now.
     pub(crate) fn block_bytes(&self, i: usize) -> Result<Vec<u8>, SnapshotError> {
         let block = &self.blocks[i];
-        let len = usize::try_from(block.len)
+        let len = usize::try_from(block.listing.len)
             .map_err(|_| SnapshotError::Damaged("a block of its issues is too long".into()))?;
         let mut bytes = vec![0u8; len];
         let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -76,7 +75,7 @@ impl StoredIssues {
     /// since the snapshot was read gives an error, never other rows.
     fn block(&self, i: usize) -> Result<Vec<IssueRow>, SnapshotError> {
         let bytes = self.block_bytes(i)?;
-        decode_issue_block(&bytes, self.rows_in(i), &self.blocks[i], self.n_texts)
+        decode_issue_block(&bytes, self.rows_in(i), &self.blocks[i].listing, self.n_texts)
     }
 }
 
@@ -117,7 +116,7 @@ impl Issues {
     /// from there on, as without a spill file.
     fn spill(&mut self, n_texts: usize) {
         let Some(stored) = self.stored.as_mut() else { return };
-        let offset = HEADER_LEN as u64 + stored.blocks.iter().map(|b| b.len).sum::<u64>();
+        let offset = HEADER_LEN as u64 + stored.blocks.iter().map(|b| b.listing.len).sum::<u64>();
         let written = encode_issue_block(&self.rows, &mut self.spill_bytes).and_then(|listing| {
             let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             file.seek(SeekFrom::Start(offset))?;
@@ -126,12 +125,7 @@ impl Issues {
         });
         match written {
             Ok(listing) => {
-                stored.blocks.push(StoredBlock {
-                    offset,
-                    len: listing.len,
-                    hash: listing.hash,
-                    kinds: listing.kinds,
-                });
+                stored.blocks.push(StoredBlock { offset, listing });
                 stored.n_rows += self.rows.len();
                 stored.n_texts = n_texts;
                 self.rows.clear();
@@ -197,7 +191,7 @@ impl Issues {
         let mut block = start / BLOCK_ROWS;
         while block * BLOCK_ROWS < end.min(n_stored) {
             let first = block * BLOCK_ROWS;
-            if !stored.blocks[block].kinds.iter().any(&may_keep) {
+            if !stored.blocks[block].listing.kinds.iter().any(&may_keep) {
                 block += 1;
                 continue;
             }

@@ -102,17 +102,10 @@ struct Change {
 /// Sums changes into step rows: per type and level, the value from each `at` on, one row per
 /// moment the value changes.
 fn steps(changes: &mut [Change]) -> Vec<StepRow> {
-    let mut rows = Vec::new();
-    steps_into(changes, &mut rows);
-    rows
-}
-
-/// [`steps`], adding the rows to `rows`.
-fn steps_into(changes: &mut [Change], rows: &mut Vec<StepRow>) {
     // Changes at one time become one row whatever their order: an unstable sort, which needs
     // no buffer of half their size beside them (millions in a large estate).
     changes.sort_unstable_by_key(|c| (c.cal_type, c.level, c.at));
-    let first = rows.len();
+    let mut rows: Vec<StepRow> = Vec::new();
     let mut value = 0i64;
     let mut key = None;
     for change in changes.iter() {
@@ -121,7 +114,7 @@ fn steps_into(changes: &mut [Change], rows: &mut Vec<StepRow>) {
             value = 0;
         }
         value += change.delta;
-        match rows[first..].last_mut() {
+        match rows.last_mut() {
             Some(last)
                 if last.cal_type == change.cal_type
                     && last.level == change.level
@@ -137,6 +130,7 @@ fn steps_into(changes: &mut [Change], rows: &mut Vec<StepRow>) {
             }),
         }
     }
+    rows
 }
 
 /// A stretch of use as `in_use_steps` sorts them: by holder, then start. Copied out of the
@@ -215,9 +209,7 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
                 changes.push(Change { cal_type, level, at: end, delta: -1 });
             }
         }
-        let mut rows = Vec::new();
-        steps_into(&mut changes, &mut rows);
-        out.push((index, rows));
+        out.push((index, steps(&mut changes)));
     }
     out
 }

@@ -198,7 +198,7 @@ impl Replay {
             out.write_all(&bytes)?;
             Ok(())
         })?;
-        self.write_body_and_header(&mut out, key, &blocks)
+        self.write_body_and_header(&mut out, key, &blocks.iter().collect::<Vec<_>>())
     }
 
     /// Completes the snapshot whose `issues` blocks went to the file `spill_issues_to` gave,
@@ -210,19 +210,17 @@ impl Replay {
             .issues
             .spilled()
             .ok_or(SnapshotError::NotSnapshottable("its issues are not all in its file"))?;
-        let mut blocks: Vec<BlockListing> = stored
-            .blocks
-            .iter()
-            .map(|b| BlockListing { len: b.len, hash: b.hash, kinds: b.kinds.clone() })
-            .collect();
+        let mut blocks: Vec<&BlockListing> = stored.blocks.iter().map(|b| &b.listing).collect();
         let spilled_len: u64 = blocks.iter().map(|b| b.len).sum();
         let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         file.seek(SeekFrom::Start(HEADER_LEN as u64 + spilled_len))?;
         let mut out = io::BufWriter::new(&mut *file);
+        let mut bytes = Vec::new();
+        let tail;
         if !self.issues.rows.is_empty() {
-            let mut bytes = Vec::new();
-            blocks.push(encode_issue_block(&self.issues.rows, &mut bytes)?);
+            tail = encode_issue_block(&self.issues.rows, &mut bytes)?;
             out.write_all(&bytes)?;
+            blocks.push(&tail);
         }
         self.write_body_and_header(&mut out, key, &blocks)?;
         let end = out.stream_position()?;
@@ -236,7 +234,7 @@ impl Replay {
         &self,
         out: &mut W,
         key: SnapshotKey,
-        blocks: &[BlockListing],
+        blocks: &[&BlockListing],
     ) -> Result<(), SnapshotError> {
         let blocks_len = blocks.iter().map(|block| block.len).sum();
         let mut hashing = HashingWrite { inner: out, hasher: blake3::Hasher::new() };
@@ -362,7 +360,7 @@ impl Replay {
 /// How `put_state` writes the `issues` table.
 enum IssuesForm<'b> {
     /// Its row count, and the length, hash and kinds of each block written before the body.
-    Blocks(&'b [BlockListing]),
+    Blocks(&'b [&'b BlockListing]),
     /// Every row, as a digest compares them.
     Rows,
 }
@@ -517,6 +515,7 @@ struct IssueBlocks {
 
 /// What a body says of one block of `issues` rows: its length, its hash and the kinds of its
 /// rows (`IssueRow::kind`), in order.
+#[derive(Debug)]
 pub(crate) struct BlockListing {
     pub(crate) len: u64,
     pub(crate) hash: [u8; 32],
@@ -553,8 +552,9 @@ fn stored_issues(
 ) -> Result<StoredIssues, SnapshotError> {
     let mut offset = HEADER_LEN as u64;
     let mut blocks = Vec::with_capacity(listed.blocks.len());
-    for BlockListing { len, hash, kinds } in listed.blocks {
-        blocks.push(StoredBlock { offset, len, hash, kinds });
+    for listing in listed.blocks {
+        let len = listing.len;
+        blocks.push(StoredBlock { offset, listing });
         offset = offset.saturating_add(len);
     }
     if offset - HEADER_LEN as u64 != blocks_len {
@@ -569,7 +569,7 @@ fn stored_issues(
                 scope.spawn(move || -> Result<(), SnapshotError> {
                     for i in (first..stored.blocks.len()).step_by(n_workers) {
                         let bytes = stored.block_bytes(i)?;
-                        if *blake3::hash(&bytes).as_bytes() != stored.blocks[i].hash {
+                        if *blake3::hash(&bytes).as_bytes() != stored.blocks[i].listing.hash {
                             return Err(SnapshotError::Damaged(
                                 "a block of its issues does not match its hash".into(),
                             ));
@@ -593,24 +593,23 @@ fn stored_issues(
 pub(crate) fn decode_issue_block(
     bytes: &[u8],
     n_rows: usize,
-    block: &StoredBlock,
+    block: &BlockListing,
     n_texts: usize,
 ) -> Result<Vec<IssueRow>, SnapshotError> {
     let changed = || {
         SnapshotError::Damaged("a block of its issues changed since the snapshot was read".into())
     };
-    if *blake3::hash(bytes).as_bytes() != block.hash {
-        return Err(changed());
-    }
+    // The reader hashes the bytes as it takes them: bytes that do not decode are judged by
+    // their hash too, so that a changed block is named as such.
     let mut input = bytes;
     let mut reader = Reader::new(&mut input, bytes.len() as u64);
-    let mut rows = Vec::with_capacity(n_rows);
-    for _ in 0..n_rows {
-        rows.push(IssueRow::take(&mut reader).map_err(|Damaged(why)| SnapshotError::Damaged(why))?);
-    }
-    if reader.remaining() != 0 {
+    let taken: Result<Vec<IssueRow>, Damaged> =
+        (0..n_rows).map(|_| IssueRow::take(&mut reader)).collect();
+    let (hash, left) = reader.finish()?;
+    if hash != block.hash || left != 0 {
         return Err(changed());
     }
+    let rows = taken.map_err(|Damaged(why)| SnapshotError::Damaged(why))?;
     let sym_ok = |sym: &Sym| sym.index() < n_texts;
     let handles_ok = rows.iter().all(|i| {
         sym_ok(&i.server)

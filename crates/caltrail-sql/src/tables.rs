@@ -503,11 +503,11 @@ impl IssueText {
             IssueText::Server => Some(strings.get(r.server)),
             IssueText::Keypack => Some(strings.get(r.keypack)),
             IssueText::Holder => Some(strings.get(r.holder)),
-            IssueText::CalType => r.cal_type.map(CalType::as_str),
-            IssueText::ProductVersion => r.product_version.map(ProductVersion::as_str),
             IssueText::SessionHost => r.session_host.map(|h| strings.get(h)),
-            IssueText::SessionHostVersion => r.session_host_version.map(ProductVersion::as_str),
-            IssueText::ServerStatus => Some(r.server_status.as_str()),
+            IssueText::CalType
+            | IssueText::ProductVersion
+            | IssueText::SessionHostVersion
+            | IssueText::ServerStatus => self.of_kind(r.kind()).unwrap_or(None),
         }
     }
 }
