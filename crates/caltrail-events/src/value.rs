@@ -81,9 +81,10 @@ impl<'a> Value<'a> {
         String::from_utf8(out).expect("invariant: JSON written from text is UTF-8")
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) {
+    /// Appends the value's compact JSON text to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         use std::io::Write as _;
-        // Strings and floats go through serde_json, so their escapes and digits are its own.
+        // Floats go through serde_json, so their digits are its own.
         fn serde(out: &mut Vec<u8>, value: &impl serde::Serialize) {
             serde_json::to_writer(out, value).expect("invariant: writing to memory cannot fail");
         }
@@ -96,7 +97,7 @@ impl<'a> Value<'a> {
                 written.expect("invariant: writing to memory cannot fail");
             }
             Value::Float(f) => serde(out, f),
-            Value::Text(text) => serde(out, text),
+            Value::Text(text) => write_json_string(out, text),
             Value::Array(items) => {
                 out.push(b'[');
                 for (n, item) in items.iter().enumerate() {
@@ -113,7 +114,7 @@ impl<'a> Value<'a> {
                     if n > 0 {
                         out.push(b',');
                     }
-                    serde(out, key);
+                    write_json_string(out, key);
                     out.push(b':');
                     item.write_json(out);
                 }
@@ -177,6 +178,44 @@ impl<'a> Value<'a> {
             ),
         }
     }
+}
+
+/// Appends `text` as a JSON string, escaped exactly as serde_json escapes it: `"` and `\\`,
+/// the five short forms of control characters, `\u00xx` for the other control characters, and
+/// nothing else. Written here because a run of text without escapes is copied whole, where
+/// serde_json's formatter went through a table per byte for every event exported.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let short = match byte {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x00..=0x1f => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[copied..at]);
+        copied = at + 1;
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0x0f)],
+            ]);
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
 }
 
 impl<'de> Deserialize<'de> for Value<'de> {
@@ -321,6 +360,20 @@ mod tests {
         #[test]
         fn json_text_is_that_of_the_json_tree(value in value()) {
             proptest::prop_assert_eq!(value.to_json_text(), value.to_json().to_string());
+        }
+    }
+
+    /// Every ASCII character, alone and between others, is escaped as serde_json escapes it.
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for byte in 0u8..0x80 {
+            let c = char::from(byte);
+            for text in [c.to_string(), format!("a{c}"), format!("{c}é"), format!("x{c}{c}😀y")]
+            {
+                let mut out = Vec::new();
+                write_json_string(&mut out, &text);
+                assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
+            }
         }
     }
 

@@ -14,9 +14,9 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use rustc_hash::FxBuildHasher;
 
 use crate::rows::{
-    AgreementRow, CalRow, DebtRow, EventRow, HolderRow, IssueRow, KeypackRow, MigrationRow, Origin,
-    PurchaseRow, QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus,
-    StatusChangeRow, StepRow, TrueUpYearRow, UseInterval,
+    AgreementRow, CalRow, DebtRow, EventFields, EventRow, HolderRow, IssueRow, KeypackRow,
+    MigrationRow, Origin, PurchaseRow, QuantityChangeRow, RestoreRow, RevocationRow, ServerRow,
+    ServerStatus, StatusChangeRow, StepRow, TrueUpYearRow, UseInterval,
 };
 use crate::strings::{Strings, Sym};
 
@@ -1172,23 +1172,52 @@ fn holders_at(intervals: &[UseInterval], at: Timestamp, strings: &Strings) -> Ve
 
 /// The `events` table's row of one entry.
 pub fn event_row(seq: u64, recorded_at: Timestamp, hash: &str, event: &Event) -> EventRow {
+    let mut data = Vec::new();
+    let fields = event_fields(seq, recorded_at, hash, event, &mut data);
+    EventRow {
+        seq,
+        id: fields.id.to_owned(),
+        event_type: fields.event_type,
+        at: fields.at,
+        recorded_at,
+        actor: fields.actor.map(str::to_owned),
+        note: fields.note.map(str::to_owned),
+        server: fields.server.map(str::to_owned),
+        target_server: fields.target_server.map(str::to_owned),
+        data: fields.data.to_owned(),
+        hash: hash.to_owned(),
+        retracted_by: None,
+    }
+}
+
+/// The `events` table's row of one entry, borrowed from it; the `data` JSON text is written
+/// into `data` (cleared first), which an export reuses from one entry to the next.
+pub fn event_fields<'a>(
+    seq: u64,
+    recorded_at: Timestamp,
+    hash: &'a str,
+    event: &'a Event,
+    data: &'a mut Vec<u8>,
+) -> EventFields<'a> {
     let servers = event.servers();
     let (server, target_server) = match &event.data {
         EventData::CalsMigrated(e) => (Some(e.source.as_str()), Some(e.target.as_str())),
         _ => (servers.first().map(|s| s.as_str()), None),
     };
-    EventRow {
+    data.clear();
+    event.data.to_value().write_json(data);
+    EventFields {
         seq,
-        id: event.id.as_str().to_owned(),
+        id: event.id.as_str(),
         event_type: event.event_type().as_str(),
         at: event.at,
         recorded_at,
-        actor: event.actor.clone(),
-        note: event.note.clone(),
-        server: server.map(str::to_owned),
-        target_server: target_server.map(str::to_owned),
-        data: event.data.to_value().to_json_text(),
-        hash: hash.to_owned(),
+        actor: event.actor.as_deref(),
+        note: event.note.as_deref(),
+        server,
+        target_server,
+        data: std::str::from_utf8(data).expect("invariant: JSON written from text is UTF-8"),
+        hash,
         retracted_by: None,
     }
 }

@@ -31,6 +31,44 @@ pub struct EventRow {
     pub retracted_by: Option<String>,
 }
 
+impl EventRow {
+    /// The row's columns, borrowed.
+    pub fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            seq: self.seq,
+            id: &self.id,
+            event_type: self.event_type,
+            at: self.at,
+            recorded_at: self.recorded_at,
+            actor: self.actor.as_deref(),
+            note: self.note.as_deref(),
+            server: self.server.as_deref(),
+            target_server: self.target_server.as_deref(),
+            data: &self.data,
+            hash: &self.hash,
+            retracted_by: self.retracted_by.as_deref(),
+        }
+    }
+}
+
+/// One entry's `events` row, borrowed from the entry: what an export writes straight into its
+/// columns, where an [`EventRow`] would allocate each text once more.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFields<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    pub event_type: &'static str,
+    pub at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub target_server: Option<&'a str>,
+    pub data: &'a str,
+    pub hash: &'a str,
+    pub retracted_by: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServerStatus {
     NeverActivated,

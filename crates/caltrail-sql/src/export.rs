@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use caltrail_replay::EventRow;
+use caltrail_replay::EventFields;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -17,7 +17,7 @@ use datafusion::parquet::schema::types::ColumnPath;
 
 use crate::engine::{Engine, table_schema};
 use crate::error::SqlError;
-use crate::tables::{BATCH_ROWS, Part, Table, build_part, events_batch, n_batches};
+use crate::tables::{BATCH_ROWS, EventColumns, Part, Table, build_part, events_batch, n_batches};
 
 /// Columns whose values are (nearly) all distinct: a dictionary of them would be tried, outgrow
 /// its page and be thrown away.
@@ -74,12 +74,13 @@ fn write_error(path: &Path, error: std::io::Error) -> SqlError {
     SqlError::Write { path: path.display().to_string(), error }
 }
 
-/// The `events` table's file, filled as rows come: each `BATCH_ROWS` rows go to a thread of
-/// their own that builds their batch and writes it, while the caller's scan goes on making
-/// rows. A scan of any length holds two batches at most.
+/// The `events` table's file, filled as rows come: the caller's scan puts each row straight
+/// into Arrow columns, and each `BATCH_ROWS` rows go as a batch to a thread of their own that
+/// encodes and writes them while the scan goes on. A scan of any length holds three batches at
+/// most: the one being filled, one waiting, one being written.
 pub struct EventsFile {
-    rows: Vec<EventRow>,
-    to_writer: Option<mpsc::SyncSender<Vec<EventRow>>>,
+    columns: EventColumns,
+    to_writer: Option<mpsc::SyncSender<RecordBatch>>,
     writer: Option<std::thread::JoinHandle<Result<usize, SqlError>>>,
 }
 
@@ -87,32 +88,32 @@ impl EventsFile {
     /// Creates `dir/events.parquet`.
     pub fn create(dir: &Path) -> Result<EventsFile, SqlError> {
         let mut file = TableFile::create(dir, Table::Events, events_batch(&[]).schema())?;
-        let (to_writer, batches) = mpsc::sync_channel::<Vec<EventRow>>(1);
+        let (to_writer, batches) = mpsc::sync_channel::<RecordBatch>(1);
         let writer = std::thread::Builder::new()
             .name("caltrail-events-file".to_owned())
             .spawn(move || {
-                for rows in batches {
-                    file.write(&events_batch(&rows))?;
+                for batch in batches {
+                    file.write(&batch)?;
                 }
                 file.close()
             })
             .map_err(|error| write_error(&dir.join("events.parquet"), error))?;
         Ok(EventsFile {
-            rows: Vec::with_capacity(BATCH_ROWS),
+            columns: EventColumns::with_capacity(BATCH_ROWS),
             to_writer: Some(to_writer),
             writer: Some(writer),
         })
     }
 
     /// Adds the next row; rows are written in the order they come.
-    pub fn push(&mut self, row: EventRow) -> Result<(), SqlError> {
-        self.rows.push(row);
-        if self.rows.len() == BATCH_ROWS { self.send() } else { Ok(()) }
+    pub fn push(&mut self, row: EventFields<'_>) -> Result<(), SqlError> {
+        self.columns.push(row);
+        if self.columns.len() == BATCH_ROWS { self.send() } else { Ok(()) }
     }
 
     fn send(&mut self) -> Result<(), SqlError> {
-        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH_ROWS));
-        let sent = self.to_writer.as_ref().is_some_and(|to_writer| to_writer.send(rows).is_ok());
+        let batch = self.columns.finish();
+        let sent = self.to_writer.as_ref().is_some_and(|to_writer| to_writer.send(batch).is_ok());
         if sent {
             return Ok(());
         }
@@ -135,7 +136,7 @@ impl EventsFile {
 
     /// Writes what is left and the footer; returns the row count.
     pub fn finish(mut self) -> Result<usize, SqlError> {
-        if !self.rows.is_empty() {
+        if self.columns.len() > 0 {
             self.send()?;
         }
         self.finish_writer()

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use caltrail_events::{CalType, ProductVersion, Timestamp};
 use caltrail_replay::licence::level_of;
-use caltrail_replay::{EventRow, IssueKind, IssueRow, Replay, SnapshotError, StepRow};
+use caltrail_replay::{EventFields, EventRow, IssueKind, IssueRow, Replay, SnapshotError, StepRow};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayBuilder, ArrayRef, BooleanArray, Int64Array, Int64Builder, ListBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
@@ -251,20 +252,99 @@ fn events_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
 
 /// One batch of the `events` table, from its rows.
 pub(crate) fn events_batch(rows: &[EventRow]) -> RecordBatch {
-    TableBuilder::new(rows)
-        .count("seq", |r| r.seq)
-        .text("id", |r| Some(&r.id))
-        .text("type", |r| Some(r.event_type))
-        .time("at", |r| Some(r.at))
-        .time("recorded_at", |r| Some(r.recorded_at))
-        .text("actor", |r| r.actor.as_ref())
-        .text("note", |r| r.note.as_ref())
-        .text("server", |r| r.server.as_ref())
-        .text("target_server", |r| r.target_server.as_ref())
-        .text("data", |r| Some(&r.data))
-        .text("hash", |r| Some(&r.hash))
-        .text("retracted_by", |r| r.retracted_by.as_ref())
-        .finish()
+    let mut columns = EventColumns::with_capacity(rows.len());
+    for row in rows {
+        columns.push(row.fields());
+    }
+    columns.finish()
+}
+
+/// The `events` table's columns, filled a row at a time: each text is copied once, from the
+/// entry into the column.
+pub(crate) struct EventColumns {
+    seq: Int64Builder,
+    id: StringBuilder,
+    event_type: StringBuilder,
+    at: TimestampMicrosecondBuilder,
+    recorded_at: TimestampMicrosecondBuilder,
+    actor: StringBuilder,
+    note: StringBuilder,
+    server: StringBuilder,
+    target_server: StringBuilder,
+    data: StringBuilder,
+    hash: StringBuilder,
+    retracted_by: StringBuilder,
+}
+
+impl EventColumns {
+    /// Room for `rows` rows.
+    pub(crate) fn with_capacity(rows: usize) -> EventColumns {
+        let text = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        let time = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        EventColumns {
+            seq: Int64Builder::with_capacity(rows),
+            id: text(24),
+            event_type: text(16),
+            at: time(),
+            recorded_at: time(),
+            actor: text(8),
+            note: text(0),
+            server: text(8),
+            target_server: text(0),
+            data: text(160),
+            hash: text(64),
+            retracted_by: text(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.seq.len()
+    }
+
+    pub(crate) fn push(&mut self, row: EventFields<'_>) {
+        self.seq.append_value(i64::try_from(row.seq).unwrap_or(i64::MAX));
+        self.id.append_value(row.id);
+        self.event_type.append_value(row.event_type);
+        self.at.append_value(row.at.micros());
+        self.recorded_at.append_value(row.recorded_at.micros());
+        self.actor.append_option(row.actor);
+        self.note.append_option(row.note);
+        self.server.append_option(row.server);
+        self.target_server.append_option(row.target_server);
+        self.data.append_value(row.data);
+        self.hash.append_value(row.hash);
+        self.retracted_by.append_option(row.retracted_by);
+    }
+
+    /// The rows pushed since the last batch, as a batch; the columns are left empty.
+    pub(crate) fn finish(&mut self) -> RecordBatch {
+        let text = |builder: &mut StringBuilder| -> ArrayRef { Arc::new(builder.finish()) };
+        let time =
+            |builder: &mut TimestampMicrosecondBuilder| -> ArrayRef { Arc::new(builder.finish()) };
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("seq", Arc::new(self.seq.finish())),
+            ("id", text(&mut self.id)),
+            ("type", text(&mut self.event_type)),
+            ("at", time(&mut self.at)),
+            ("recorded_at", time(&mut self.recorded_at)),
+            ("actor", text(&mut self.actor)),
+            ("note", text(&mut self.note)),
+            ("server", text(&mut self.server)),
+            ("target_server", text(&mut self.target_server)),
+            ("data", text(&mut self.data)),
+            ("hash", text(&mut self.hash)),
+            ("retracted_by", text(&mut self.retracted_by)),
+        ];
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(name, column)| Field::new(*name, column.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, column)| column).collect(),
+        )
+        .expect("invariant: every column has one value per row")
+    }
 }
 
 /// The `servers` table.

@@ -40,7 +40,29 @@ impl EntryHash {
 
     /// The hash as 64 lower-case hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().as_str().to_owned()
+    }
+
+    /// The hash as 64 lower-case hex digits, without allocating: an export writes one per entry.
+    pub fn hex_digits(&self) -> HexDigits {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 64];
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        HexDigits(digits)
+    }
+}
+
+/// An [`EntryHash`] as 64 lower-case hex digits.
+#[derive(Clone, Copy)]
+pub struct HexDigits([u8; 64]);
+
+impl HexDigits {
+    /// The digits as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("invariant: hex digits are ASCII")
     }
 }
 
@@ -70,6 +92,16 @@ mod tests {
             EntryHash::chain(&EntryHash::parse_hex(&first.to_hex()).unwrap(), b"").to_hex()
         );
         assert_eq!(first.to_hex(), GOLDEN_FIRST);
+    }
+
+    #[test]
+    fn hex_digits_are_the_hex_crates_lower_case() {
+        let mut hash = EntryHash::chain(&EntryHash::GENESIS, b"caltrail");
+        for n in 0..=255u8 {
+            hash.0[usize::from(n) % 32] = n;
+            assert_eq!(hash.hex_digits().as_str(), hex::encode(hash.0));
+            assert_eq!(hash.to_hex(), hex::encode(hash.0));
+        }
     }
 
     const GOLDEN_FIRST: &str = "34cb7d5baae3c5421f5c37f3a3271b0de5488b40990ec60bf66331f7a0fdd3d3";

@@ -11,7 +11,7 @@ mod tree;
 mod verify;
 
 pub use error::{AppendError, Earlier, StoreError};
-pub use hash::{EntryHash, HASH_CONTEXT};
+pub use hash::{EntryHash, HASH_CONTEXT, HexDigits};
 pub use hash_lanes::chain_all as chain_hashes;
 pub use ledger::{
     APPLICATION_ID, AppendReport, Appender, ChainAhead, FORMAT_VERSION, Head, Ledger,

@@ -612,14 +612,21 @@ fn export_events(
     let mut file = caltrail_sql::EventsFile::create(dir)?;
     progress.set_length(n_known);
     let mut failed = None;
+    let mut data = Vec::new();
     in_valid_time_order(&ledger, db, after, ats, n_known, progress, |stored| {
         let (seq, event) = (stored.entry.seq, &stored.entry.event);
         if failed.is_some() || !as_of.includes(seq, event) {
             return;
         }
-        let mut row =
-            caltrail_replay::event_row(seq, stored.entry.recorded_at, &stored.hash.to_hex(), event);
-        row.retracted_by = retracted_by.get(event.id.as_str()).cloned();
+        let hash = stored.hash.hex_digits();
+        let mut row = caltrail_replay::event_fields(
+            seq,
+            stored.entry.recorded_at,
+            hash.as_str(),
+            event,
+            &mut data,
+        );
+        row.retracted_by = retracted_by.get(event.id.as_str()).map(String::as_str);
         if let Err(error) = file.push(row) {
             failed = Some(error);
         }
