@@ -343,11 +343,30 @@ impl fmt::Display for DateOrTime {
 }
 
 /// A point in time, in UTC, to the microsecond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(
-    // Invariant: a whole number of microseconds, within what `i64` microseconds hold.
-    DateTime<Utc>,
+    // Microseconds since 1970 (UTC). Invariant: within what chrono's `DateTime<Utc>` holds.
+    // Kept as a number, not as chrono's date and time, because a replay compares, sorts,
+    // stores and reads back millions of them; chrono is met only to format and to parse.
+    i64,
 );
+
+/// The first and last microsecond chrono's `DateTime<Utc>` can hold.
+fn chrono_micros_range() -> std::ops::RangeInclusive<i64> {
+    static RANGE: std::sync::OnceLock<std::ops::RangeInclusive<i64>> = std::sync::OnceLock::new();
+    RANGE
+        .get_or_init(|| {
+            DateTime::<Utc>::MIN_UTC.timestamp_micros()
+                ..=DateTime::<Utc>::MAX_UTC.timestamp_micros()
+        })
+        .clone()
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({:?})", self.datetime())
+    }
+}
 
 impl Timestamp {
     /// Parses RFC 3339 with an offset and converts it to UTC. Finer than a microsecond is refused
@@ -367,12 +386,12 @@ impl Timestamp {
         if fraction_digits > 6 {
             return Err(format!("must not be more precise than a microsecond, got {text:?}"));
         }
-        Ok(Timestamp(parsed.with_timezone(&Utc)))
+        Ok(Timestamp(parsed.timestamp_micros()))
     }
 
     /// The moment this many microseconds after 1970 (UTC), if chrono can hold it.
     pub fn from_micros(micros: i64) -> Option<Timestamp> {
-        DateTime::from_timestamp_micros(micros).map(Timestamp)
+        chrono_micros_range().contains(&micros).then_some(Timestamp(micros))
     }
 
     /// The current time, cut to the microsecond.
@@ -384,17 +403,18 @@ impl Timestamp {
 
     /// Microseconds since 1970 (UTC).
     pub fn micros(self) -> i64 {
-        self.0.timestamp_micros()
+        self.0
     }
 
     /// The moment as chrono's.
     pub fn datetime(self) -> DateTime<Utc> {
-        self.0
+        DateTime::from_timestamp_micros(self.0)
+            .expect("invariant: a timestamp is within chrono's range")
     }
 
     /// The canonical text: UTC with `Z`, and 3 or 6 fractional digits only when needed.
     pub fn to_rfc3339(self) -> String {
-        self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        self.datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
 }
 
@@ -464,6 +484,23 @@ mod tests {
         assert!(LicenseServerId::parse("ABCDE-12345FGHIJ67890KLMNO12345PQRST").is_err());
         assert!(LicenseServerId::parse("ABCDE12345FGHIJ67890KLMNO12345PQRS").is_err());
         assert!(LicenseServerId::parse("ABCDE12345FGHIJ67890KLMNO12345PQRS!").is_err());
+    }
+
+    /// A timestamp is a number of microseconds; it holds exactly what chrono holds.
+    #[test]
+    fn timestamps_hold_what_chrono_holds() {
+        let first = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        let last = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        for micros in [i64::MIN, first - 1, first, 0, -1, last, last + 1, i64::MAX] {
+            assert_eq!(
+                Timestamp::from_micros(micros).map(Timestamp::datetime),
+                DateTime::from_timestamp_micros(micros),
+                "{micros}"
+            );
+        }
+        let t = Timestamp::parse("2025-03-01T09:30:00.250Z").unwrap();
+        assert_eq!(format!("{t:?}"), "Timestamp(2025-03-01T09:30:00.250Z)");
+        assert_eq!(t.micros(), t.datetime().timestamp_micros());
     }
 
     #[test]
