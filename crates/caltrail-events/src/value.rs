@@ -188,8 +188,26 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = text.as_bytes();
+    // Most texts need no escape at all: eight bytes at a time, looking for a control
+    // character, `"` or `\\` (each test is exact: nonzero if and only if a byte matches).
+    let needs_escape = |word: u64| {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        ((word.wrapping_sub(ONES * 0x20) & !word & HIGH)
+            | zero_in(word ^ (ONES * u64::from(b'"')))
+            | zero_in(word ^ (ONES * u64::from(b'\\'))))
+            != 0
+    };
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        if needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+            break;
+        }
+        clean += 8;
+    }
     let mut copied = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
+    for (at, &byte) in bytes.iter().enumerate().skip(clean) {
         let short = match byte {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -368,8 +386,14 @@ mod tests {
     fn json_strings_are_escaped_as_serde_json_escapes_them() {
         for byte in 0u8..0x80 {
             let c = char::from(byte);
-            for text in [c.to_string(), format!("a{c}"), format!("{c}é"), format!("x{c}{c}😀y")]
-            {
+            let mut texts =
+                vec![c.to_string(), format!("a{c}"), format!("{c}é"), format!("x{c}{c}😀y")];
+            // At every place of a text longer than the eight bytes read at a time.
+            let long = "abcdefghijklmnopqrstuvwxyzé01234";
+            for at in (0..=long.len()).filter(|at| long.is_char_boundary(*at)) {
+                texts.push(format!("{}{c}{}", &long[..at], &long[at..]));
+            }
+            for text in texts {
                 let mut out = Vec::new();
                 write_json_string(&mut out, &text);
                 assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());

@@ -156,7 +156,14 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
         end: i.end,
         level: i.level,
     }));
-    held.sort_unstable();
+    // By one number per stretch, not the derived order of four fields: two million of them in
+    // a large estate. Type (a fieldless enum: its discriminant order is its `Ord`), holder,
+    // then start.
+    held.sort_unstable_by_key(|h| {
+        (u128::from(h.holder.0 as u8) << 96)
+            | (u128::from(h.holder.1.raw()) << 64)
+            | u128::from(h.start.micros().cast_unsigned() ^ (1 << 63))
+    });
     // The levels are independent: split between the cores (each its own buffer of changes,
     // one level at a time), and put back in order.
     let n_workers = std::thread::available_parallelism()

@@ -17,6 +17,11 @@ impl Sym {
         Sym(std::num::NonZeroU32::MIN.saturating_add(index))
     }
 
+    /// The handle as a number, in the handles' order.
+    pub fn raw(self) -> u32 {
+        self.0.get()
+    }
+
     /// Which text, from 0.
     pub(crate) fn index(self) -> usize {
         (self.0.get() - 1) as usize
