@@ -204,6 +204,10 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
             let cal_type = of_type[0].holder.0;
             starts.clear();
             ends.clear();
+            // Room for a union per stretch at most, taken once: growing millions of entries by
+            // doubling copied them and touched fresh pages for every copy.
+            starts.reserve(of_type.len());
+            ends.reserve(of_type.len());
             for holder in of_type.chunk_by(|a, b| a.holder == b.holder) {
                 // The union of the holder's intervals at this level or newer.
                 let mut open: Option<(Timestamp, Timestamp)> = None;
@@ -228,6 +232,7 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
             }
             starts.sort_unstable();
             ends.sort_unstable();
+            rows.reserve(starts.len() + ends.len());
             let (mut next_start, mut next_end, mut value) = (0, 0, 0i64);
             loop {
                 let at = match (starts.get(next_start), ends.get(next_end)) {
