@@ -2,6 +2,7 @@
 //! fields an event has; `event` says that.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use crate::value::Value;
@@ -44,6 +45,22 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 pub(crate) struct Object<'a> {
     path: &'a str,
     fields: &'a [(Cow<'a, str>, Value<'a>)],
+    /// Where the next lookup starts: after the field found last. Stored entries hold their
+    /// fields in contract order and the validator reads them in that order, so a lookup
+    /// usually compares one name, where a scan from the first field compared half of them.
+    next: Cell<usize>,
+}
+
+/// The index of `name` in `names`, searched from `from` on and then from the first: the same
+/// answer as a search from the first (names are distinct), found sooner when the names are
+/// met in order.
+fn find_from<T>(names: &[T], from: usize, is: impl Fn(&T) -> bool) -> Option<usize> {
+    let from = from.min(names.len());
+    names[from..]
+        .iter()
+        .position(&is)
+        .map(|at| from + at)
+        .or_else(|| names[..from].iter().position(&is))
 }
 
 impl<'a> Object<'a> {
@@ -59,15 +76,17 @@ impl<'a> Object<'a> {
                 format!("{what} must be a JSON object, got {}", value.kind()),
             ));
         };
+        let mut next_allowed = 0;
         for (name, _) in fields {
-            if !allowed.contains(&name.as_ref()) {
+            let Some(at) = find_from(allowed, next_allowed, |a| *a == name.as_ref()) else {
                 return Err(FieldError::new(
                     join(path, name),
                     format!("unknown field (expected one of: {})", allowed.join(", ")),
                 ));
-            }
+            };
+            next_allowed = at + 1;
         }
-        Ok(Object { path, fields })
+        Ok(Object { path, fields, next: Cell::new(0) })
     }
 
     pub(crate) fn path(&self, name: &str) -> String {
@@ -85,11 +104,9 @@ impl<'a> Object<'a> {
     /// A field that may be absent. `null` means absent: JSON writers often emit it for a field
     /// they have no value for, and both spellings mean the same.
     pub(crate) fn optional(&self, name: &str) -> Option<&'a Value<'a>> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .filter(|v| !matches!(v, Value::Null))
+        let at = find_from(self.fields, self.next.get(), |(k, _)| k == name)?;
+        self.next.set(at + 1);
+        Some(&self.fields[at].1).filter(|v| !matches!(v, Value::Null))
     }
 
     pub(crate) fn text(&self, name: &str) -> Result<&'a str, FieldError> {
@@ -221,5 +238,25 @@ impl<'a> ObjectWriter<'a> {
     }
     pub(crate) fn finish(&mut self) -> Value<'a> {
         Value::Object(std::mem::take(&mut self.fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wherever the search starts, it finds what a search from the first name finds.
+    #[test]
+    fn a_search_from_a_later_place_finds_what_one_from_the_first_finds() {
+        let names = ["id", "type", "at", "actor", "note", "data"];
+        for from in 0..=names.len() + 1 {
+            for wanted in names.iter().chain(&["server", ""]) {
+                assert_eq!(
+                    find_from(&names, from, |n| n == wanted),
+                    names.iter().position(|n| n == wanted),
+                    "{wanted:?} from {from}"
+                );
+            }
+        }
     }
 }

@@ -209,26 +209,10 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
             starts.reserve(of_type.len());
             ends.reserve(of_type.len());
             for holder in of_type.chunk_by(|a, b| a.holder == b.holder) {
-                // The union of the holder's intervals at this level or newer.
-                let mut open: Option<(Timestamp, Timestamp)> = None;
-                for interval in holder.iter().filter(|i| i.level >= level) {
-                    match open {
-                        Some((start, end)) if interval.start <= end => {
-                            open = Some((start, end.max(interval.end)));
-                        }
-                        _ => {
-                            if let Some((start, end)) = open {
-                                starts.push(start.micros());
-                                ends.push(end.micros());
-                            }
-                            open = Some((interval.start, interval.end));
-                        }
-                    }
-                }
-                if let Some((start, end)) = open {
+                unions_at(holder, level, |start, end| {
                     starts.push(start.micros());
                     ends.push(end.micros());
-                }
+                });
             }
             starts.sort_unstable();
             ends.sort_unstable();
@@ -257,6 +241,28 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
         out.push((index, rows));
     }
     out
+}
+
+/// The union of one holder's stretches (sorted by start) at `level` or newer, a stretch at a
+/// time, in order: stretches that overlap or touch are one.
+fn unions_at(holder: &[Held], level: ProductVersion, mut each: impl FnMut(Timestamp, Timestamp)) {
+    let mut open: Option<(Timestamp, Timestamp)> = None;
+    for interval in holder.iter().filter(|i| i.level >= level) {
+        match open {
+            Some((start, end)) if interval.start <= end => {
+                open = Some((start, end.max(interval.end)));
+            }
+            _ => {
+                if let Some((start, end)) = open {
+                    each(start, end);
+                }
+                open = Some((interval.start, interval.end));
+            }
+        }
+    }
+    if let Some((start, end)) = open {
+        each(start, end);
+    }
 }
 
 /// Purchased CALs whose rights reach each level, over time up to `until`: a purchase counts
@@ -404,7 +410,8 @@ mod tests {
     }
 
     /// `in_use_steps` as it was first written: every union's start and end as a change, summed
-    /// by `steps`. The faster form must give its rows, in its order.
+    /// by `steps`, over stretches sorted by their derived order. The faster form (its own sort
+    /// key, the starts and ends walked together) must give its rows, in its order.
     fn in_use_steps_by_changes(intervals: &[UseInterval]) -> Vec<StepRow> {
         let mut held: Vec<Held> = intervals
             .iter()
@@ -422,25 +429,10 @@ mod tests {
             let mut changes = Vec::new();
             for holder in held.chunk_by(|a, b| a.holder == b.holder) {
                 let cal_type = holder[0].holder.0;
-                let mut open: Option<(Timestamp, Timestamp)> = None;
-                for interval in holder.iter().filter(|i| i.level >= level) {
-                    match open {
-                        Some((start, end)) if interval.start <= end => {
-                            open = Some((start, end.max(interval.end)));
-                        }
-                        _ => {
-                            if let Some((start, end)) = open {
-                                changes.push(Change { cal_type, level, at: start, delta: 1 });
-                                changes.push(Change { cal_type, level, at: end, delta: -1 });
-                            }
-                            open = Some((interval.start, interval.end));
-                        }
-                    }
-                }
-                if let Some((start, end)) = open {
+                unions_at(holder, level, |start, end| {
                     changes.push(Change { cal_type, level, at: start, delta: 1 });
                     changes.push(Change { cal_type, level, at: end, delta: -1 });
-                }
+                });
             }
             rows.extend(steps(&mut changes));
         }
