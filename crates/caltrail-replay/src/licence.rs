@@ -330,7 +330,18 @@ pub fn estate_levels(
     packs: impl Iterator<Item = (CalType, ProductVersion)>,
     holders: impl Iterator<Item = (CalType, ProductVersion)>,
 ) -> BTreeSet<(CalType, ProductVersion)> {
-    purchases.chain(packs).chain(holders).map(|(t, v)| (t, level_of(v))).collect()
+    // Inserted one by one, skipping a repeat of the last: collecting would first gather every
+    // stretch's pair (millions) into a vector to sort, for a set of a dozen at most.
+    let mut levels = BTreeSet::new();
+    let mut last = None;
+    for (cal_type, version) in purchases.chain(packs).chain(holders) {
+        let pair = (cal_type, level_of(version));
+        if last != Some(pair) {
+            last = Some(pair);
+            levels.insert(pair);
+        }
+    }
+    levels
 }
 
 /// The value of step rows at `at` per type and level (the last change at or before it).
