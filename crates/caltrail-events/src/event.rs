@@ -344,14 +344,7 @@ impl Event {
         let at = envelope.parsed("at", Timestamp::parse)?;
         let actor = envelope.optional_text("actor")?.map(str::to_owned);
         let note = envelope.optional_text("note")?.map(str::to_owned);
-        // The two prefixes there are (an input line, a stored entry) spelt out: formatting the
-        // path for every entry a scan decodes was a measurable part of reading a ledger.
-        let data_path: std::borrow::Cow<'_, str> = match prefix {
-            "" => "data".into(),
-            "event" => "event.data".into(),
-            _ => envelope.path("data").into(),
-        };
-        let data = Object::open(envelope.required("data")?, &data_path, event_type.fields())?;
+        let data = envelope.open_field("data", event_type.fields())?;
         let data = read_data(event_type, &data, at)?;
         Ok(Event { id, at, actor, note, data })
     }

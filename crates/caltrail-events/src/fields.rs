@@ -43,7 +43,11 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 /// The fields of one object. Unknown fields are refused when it is opened, before any field is
 /// read, so that a misspelt optional field is reported as what it is and not as a missing one.
 pub(crate) struct Object<'a> {
-    path: &'a str,
+    /// The path of the object that holds this one, or this one's own path at the top...
+    parent: Cow<'a, str>,
+    /// ...and, for an object that is a field of another, its name there. The two are joined
+    /// only for an error: decoding a stored entry opens its `data` for every entry.
+    name: Option<&'a str>,
     fields: &'a [(Cow<'a, str>, Value<'a>)],
     /// Where the next lookup starts: after the field found last. Stored entries hold their
     /// fields in contract order and the validator reads them in that order, so a lookup
@@ -64,33 +68,62 @@ fn find_from<T>(names: &[T], from: usize, is: impl Fn(&T) -> bool) -> Option<usi
 }
 
 impl<'a> Object<'a> {
+    /// Opens `value` as the object at `path` ("" for a whole line).
     pub(crate) fn open(
         value: &'a Value<'a>,
         path: &'a str,
         allowed: &[&str],
     ) -> Result<Object<'a>, FieldError> {
+        Object::open_at(value, Cow::Borrowed(path), None, allowed)
+    }
+
+    /// Opens the required field `name` of this object as an object.
+    pub(crate) fn open_field(
+        &self,
+        name: &'a str,
+        allowed: &[&str],
+    ) -> Result<Object<'a>, FieldError> {
+        Object::open_at(self.required(name)?, self.whole_path(), Some(name), allowed)
+    }
+
+    fn open_at(
+        value: &'a Value<'a>,
+        parent: Cow<'a, str>,
+        name: Option<&'a str>,
+        allowed: &[&str],
+    ) -> Result<Object<'a>, FieldError> {
         let Value::Object(fields) = value else {
-            let what = if path.is_empty() { "the line" } else { path };
+            let path = name.map_or_else(|| parent.to_string(), |name| join(&parent, name));
+            let what = if path.is_empty() { "the line" } else { &path };
             return Err(FieldError::new(
                 "",
                 format!("{what} must be a JSON object, got {}", value.kind()),
             ));
         };
+        let object = Object { parent, name, fields, next: Cell::new(0) };
         let mut next_allowed = 0;
         for (name, _) in fields {
             let Some(at) = find_from(allowed, next_allowed, |a| *a == name.as_ref()) else {
                 return Err(FieldError::new(
-                    join(path, name),
+                    object.path(name),
                     format!("unknown field (expected one of: {})", allowed.join(", ")),
                 ));
             };
             next_allowed = at + 1;
         }
-        Ok(Object { path, fields, next: Cell::new(0) })
+        Ok(object)
+    }
+
+    /// This object's own path.
+    fn whole_path(&self) -> Cow<'a, str> {
+        match self.name {
+            None => self.parent.clone(),
+            Some(name) => Cow::Owned(join(&self.parent, name)),
+        }
     }
 
     pub(crate) fn path(&self, name: &str) -> String {
-        join(self.path, name)
+        join(&self.whole_path(), name)
     }
 
     /// A field that must be present and not null.

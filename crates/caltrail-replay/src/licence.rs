@@ -135,7 +135,7 @@ fn steps(changes: &mut [Change]) -> Vec<StepRow> {
 
 /// A stretch of use as `in_use_steps` sorts them: by holder, then start. Copied out of the
 /// table, so that the sort and the passes over it read one array in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 struct Held {
     holder: (CalType, Sym),
     start: Timestamp,
@@ -156,7 +156,7 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
         end: i.end,
         level: i.level,
     }));
-    // By one number per stretch, not the derived order of four fields: two million of them in
+    // By one number per stretch, not a tuple of four fields: two million of them in
     // a large estate. Type (a fieldless enum: its discriminant order is its `Ord`), holder,
     // then start.
     held.sort_unstable_by_key(|h| {
@@ -164,8 +164,8 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
             | (u128::from(h.holder.1.raw()) << 64)
             | u128::from(h.start.micros().cast_unsigned() ^ (1 << 63))
     });
-    // The levels are independent: split between the cores (each its own buffer of changes,
-    // one level at a time), and put back in order.
+    // The levels are independent: split between the cores (each its own buffers of starts and
+    // ends, one level at a time), and put back in order.
     let n_workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .clamp(1, LEVELS.len());
@@ -421,7 +421,7 @@ mod tests {
     }
 
     /// `in_use_steps` as it was first written: every union's start and end as a change, summed
-    /// by `steps`, over stretches sorted by their derived order. The faster form (its own sort
+    /// by `steps`, over stretches sorted by a tuple of their fields. The faster form (its own sort
     /// key, the starts and ends walked together) must give its rows, in its order.
     fn in_use_steps_by_changes(intervals: &[UseInterval]) -> Vec<StepRow> {
         let mut held: Vec<Held> = intervals
@@ -434,7 +434,7 @@ mod tests {
                 level: i.level,
             })
             .collect();
-        held.sort_unstable();
+        held.sort_unstable_by_key(|h| (h.holder, h.start, h.end, h.level));
         let mut rows = Vec::new();
         for &level in LEVELS {
             let mut changes = Vec::new();

@@ -112,7 +112,10 @@ impl EventsFile {
     }
 
     fn send(&mut self) -> Result<(), SqlError> {
-        let batch = self.columns.finish();
+        // Fresh columns with their room for a whole batch: a builder emptied by `finish` would
+        // grow again from nothing.
+        let batch =
+            std::mem::replace(&mut self.columns, EventColumns::with_capacity(BATCH_ROWS)).finish();
         let sent = self.to_writer.as_ref().is_some_and(|to_writer| to_writer.send(batch).is_ok());
         if sent {
             return Ok(());

@@ -316,8 +316,8 @@ impl EventColumns {
         self.retracted_by.append_option(row.retracted_by);
     }
 
-    /// The rows pushed since the last batch, as a batch; the columns are left empty.
-    pub(crate) fn finish(&mut self) -> RecordBatch {
+    /// The rows pushed, as a batch.
+    pub(crate) fn finish(mut self) -> RecordBatch {
         let text = |builder: &mut StringBuilder| -> ArrayRef { Arc::new(builder.finish()) };
         let time =
             |builder: &mut TimestampMicrosecondBuilder| -> ArrayRef { Arc::new(builder.finish()) };
