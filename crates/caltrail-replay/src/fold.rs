@@ -524,6 +524,7 @@ impl Replay {
         index: usize,
         at: Timestamp,
         e: &CalIssued,
+        texts: IssuedTexts,
         (cal_type, level, expires_at): (Option<CalType>, Option<ProductVersion>, Timestamp),
     ) {
         // The stretch it was active in goes on when it is renewed before it lapsed
@@ -536,10 +537,7 @@ impl Replay {
             self.open_intervals[index] = None;
         }
         let cal = &mut self.cals[index];
-        // Compared first: a renewal mostly comes from the same server and host.
-        if cal.server != e.server {
-            cal.server = e.server.clone();
-        }
+        cal.server = texts.server;
         cal.n_issues += 1;
         cal.renewed_at = Some(at);
         cal.expires_at = Some(expires_at);
@@ -552,10 +550,8 @@ impl Replay {
         if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
             cal.hardware_id.clone_from(&e.hardware_id);
         }
-        if e.session_host.is_some() {
-            if cal.session_host != e.session_host {
-                cal.session_host.clone_from(&e.session_host);
-            }
+        if texts.session_host.is_some() {
+            cal.session_host = texts.session_host;
             cal.session_host_version = e.session_host_version;
         }
     }
@@ -566,13 +562,14 @@ impl Replay {
         at: Timestamp,
         e: &CalIssued,
         key: (Sym, Sym),
+        texts: IssuedTexts,
         (cal_type, product_version): (Option<CalType>, Option<ProductVersion>),
         (level, expires_at): (Option<ProductVersion>, Timestamp),
     ) {
         self.cals.push(CalRow {
-            server: e.server.clone(),
-            keypack: e.keypack.as_str().to_owned(),
-            holder: e.holder.as_str().to_owned(),
+            server: texts.server,
+            keypack: key.0,
+            holder: texts.holder,
             cal_type,
             product_version,
             hardware_id: e.hardware_id.clone(),
@@ -586,7 +583,7 @@ impl Replay {
             level,
             revoked_at: None,
             cleared_at: None,
-            session_host: e.session_host.clone(),
+            session_host: texts.session_host,
             session_host_version: e.session_host_version,
             active: false,
         });
@@ -614,11 +611,12 @@ impl Replay {
         let notable = server_status != ServerStatus::Activated
             || e.session_host_version.map(level_of) > product_version.map(level_of);
         let id = notable.then(|| self.strings.intern(event.id.as_str()));
+        let server = self.strings.intern(e.server.as_str());
         let row = IssueRow {
             seq,
             id,
             at,
-            server: self.strings.intern(e.server.as_str()),
+            server,
             keypack: key.0,
             holder,
             cal_type,
@@ -631,10 +629,11 @@ impl Replay {
         };
         // Every handle the row holds is interned by now.
         self.issues.push(row, self.strings.texts.len());
+        let texts = IssuedTexts { server, holder, session_host };
         if renewal {
-            self.renew(index, at, e, (cal_type, level, expires_at));
+            self.renew(index, at, e, texts, (cal_type, level, expires_at));
         } else {
-            self.first_issue(at, e, key, (cal_type, product_version), (level, expires_at));
+            self.first_issue(at, e, key, texts, (cal_type, product_version), (level, expires_at));
         }
         if self.open_intervals[index].is_none()
             && let Some(level) = level
@@ -710,18 +709,20 @@ impl Replay {
                 self.open_intervals[index] = None;
             }
         }
-        let mut active_per_pack: HashMap<&str, u64> = HashMap::new();
+        let mut active_per_pack: HashMap<Sym, u64> = HashMap::new();
         for cal in &mut self.cals {
             cal.active = cal.revoked_at.is_none()
                 && cal.cleared_at.is_none()
                 && cal.issued_at <= active_at
                 && cal.active_until.is_some_and(|t| t > active_at);
             if cal.active {
-                *active_per_pack.entry(cal.keypack.as_str()).or_default() += 1;
+                *active_per_pack.entry(cal.keypack).or_default() += 1;
             }
         }
         for pack in &mut self.keypacks {
-            pack.active_issued = active_per_pack.get(pack.keypack.as_str()).copied().unwrap_or(0);
+            let sym = self.strings.find(pack.keypack.as_str());
+            pack.active_issued =
+                sym.and_then(|sym| active_per_pack.get(&sym)).copied().unwrap_or(0);
             pack.available = pack.current_quantity.saturating_sub(pack.active_issued);
         }
         for purchase in &mut self.purchases {
@@ -788,10 +789,12 @@ impl Replay {
 
     /// Takes the server's CALs that `which` picks out of its database.
     fn clear_cals(&mut self, server: &ServerName, at: Timestamp, which: impl Fn(&CalRow) -> bool) {
+        // A server no CAL names has no text here.
+        let Some(server) = self.strings.find(server.as_str()) else { return };
         let chosen: Vec<usize> = (0..self.cals.len())
             .filter(|i| {
                 let cal = &self.cals[*i];
-                cal.server == *server && cal.cleared_at.is_none() && which(cal)
+                cal.server == server && cal.cleared_at.is_none() && which(cal)
             })
             .collect();
         for index in chosen {
@@ -1059,7 +1062,8 @@ impl Replay {
             if quantity_at_backup == 0 && quantity_before == 0 {
                 continue;
             }
-            let keypack = self.keypacks[index].keypack.clone();
+            // A pack no CAL names has no text here.
+            let keypack_sym = self.strings.find(&self.keypacks[index].keypack);
             // The backup holds the CALs its database recorded as issued: an expiry an event
             // gave is a record, while the default lifetimes only bound how long use is
             // counted, so they do not take a CAL out of the backup.
@@ -1067,7 +1071,7 @@ impl Replay {
                 .cals
                 .iter()
                 .filter(|c| {
-                    c.keypack == keypack
+                    Some(c.keypack) == keypack_sym
                         && c.issued_at <= backup
                         && c.revoked_at.is_none_or(|t| t > backup)
                         && c.cleared_at.is_none_or(|t| t > backup)
@@ -1106,7 +1110,7 @@ impl Replay {
                 backup_taken_at: backup,
                 same_machine: e.same_machine,
                 os_replaced: e.os_replaced,
-                keypack,
+                keypack: pack.keypack.clone(),
                 agreement: pack.agreement.clone(),
                 product_version: pack.product_version,
                 cal_type: pack.cal_type,
@@ -1134,6 +1138,14 @@ impl Replay {
         row.last_restored_at = Some(at);
         row.last_backup_taken_at = Some(backup);
     }
+}
+
+/// The handles of a `cal.issued` event's texts that its CAL row keeps.
+#[derive(Clone, Copy)]
+struct IssuedTexts {
+    server: Sym,
+    holder: Sym,
+    session_host: Option<Sym>,
 }
 
 /// When a CAL stops being active if nothing cuts it short: its expiry, and for a per-user CAL

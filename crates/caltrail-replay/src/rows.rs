@@ -204,9 +204,12 @@ impl KeypackRow {
 /// One CAL: a holder of a pack. Issuing again to the same holder from the same pack renews it.
 #[derive(Debug, Clone)]
 pub struct CalRow {
-    pub server: ServerName,
-    pub keypack: String,
-    pub holder: String,
+    /// The texts are handles into the replay's `strings`: a large ledger holds hundreds of
+    /// thousands of CALs, and a snapshot reads them all back.
+    pub server: Sym,
+    pub keypack: Sym,
+    /// As its first issue spelt it.
+    pub holder: Sym,
     /// From the pack; unknown when the pack is not in the ledger.
     pub cal_type: Option<CalType>,
     pub product_version: Option<ProductVersion>,
@@ -228,7 +231,7 @@ pub struct CalRow {
     pub revoked_at: Option<Timestamp>,
     /// When a database rebuild or a restore took the CAL out of the server's database.
     pub cleared_at: Option<Timestamp>,
-    pub session_host: Option<String>,
+    pub session_host: Option<Sym>,
     pub session_host_version: Option<ProductVersion>,
     pub active: bool,
 }

@@ -449,11 +449,12 @@ fn keypacks_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
 
 /// The `cals` table.
 fn cals_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
+    let strings = &replay.strings;
     batches(&replay.cals, part, |rows| {
         TableBuilder::new(rows)
-            .text("server", |r| Some(r.server.as_str()))
-            .text("keypack", |r| Some(&r.keypack))
-            .text("holder", |r| Some(&r.holder))
+            .text("server", |r| Some(strings.get(r.server)))
+            .text("keypack", |r| Some(strings.get(r.keypack)))
+            .text("holder", |r| Some(strings.get(r.holder)))
             .text("cal_type", |r| r.cal_type.map(caltrail_events::CalType::as_str))
             .text("product_version", |r| {
                 r.product_version.map(caltrail_events::ProductVersion::as_str)
@@ -468,7 +469,7 @@ fn cals_batches(replay: &Replay, part: Part) -> Vec<RecordBatch> {
             .time("active_until", |r| r.active_until)
             .time("revoked_at", |r| r.revoked_at)
             .time("cleared_at", |r| r.cleared_at)
-            .text("session_host", |r| r.session_host.as_ref())
+            .text("session_host", |r| r.session_host.map(|h| strings.get(h)))
             .text("session_host_version", |r| {
                 r.session_host_version.map(caltrail_events::ProductVersion::as_str)
             })

@@ -263,10 +263,11 @@ pub fn import_user_events(
     let mut written: HashSet<String> = HashSet::new();
     // The ledger's CALs by server, pack and holder (names compared without case): looked up
     // once per CAL of the export, which may list tens of thousands of users.
-    let mut ledger_cals: HashMap<(&ServerName, &str, String), Vec<&CalRow>> = HashMap::new();
+    let text = |sym| replay.strings.get(sym);
+    let mut ledger_cals: HashMap<(&str, &str, String), Vec<&CalRow>> = HashMap::new();
     for c in &replay.cals {
         ledger_cals
-            .entry((&c.server, c.keypack.as_str(), c.holder.to_lowercase()))
+            .entry((text(c.server), text(c.keypack), text(c.holder).to_lowercase()))
             .or_default()
             .push(c);
     }
@@ -285,7 +286,7 @@ pub fn import_user_events(
                 )
             })?;
         let holder = cal.holder.to_lowercase();
-        let held = ledger_cals.get(&(&server, pack.keypack.as_str(), holder.clone()));
+        let held = ledger_cals.get(&(server.as_str(), pack.keypack.as_str(), holder.clone()));
         let known = held.into_iter().flatten().any(|c| {
             c.revoked_at.is_none()
                 && c.cleared_at.is_none()

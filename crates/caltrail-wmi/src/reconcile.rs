@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use caltrail_events::{CalType, Event, Name, ProductVersion, ServerName, Timestamp};
-use caltrail_replay::{KeypackRow, Replay};
+use caltrail_replay::{CalRow, KeypackRow, Replay};
 use serde_json::json;
 
 use crate::observed::{LicenseStatus, ObservedKeypack, ObservedLicense};
@@ -210,7 +210,7 @@ fn issued_in_database(replay: &Replay, pack: &KeypackRow) -> u64 {
         .cals
         .iter()
         .filter(|c| {
-            c.keypack == pack.keypack
+            replay.strings.get(c.keypack) == pack.keypack
                 && c.revoked_at.is_none()
                 && c.cleared_at.is_none()
                 && c.issued_at <= at
@@ -260,11 +260,16 @@ fn compare_holders(
     let ledger: Vec<_> = replay
         .cals
         .iter()
-        .filter(|c| &c.server == server && c.active && c.cal_type == Some(CalType::PerDevice))
+        .filter(|c| {
+            replay.strings.get(c.server) == server.as_str()
+                && c.active
+                && c.cal_type == Some(CalType::PerDevice)
+        })
         .collect();
     let held: Vec<_> = licenses.iter().filter(|l| l.status.is_held()).collect();
     let observed_holders: HashSet<String> = held.iter().map(|l| l.holder.to_lowercase()).collect();
-    let ledger_holders: HashSet<String> = ledger.iter().map(|c| c.holder.to_lowercase()).collect();
+    let holder = |cal: &CalRow| replay.strings.get(cal.holder);
+    let ledger_holders: HashSet<String> = ledger.iter().map(|c| holder(c).to_lowercase()).collect();
     let mut report = Vec::new();
     let blank = |holder: String, verdict: Verdict| Comparison {
         kind: "cal",
@@ -284,9 +289,9 @@ fn compare_holders(
         note: None,
     };
     for cal in &ledger {
-        if !observed_holders.contains(&cal.holder.to_lowercase()) {
-            let mut row = blank(cal.holder.clone(), Verdict::MissingOnServer);
-            row.keypack = Some(cal.keypack.clone());
+        if !observed_holders.contains(&holder(cal).to_lowercase()) {
+            let mut row = blank(holder(cal).to_owned(), Verdict::MissingOnServer);
+            row.keypack = Some(replay.strings.get(cal.keypack).to_owned());
             row.product_version = cal.product_version;
             report.push(row);
         }
@@ -440,9 +445,9 @@ pub fn import_events(
     // renewal moves the expiry and is imported as a new issue.
     let known_cal = |keypack: &str, license: &ObservedLicense| {
         replay.cals.iter().any(|c| {
-            &c.server == server
-                && c.keypack == keypack
-                && c.holder.to_lowercase() == license.holder.to_lowercase()
+            replay.strings.get(c.server) == server.as_str()
+                && replay.strings.get(c.keypack) == keypack
+                && replay.strings.get(c.holder).to_lowercase() == license.holder.to_lowercase()
                 && c.revoked_at.is_none()
                 && c.cleared_at.is_none()
                 && match license.expires_at {
