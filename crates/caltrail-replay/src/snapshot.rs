@@ -326,18 +326,22 @@ impl Replay {
                 let mut state = new_state();
                 read(Part::Tables, &mut state).map(|_| state)
             });
+            // The shortest part, then the blocks it lists, hashed while the others are read.
             let mut rest = new_state();
-            let blocks = read(Part::Rest, &mut rest);
+            let blocks = read(Part::Rest, &mut rest).and_then(|listed| {
+                let listed = listed.ok_or_else(|| damaged("its issues are malformed"))?;
+                checked_blocks(&file, listed, header.blocks_len)
+            });
             let join = |part: std::thread::ScopedJoinHandle<'_, _>| {
                 part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
             (join(texts), join(tables), blocks.map(|blocks| (rest, blocks)))
         });
-        let (mut state, blocks) = rest?;
+        let (mut state, (n_rows, blocks)) = rest?;
         let (texts, tables) = (texts?, tables?);
         state.join_parts(texts, tables, header.latest_at)?;
-        let blocks = blocks.ok_or_else(|| damaged("its issues are malformed"))?;
-        let stored = stored_issues(file, blocks, header.blocks_len, state.strings.texts.len())?;
+        let n_texts = state.strings.texts.len();
+        let stored = StoredIssues { file: Mutex::new(file), blocks, n_rows, n_texts };
         state.issues = Issues::stored(stored, more_events);
         Ok(state)
     }
@@ -682,14 +686,14 @@ pub(crate) fn encode_issue_block(
     })
 }
 
-/// The blocks of `file` as `listed` says, once the bytes between the header and the body are
-/// theirs and each block hashes as listed. The blocks are hashed on one thread per core.
-fn stored_issues(
-    file: File,
+/// The row count and the blocks of `file` as `listed` says, once the bytes between the header
+/// and the body are theirs and each block hashes as listed. The blocks are hashed on one thread
+/// per core.
+fn checked_blocks(
+    file: &File,
     listed: IssueBlocks,
     blocks_len: u64,
-    n_texts: usize,
-) -> Result<StoredIssues, SnapshotError> {
+) -> Result<(usize, Vec<StoredBlock>), SnapshotError> {
     let mut offset = HEADER_LEN as u64;
     let mut blocks = Vec::with_capacity(listed.blocks.len());
     for listing in listed.blocks {
@@ -700,16 +704,21 @@ fn stored_issues(
     if offset - HEADER_LEN as u64 != blocks_len {
         return Err(SnapshotError::Damaged("its blocks are not as its body lists them".into()));
     }
-    let stored = StoredIssues { file: Mutex::new(file), blocks, n_rows: listed.n_rows, n_texts };
     let n_workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..n_workers)
             .map(|first| {
-                let stored = &stored;
+                let blocks = &blocks;
                 scope.spawn(move || -> Result<(), SnapshotError> {
-                    for i in (first..stored.blocks.len()).step_by(n_workers) {
-                        let bytes = stored.block_bytes(i)?;
-                        if *blake3::hash(&bytes).as_bytes() != stored.blocks[i].listing.hash {
+                    let mut bytes = Vec::new();
+                    for block in blocks.iter().skip(first).step_by(n_workers) {
+                        let len = usize::try_from(block.listing.len).map_err(|_| {
+                            SnapshotError::Damaged("a block of its issues is too long".into())
+                        })?;
+                        bytes.resize(len, 0);
+                        let end = block.offset.saturating_add(block.listing.len);
+                        PartRead { file, at: block.offset, end }.read_exact(&mut bytes)?;
+                        if *blake3::hash(&bytes).as_bytes() != block.listing.hash {
                             return Err(SnapshotError::Damaged(
                                 "a block of its issues does not match its hash".into(),
                             ));
@@ -725,7 +734,7 @@ fn stored_issues(
                 .unwrap_or_else(|_| Err(SnapshotError::Damaged("hashing its blocks failed".into())))
         })
     })?;
-    Ok(stored)
+    Ok((listed.n_rows, blocks))
 }
 
 /// The `n_rows` rows of an `issues` block, once its bytes hash as `block` says, each row's

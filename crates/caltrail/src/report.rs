@@ -419,8 +419,9 @@ pub(crate) fn check(db: &Path, args: &CheckArgs, out: &mut dyn Write) -> anyhow:
 pub(crate) fn run_rules(engine: &Engine, rules: &[&Rule]) -> anyhow::Result<Vec<Table>> {
     rules
         .iter()
-        .map(|rule| {
-            let result = engine.run_rule(rule).with_context(|| format!("rule {}", rule.name))?;
+        .zip(engine.run_rules(rules))
+        .map(|(rule, result)| {
+            let result = result.with_context(|| format!("rule {}", rule.name))?;
             Ok(Table::from(result.rows()?))
         })
         .collect()
