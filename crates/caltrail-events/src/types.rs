@@ -345,11 +345,16 @@ impl fmt::Display for DateOrTime {
 /// A point in time, in UTC, to the microsecond.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(
-    // Microseconds since 1970 (UTC). Invariant: within what chrono's `DateTime<Utc>` holds.
-    // Kept as a number, not as chrono's date and time, because a replay compares, sorts,
-    // stores and reads back millions of them; chrono is met only to format and to parse.
-    i64,
+    // Microseconds since 1970 (UTC) with the sign bit flipped. Invariant: within what chrono's
+    // `DateTime<Utc>` holds. Kept as a number, not as chrono's date and time, because a replay
+    // compares, sorts, stores and reads back millions of them; chrono is met only to format
+    // and to parse. Flipping the sign bit makes the unsigned order the order in time, and
+    // leaves 0 (`i64::MIN` microseconds, far outside chrono's range) unused, so that an
+    // `Option<Timestamp>` takes 8 bytes: a CAL's row holds seven.
+    std::num::NonZeroU64,
 );
+
+const SIGN: u64 = 1 << 63;
 
 /// The first and last microsecond chrono's `DateTime<Utc>` can hold.
 fn chrono_micros_range() -> std::ops::RangeInclusive<i64> {
@@ -386,12 +391,17 @@ impl Timestamp {
         if fraction_digits > 6 {
             return Err(format!("must not be more precise than a microsecond, got {text:?}"));
         }
-        Ok(Timestamp(parsed.timestamp_micros()))
+        Timestamp::from_micros(parsed.timestamp_micros())
+            .ok_or_else(|| format!("must be a time chrono can hold, got {text:?}"))
     }
 
     /// The moment this many microseconds after 1970 (UTC), if chrono can hold it.
     pub fn from_micros(micros: i64) -> Option<Timestamp> {
-        chrono_micros_range().contains(&micros).then_some(Timestamp(micros))
+        if !chrono_micros_range().contains(&micros) {
+            return None;
+        }
+        // Not 0: `i64::MIN` is outside the range.
+        std::num::NonZeroU64::new(micros.cast_unsigned() ^ SIGN).map(Timestamp)
     }
 
     /// The current time, cut to the microsecond.
@@ -403,12 +413,12 @@ impl Timestamp {
 
     /// Microseconds since 1970 (UTC).
     pub fn micros(self) -> i64 {
-        self.0
+        (self.0.get() ^ SIGN).cast_signed()
     }
 
     /// The moment as chrono's.
     pub fn datetime(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.0)
+        DateTime::from_timestamp_micros(self.micros())
             .expect("invariant: a timestamp is within chrono's range")
     }
 
@@ -501,6 +511,20 @@ mod tests {
         let t = Timestamp::parse("2025-03-01T09:30:00.250Z").unwrap();
         assert_eq!(format!("{t:?}"), "Timestamp(2025-03-01T09:30:00.250Z)");
         assert_eq!(t.micros(), t.datetime().timestamp_micros());
+    }
+
+    /// Timestamps order as their microseconds do, across 1970 and to both ends of the range,
+    /// give them back unchanged, and leave room for `None` in an `Option` of one.
+    #[test]
+    fn timestamps_order_as_time_and_an_optional_one_takes_eight_bytes() {
+        let first = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        let last = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        let micros = [first, first + 1, -86_400_000_000, -1, 0, 1, 1_740_821_400_000_000, last];
+        let times: Vec<Timestamp> =
+            micros.iter().map(|m| Timestamp::from_micros(*m).unwrap()).collect();
+        assert!(times.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(times.iter().map(|t| t.micros()).collect::<Vec<_>>(), micros);
+        assert_eq!(std::mem::size_of::<Option<Timestamp>>(), 8);
     }
 
     #[test]
