@@ -8,14 +8,57 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Write;
-use std::io::{Read, Seek, SeekFrom};
-use std::sync::Mutex;
+use std::io;
 
 use crate::rows::{IssueKind, IssueRow};
 use crate::snapshot::{
     BlockListing, HEADER_LEN, SnapshotError, decode_issue_block, encode_issue_block,
 };
+
+/// Reads into `buf` from `offset` of `file`, without the file's position: several threads read
+/// one snapshot's file at once. Gives how many bytes were read; 0 at its end.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(file, buf, offset);
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_read(file, buf, offset);
+}
+
+/// Fills `buf` from `offset` of `file` (see `read_at`).
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at `offset` of `file`, without the file's position.
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        #[cfg(unix)]
+        let written = std::os::unix::fs::FileExt::write_at(file, buf, offset);
+        #[cfg(windows)]
+        let written = std::os::windows::fs::FileExt::seek_write(file, buf, offset);
+        match written {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Rows in each stored block but the last: a batch of the SQL tables, so that a batch is a
 /// block.
@@ -38,7 +81,9 @@ pub struct Issues {
 #[derive(Debug)]
 pub(crate) struct StoredIssues {
     /// The snapshot, open: a snapshot written meanwhile replaces its name, not these bytes.
-    pub(crate) file: Mutex<File>,
+    /// Read and written at offsets (`read_at`, `write_all_at`), so that scans running at once
+    /// read their blocks at once.
+    pub(crate) file: File,
     pub(crate) blocks: Vec<StoredBlock>,
     pub(crate) n_rows: usize,
     /// How many texts the state had when it was read: every handle a stored row holds is
@@ -60,9 +105,7 @@ impl StoredIssues {
         let len = usize::try_from(block.listing.len)
             .map_err(|_| SnapshotError::Damaged("a block of its issues is too long".into()))?;
         let mut bytes = vec![0u8; len];
-        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.seek(SeekFrom::Start(block.offset))?;
-        file.read_exact(&mut bytes)?;
+        read_exact_at(&self.file, &mut bytes, block.offset)?;
         Ok(bytes)
     }
 
@@ -95,12 +138,7 @@ impl Issues {
     /// `Replay::write_spilled_snapshot` completes the file.
     pub(crate) fn spill_to(&mut self, file: File) {
         if self.is_empty() && self.stored.is_none() {
-            self.stored = Some(StoredIssues {
-                file: Mutex::new(file),
-                blocks: Vec::new(),
-                n_rows: 0,
-                n_texts: 0,
-            });
+            self.stored = Some(StoredIssues { file, blocks: Vec::new(), n_rows: 0, n_texts: 0 });
             self.spilling = true;
         }
     }
@@ -118,9 +156,7 @@ impl Issues {
         let Some(stored) = self.stored.as_mut() else { return };
         let offset = HEADER_LEN as u64 + stored.blocks.iter().map(|b| b.listing.len).sum::<u64>();
         let written = encode_issue_block(&self.rows, &mut self.spill_bytes).and_then(|listing| {
-            let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(&self.spill_bytes)?;
+            write_all_at(&stored.file, &self.spill_bytes, offset)?;
             Ok(listing)
         });
         match written {

@@ -22,7 +22,6 @@ use rustc_hash::FxBuildHasher;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::Mutex;
 
 use caltrail_events::{
     Anniversary, CalType, CalsMigrated, Event, EventData, KeypackInstalled, MigrationReason,
@@ -30,7 +29,7 @@ use caltrail_events::{
 };
 
 use crate::fold::{AsOf, PackKind, Replay};
-use crate::issues::{BLOCK_ROWS, Issues, StoredBlock, StoredIssues};
+use crate::issues::{BLOCK_ROWS, Issues, StoredBlock, StoredIssues, read_at, read_exact_at};
 use crate::rows::{
     AgreementRow, CalRow, DebtRow, IssueKind, IssueRow, KeypackRow, MigrationRow, Origin,
     PurchaseRow, QuantityChangeRow, RestoreRow, RevocationRow, ServerRow, ServerStatus,
@@ -214,9 +213,9 @@ impl Replay {
             .ok_or(SnapshotError::NotSnapshottable("its issues are not all in its file"))?;
         let mut blocks: Vec<&BlockListing> = stored.blocks.iter().map(|b| &b.listing).collect();
         let spilled_len: u64 = blocks.iter().map(|b| b.len).sum();
-        let mut file = stored.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = &stored.file;
         file.seek(SeekFrom::Start(HEADER_LEN as u64 + spilled_len))?;
-        let mut out = io::BufWriter::new(&mut *file);
+        let mut out = io::BufWriter::new(&mut file);
         let mut bytes = Vec::new();
         let tail;
         if !self.issues.rows.is_empty() {
@@ -312,26 +311,24 @@ impl Replay {
         if at != listing_at {
             return Err(damaged("its parts are not as its body lists them"));
         }
-        let read = |part: Part, state: &mut Replay| {
-            let (at, len, hash) = parts[part as usize];
-            read_part(&file, at, len, hash, |r| take_part(r, part, state, more_events))
-        };
+        // Each part into a state of its own; `join_parts` moves them into one.
         let new_state = || Replay::new(as_of, now, false);
+        let place = |part: Part| parts[part as usize];
         let (texts, tables, rest) = std::thread::scope(|scope| {
             let texts = scope.spawn(|| {
                 let mut state = new_state();
-                read(Part::Texts, &mut state).map(|_| state)
+                read_part(&file, place(Part::Texts), |r| take_texts(r, &mut state)).map(|()| state)
             });
             let tables = scope.spawn(|| {
                 let mut state = new_state();
-                read(Part::Tables, &mut state).map(|_| state)
+                read_part(&file, place(Part::Tables), |r| take_tables(r, &mut state))
+                    .map(|()| state)
             });
             // The shortest part, then the blocks it lists, hashed while the others are read.
             let mut rest = new_state();
-            let blocks = read(Part::Rest, &mut rest).and_then(|listed| {
-                let listed = listed.ok_or_else(|| damaged("its issues are malformed"))?;
-                checked_blocks(&file, listed, header.blocks_len)
-            });
+            let blocks =
+                read_part(&file, place(Part::Rest), |r| take_rest(r, &mut rest, more_events))
+                    .and_then(|listed| checked_blocks(&file, listed, header.blocks_len));
             let join = |part: std::thread::ScopedJoinHandle<'_, _>| {
                 part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
@@ -341,7 +338,7 @@ impl Replay {
         let (texts, tables) = (texts?, tables?);
         state.join_parts(texts, tables, header.latest_at)?;
         let n_texts = state.strings.texts.len();
-        let stored = StoredIssues { file: Mutex::new(file), blocks, n_rows, n_texts };
+        let stored = StoredIssues { file, blocks, n_rows, n_texts };
         state.issues = Issues::stored(stored, more_events);
         Ok(state)
     }
@@ -560,34 +557,19 @@ fn put_sorted<'a, V: Put>(w: &mut Writer<'_, '_>, entries: impl Iterator<Item = 
     }
 }
 
-/// Reads one part of a body into `state`; the last part gives the `issues` blocks it lists:
-/// their row count and each one's length and hash.
-fn take_part(
-    r: &mut Reader<'_>,
-    part: Part,
-    state: &mut Replay,
-    more_events: usize,
-) -> Result<Option<IssueBlocks>, Damaged> {
-    match part {
-        Part::Texts => {
-            state.last_seq = Take::take(r)?;
-            state.n_applied = Take::take(r)?;
-            state.latest_at = Take::take(r)?;
-            let texts: Vec<Box<str>> = Take::take(r)?;
-            let lower: Vec<Option<Sym>> = Take::take(r)?;
-            if lower.len() != texts.len() {
-                return Err(Damaged("its texts are malformed".into()));
-            }
-            state.strings = Strings::from_texts(texts, lower)
-                .ok_or_else(|| Damaged("its texts are malformed".into()))?;
-            Ok(None)
-        }
-        Part::Tables => {
-            take_tables(r, state)?;
-            Ok(None)
-        }
-        Part::Rest => take_rest(r, state, more_events).map(Some),
+/// The counts, the latest `at` and the texts.
+fn take_texts(r: &mut Reader<'_>, state: &mut Replay) -> Result<(), Damaged> {
+    state.last_seq = Take::take(r)?;
+    state.n_applied = Take::take(r)?;
+    state.latest_at = Take::take(r)?;
+    let texts: Vec<Box<str>> = Take::take(r)?;
+    let lower: Vec<Option<Sym>> = Take::take(r)?;
+    if lower.len() != texts.len() {
+        return Err(Damaged("its texts are malformed".into()));
     }
+    state.strings = Strings::from_texts(texts, lower)
+        .ok_or_else(|| Damaged("its texts are malformed".into()))?;
+    Ok(())
 }
 
 /// The tables up to the CALs, and the CALs' lookup by pack and holder.
@@ -716,8 +698,7 @@ fn checked_blocks(
                             SnapshotError::Damaged("a block of its issues is too long".into())
                         })?;
                         bytes.resize(len, 0);
-                        let end = block.offset.saturating_add(block.listing.len);
-                        PartRead { file, at: block.offset, end }.read_exact(&mut bytes)?;
+                        read_exact_at(file, &mut bytes, block.offset)?;
                         if *blake3::hash(&bytes).as_bytes() != block.listing.hash {
                             return Err(SnapshotError::Damaged(
                                 "a block of its issues does not match its hash".into(),
@@ -831,21 +812,17 @@ impl Read for PartRead<'_> {
             return Ok(0);
         }
         #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.at)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_read(self.file, &mut buf[..want], self.at)?;
+        let n = read_at(self.file, &mut buf[..want], self.at)?;
         self.at += n as u64;
         Ok(n)
     }
 }
 
-/// Takes a part of `len` bytes at `at` in `file` with `take`, once all of it is taken and it
+/// Takes the part of `len` bytes at `at` in `file` with `take`, once all of it is taken and it
 /// hashes to `hash`.
 fn read_part<T>(
     file: &File,
-    at: u64,
-    len: u64,
-    hash: [u8; 32],
+    (at, len, hash): (u64, u64, [u8; 32]),
     take: impl FnOnce(&mut Reader<'_>) -> Result<T, Damaged>,
 ) -> Result<T, SnapshotError> {
     let mut input = PartRead { file, at, end: at.saturating_add(len) };
