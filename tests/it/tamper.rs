@@ -201,3 +201,72 @@ fn a_malformed_head_argument_is_a_usage_error() {
     assert_eq!(run.code, 2);
     assert_eq!(run.stderr, "caltrail: --head: must be 64 hex digits, got \"abc\"\n");
 }
+
+/// The correction story's ledger, with its retractions index emptied under the same
+/// definition: SQLite still answers from it, and it lists none of the retractions.
+fn ledger_with_an_emptied_retractions_index() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.append_file(&fixtures().join("correction.jsonl")).ok();
+    tamper(
+        &sandbox,
+        "DROP INDEX entries_retractions;
+         CREATE INDEX entries_retractions ON entries (seq) WHERE type = 'event.retractedX';
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, 'retractedX', 'retracted')
+             WHERE name = 'entries_retractions';
+         PRAGMA writable_schema = OFF;",
+    );
+    sandbox
+}
+
+#[test]
+fn a_retractions_index_that_lost_its_entries_is_caught() {
+    let sandbox = ledger_with_an_emptied_retractions_index();
+    assert_verify_fails(
+        &sandbox,
+        "file damaged: the index entries_retractions holds 0 entries, the table 1 retractions\n\
+         failed: 1 problem; 5 entries verified before any break\n",
+    );
+    // A replay reads the retractions from the index before it folds: without them it would
+    // count the retracted purchase. It stops at the retraction the index did not list.
+    for command in [&["check"][..], &["check", "--no-snapshot"], &["export", "--parquet", "out"]] {
+        let run = sandbox.run(command);
+        assert_eq!(run.code, 2, "{command:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stdout, "");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "caltrail: {}: entry 4 is damaged (the ledger's indexes do not list it, and a replay must read every event.retracted before it folds): run caltrail verify\n",
+                sandbox.db().display()
+            ),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn a_ledger_without_the_retractions_index_is_read_by_a_scan_and_gets_it_at_its_next_append() {
+    let sandbox = Sandbox::new();
+    sandbox.append_file(&fixtures().join("correction.jsonl")).ok();
+    let expected = sandbox.run(&["check", "--no-snapshot", "--format", "json"]).stdout;
+    tamper(&sandbox, "DROP INDEX entries_retractions");
+    let index_sql = || -> Option<String> {
+        let conn = Connection::open(sandbox.db()).unwrap();
+        conn.query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'entries_retractions'",
+            [],
+            |row| row.get(0),
+        )
+        .ok()
+    };
+    assert_eq!(index_sql(), None);
+    assert_eq!(sandbox.run(&["check", "--no-snapshot", "--format", "json"]).stdout, expected);
+    sandbox.run(&["verify"]).ok();
+    sandbox.append_file(&fixtures().join("migration-unreachable-source.jsonl")).ok();
+    assert_eq!(
+        index_sql().as_deref(),
+        Some("CREATE INDEX entries_retractions ON entries (seq) WHERE type = 'event.retracted'")
+    );
+    sandbox.run(&["verify"]).ok();
+    sandbox.run(&["verify", "--deep"]).ok();
+}

@@ -35,6 +35,13 @@ CREATE TABLE entries (
 CREATE INDEX entries_at ON entries (at);
 ";
 
+/// The retractions, by `seq`: a partial index of the few entries a replay must read before it
+/// folds (`Ledger::scan_named`), so it need not read every page of the table to find them.
+/// It is part of a new ledger's schema; a ledger made before it gets it at its next append.
+/// Nothing trusts it blindly: a replay refuses a retraction it meets that the index did not
+/// hold, and `verify` counts its entries against the chain's retractions.
+pub(crate) const RETRACTIONS_INDEX: &str = "CREATE INDEX IF NOT EXISTS entries_retractions ON entries (seq) WHERE type = 'event.retracted'";
+
 /// The append-only guard rails. They stop mistakes, not an attacker: the chain is the evidence.
 pub(crate) const TRIGGERS: &[(&str, &str)] = &[
     (
@@ -191,6 +198,7 @@ impl Ledger {
             .map_err(|e| sqlite(&path, e))?;
         if objects == 0 {
             tx.execute_batch(SCHEMA).map_err(|e| sqlite(&path, e))?;
+            tx.execute_batch(RETRACTIONS_INDEX).map_err(|e| sqlite(&path, e))?;
             for (_, sql) in TRIGGERS {
                 tx.execute_batch(sql).map_err(|e| sqlite(&path, e))?;
             }
@@ -321,6 +329,8 @@ impl Ledger {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| sqlite(&path, e))?;
+        // A ledger made before the index gets it here, in the append's transaction.
+        tx.execute_batch(RETRACTIONS_INDEX).map_err(|e| sqlite(&path, e))?;
         let head = head_of(&tx).map_err(|e| sqlite(&path, e))?;
         let recorded_at = match head.recorded_at {
             Some(last) if last > recorded_at => last,
@@ -380,7 +390,7 @@ impl Ledger {
         // The index holds every entry's `at` in a fraction of the table's pages, but in `at`
         // order, so a scan of it reads all of them: a short tail (the entries after a
         // snapshot) is read from the table by `seq` instead.
-        let tail = (len as u64).saturating_mul(16) < n;
+        let tail = is_tail(len as u64, n);
         let indexed = if tail {
             Err(rusqlite::Error::InvalidQuery)
         } else {
@@ -420,10 +430,15 @@ impl Ledger {
         Ok(ats)
     }
 
-    /// Calls `visit` with every entry up to `until_seq` whose type is in `types`, decoded, in
-    /// chain order: the entries a replay must know before it folds, since others name them
-    /// whatever their `at`. The scan reads the columns before the body, and the body only of
-    /// the entries it returns.
+    /// Calls `visit` with every entry after `after_seq` up to `until_seq` whose type is in
+    /// `types`, decoded, in chain order: the entries a replay must know before it folds, since
+    /// others name them whatever their `at`.
+    ///
+    /// Retractions and the entries that create a pack are found through indexes (see
+    /// `named_by_index`); other types, a short tail and a ledger without the retractions index
+    /// by a scan of the table that reads the columns before the body, and the body only of the
+    /// entries it returns. An index can be damaged: the caller checks that every entry of these
+    /// types it folds was among those given here.
     pub fn scan_named(
         &self,
         after_seq: u64,
@@ -431,6 +446,14 @@ impl Ledger {
         types: &[EventType],
         mut visit: impl FnMut(StoredEntry),
     ) -> Result<(), StoreError> {
+        if let Some(seqs) = self.named_by_index(after_seq, until_seq, types)? {
+            for stored in self.read_entries(&seqs)? {
+                if types.contains(&stored.entry.event.event_type()) {
+                    visit(stored);
+                }
+            }
+            return Ok(());
+        }
         let until = i64::try_from(until_seq).unwrap_or(i64::MAX);
         // An OR of comparisons, not `IN (...)`: SQLite answers an IN list through an index it
         // builds, which costs a lookup per row of a scan that reads every row.
@@ -450,6 +473,53 @@ impl Ledger {
             visit(self.decode_one(seq as u64, body, hash)?);
         }
         Ok(())
+    }
+
+    /// The `seq`s of the entries after `after_seq` up to `until_seq` that may be of `types`,
+    /// in order, read from indexes instead of the table: retractions from
+    /// `entries_retractions`, the entries that create a pack (`keypack.installed`,
+    /// `cals.migrated`) from the `keypack` column's unique index, the column `verify` checks
+    /// against the bytes. `None` when a type is neither, when the ledger has no retractions
+    /// index, or for a short tail, which the table gives by `seq` as fast.
+    fn named_by_index(
+        &self,
+        after_seq: u64,
+        until_seq: u64,
+        types: &[EventType],
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        let creates_pack =
+            |t: &EventType| matches!(t, EventType::KeypackInstalled | EventType::CalsMigrated);
+        let indexed = |t: &EventType| *t == EventType::EventRetracted || creates_pack(t);
+        if !types.iter().all(indexed) || is_tail(until_seq.saturating_sub(after_seq), until_seq) {
+            return Ok(None);
+        }
+        let mut queries = Vec::new();
+        if types.contains(&EventType::EventRetracted) {
+            queries.push(
+                "SELECT seq FROM entries INDEXED BY entries_retractions WHERE type = 'event.retracted'",
+            );
+        }
+        if types.iter().any(creates_pack) {
+            queries.push("SELECT seq FROM entries WHERE keypack IS NOT NULL");
+        }
+        let mut seqs = Vec::new();
+        for sql in queries {
+            // A ledger made before the index: the scan finds them.
+            let Ok(mut statement) = self.conn.prepare(sql) else { return Ok(None) };
+            let mut rows = statement.query([]).map_err(|e| self.classify(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
+                let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
+                if let Ok(seq) = u64::try_from(seq)
+                    && seq > after_seq
+                    && seq <= until_seq
+                {
+                    seqs.push(seq);
+                }
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(Some(seqs))
     }
 
     /// The entries with these `seq`s, decoded, in the order asked.
@@ -1031,6 +1101,12 @@ fn retry_while_busy<T>(
             other => return other,
         }
     }
+}
+
+/// Whether `len` entries at the end of a ledger of `n` are few enough that reading them from
+/// the table by `seq` is faster than reading an index whole.
+fn is_tail(len: u64, n: u64) -> bool {
+    len.saturating_mul(16) < n
 }
 
 fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {

@@ -14,6 +14,9 @@ use crate::hash_lanes;
 use crate::ledger::{Ledger, TRIGGERS};
 use crate::pipeline::{self, CHUNK_ROWS};
 
+/// The type of a retraction, as the `type` column holds it.
+const RETRACTION: &str = "event.retracted";
+
 /// What is wrong with a ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
@@ -187,7 +190,10 @@ impl Ledger {
             (sqlite_problem, walked)
         });
         let mut problems: Vec<Problem> = sqlite_problem?.into_iter().collect();
-        let Walked { n_verified, head, head_found, problem } = walked;
+        let Walked { n_verified, head, head_found, problem, n_retractions } = walked;
+        if depth == Depth::Chain && problems.is_empty() && problem.is_none() {
+            problems.extend(self.retractions_index_problem(n_retractions));
+        }
         problems.extend(problem);
         problems.extend(self.guard_problem()?);
         if let Some(expected) = expected_head
@@ -236,7 +242,7 @@ impl Ledger {
                 detail: format!("SQLite could not read it: {e}"),
             }),
         };
-        Walked { n_verified, head, head_found, problem }
+        Walked { n_verified, head, head_found, problem, n_retractions: None }
     }
 
     /// The chain checked on every core: each entry's hash is recomputed from the hash stored
@@ -259,6 +265,7 @@ impl Ledger {
             head: EntryHash::GENESIS,
             head_found: expected_head == Some(EntryHash::GENESIS),
             problem: None,
+            n_retractions: Some(0),
         };
         let outcome = pipeline::in_order(
             || {
@@ -284,6 +291,7 @@ impl Ledger {
                 progress(walked.n_verified);
                 walked.head = checked.last_hash;
                 walked.head_found |= checked.head_found;
+                walked.n_retractions = walked.n_retractions.map(|n| n + checked.n_retractions);
                 Ok(())
             },
         );
@@ -347,6 +355,41 @@ impl Ledger {
             current = next;
         }
         Ok(None)
+    }
+
+    /// The retractions index (`RETRACTIONS_INDEX`) against the table: a replay reads the
+    /// retractions from it, so it must hold as many entries as the chain has retractions.
+    /// `counted` is the walk's count, when it has one; otherwise the table is read.
+    fn retractions_index_problem(&self, counted: Option<u64>) -> Option<Problem> {
+        let conn = self.connection();
+        let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+        let exists = count(
+            "SELECT count(*) FROM pragma_index_list('entries') WHERE name = 'entries_retractions'",
+        );
+        let counts = exists.and_then(|exists| {
+            if exists == 0 {
+                return Ok(None);
+            }
+            let indexed = count(&format!(
+                "SELECT count(*) + 0 * count(seq) FROM entries INDEXED BY entries_retractions WHERE type = '{RETRACTION}'"
+            ))?;
+            let in_table = match counted.and_then(|n| i64::try_from(n).ok()) {
+                Some(n) => n,
+                None => count(&format!(
+                    "SELECT count(*) FROM entries NOT INDEXED WHERE type = '{RETRACTION}'"
+                ))?,
+            };
+            Ok(Some((indexed, in_table)))
+        });
+        match counts {
+            Ok(Some((indexed, in_table))) if indexed != in_table => Some(damaged(format!(
+                "the index entries_retractions holds {indexed} entries, the table {in_table} retractions"
+            ))),
+            Ok(_) => None,
+            Err(e) => {
+                Some(damaged(format!("SQLite could not read the index entries_retractions: {e}")))
+            }
+        }
     }
 
     fn guard_problem(&self) -> Result<Option<Problem>, StoreError> {
@@ -573,8 +616,10 @@ fn sqlite_check(
         ))));
     }
     let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+    // A partial index holds only some rows: the retractions index is counted against the
+    // chain's retractions once the walk has counted them; another one cannot be judged here.
     let indexes: Vec<String> = match conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'entries'")
+        .prepare("SELECT name FROM pragma_index_list('entries') WHERE NOT partial")
         .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
     {
         Ok(names) => names,
@@ -652,6 +697,8 @@ struct Walked {
     head_found: bool,
     /// The first break of the chain.
     problem: Option<Problem>,
+    /// The retractions among the entries, when the walk counted them.
+    n_retractions: Option<u64>,
 }
 
 /// Why the fast walk stopped.
@@ -694,6 +741,7 @@ struct Checked {
     last_recorded_at: i64,
     last_hash: EntryHash,
     head_found: bool,
+    n_retractions: u64,
 }
 
 impl ChainChunk {
@@ -754,6 +802,7 @@ impl ChainChunk {
         let mut start = 0;
         let mut last_recorded_at = i64::MIN;
         let mut head_found = false;
+        let mut n_retractions = 0;
         // Entries of one append share their `recorded_at`: parsed once per run of them.
         let mut parsed_recorded_at: Option<(&[u8], i64)> = None;
         let bytes = |from: usize, to: usize| &self.buf[from..to];
@@ -799,6 +848,7 @@ impl ChainChunk {
             }
             last_recorded_at = row.recorded_at;
             head_found |= expected_head == Some(row.hash);
+            n_retractions += u64::from(event_type == RETRACTION.as_bytes());
         }
         Some(Checked {
             n_rows: self.rows.len() as u64,
@@ -806,6 +856,7 @@ impl ChainChunk {
             last_recorded_at,
             last_hash: self.rows.last().map_or(self.prev_hash, |r| r.hash),
             head_found,
+            n_retractions,
         })
     }
 }

@@ -274,28 +274,57 @@ pub(crate) fn fold(
     for stored in &named {
         replay.know(&stored.entry.event);
     }
+    let known = seqs_of(&named);
     drop(named);
     replay.reserve(ats.len());
-    in_valid_time_order(ledger, db, after, ats, n_known, progress, |stored| {
+    in_valid_time_order(ledger, db, after, ats, &known, n_known, progress, |stored| {
         // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
         let hash = if keep_events { stored.hash.to_hex() } else { String::new() };
         replay.apply(stored.entry.seq, stored.entry.recorded_at, &hash, &stored.entry.event);
     })
 }
 
+/// The `seq`s of the named entries, in order.
+fn seqs_of(named: &[StoredEntry]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = named.iter().map(|stored| stored.entry.seq).collect();
+    seqs.sort_unstable();
+    seqs
+}
+
 /// Hands entries `after + 1 ..= n_known` to `each` in valid-time order (`at`, then `seq`),
 /// given their `at` column (`ats`, by `seq - after - 1`). The entries out of that order
 /// (`out_of_order`: none in most ledgers) are read first and held; the main pass streams the
 /// rest, which is in order, and merges the held ones in.
+///
+/// `known` holds the `seq`s of the entries read ahead (`read_ahead`, from indexes where the
+/// ledger has them). An entry of a type a replay knows ahead that is not among them stops the
+/// walk: the fold before it went without knowing it, so its answer would be wrong.
+#[allow(clippy::too_many_arguments, reason = "each is a part of one walk the callers set up")]
 fn in_valid_time_order(
     ledger: &Ledger,
     db: &Path,
     after: u64,
     ats: Vec<i64>,
+    known: &[u64],
     n_known: u64,
     progress: &Progress,
     mut each: impl FnMut(&StoredEntry),
 ) -> anyhow::Result<()> {
+    let mut each = |stored: &StoredEntry| {
+        let seq = stored.entry.seq;
+        let event_type = stored.entry.event.event_type();
+        if Replay::is_known_ahead(event_type) && known.binary_search(&seq).is_err() {
+            return Err(StoreError::Corrupt {
+                path: db.to_owned(),
+                seq,
+                reason: format!(
+                    "the ledger's indexes do not list it, and a replay must read every {event_type} before it folds"
+                ),
+            });
+        }
+        each(stored);
+        Ok(())
+    };
     let out_of_order: Vec<u64> =
         caltrail_replay::out_of_order(&ats).into_iter().map(|i| after + i as u64 + 1).collect();
     drop(ats);
@@ -312,7 +341,7 @@ fn in_valid_time_order(
         }
         let key = (stored.entry.event.at, seq);
         while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
-            each(&early);
+            each(&early)?;
         }
         // The order came from the `at` column; the bytes must agree, or the column was changed.
         if last.is_some_and(|last| key < last) {
@@ -323,11 +352,13 @@ fn in_valid_time_order(
             });
         }
         last = Some(key);
-        each(stored);
+        each(stored)?;
         progress.at(seq);
         Ok(())
     })?;
-    held.for_each(|late| each(&late));
+    for late in held {
+        each(&late)?;
+    }
     Ok(())
 }
 
@@ -600,6 +631,7 @@ fn export_events(
 ) -> anyhow::Result<usize> {
     let ledger = Ledger::open_existing(db)?;
     let Ahead { after, ats, named } = read_ahead(&ledger, db, 0, n_known)?;
+    let known = seqs_of(&named);
     let retracted_by: std::collections::HashMap<String, String> = named
         .iter()
         .filter_map(|stored| match &stored.entry.event.data {
@@ -614,7 +646,7 @@ fn export_events(
     progress.set_length(n_known);
     let mut failed = None;
     let mut data = Vec::new();
-    in_valid_time_order(&ledger, db, after, ats, n_known, progress, |stored| {
+    in_valid_time_order(&ledger, db, after, ats, &known, n_known, progress, |stored| {
         let (seq, event) = (stored.entry.seq, &stored.entry.event);
         if failed.is_some() || !as_of.includes(seq, event) {
             return;
