@@ -297,6 +297,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Reads a text string, an integer or a boolean as `decode` reads it; `None`, with the item
+    /// read or not, for anything else.
+    pub fn scalar(&mut self) -> Result<Option<Value<'a>>, CborError> {
+        let offset = self.reader.at;
+        Ok(match self.reader.head()? {
+            (UNSIGNED, _, n) => Some(Value::Integer(i128::from(n))),
+            (NEGATIVE, _, n) => Some(Value::Integer(-1 - i128::from(n))),
+            (TEXT, _, n) => Some(Value::Text(Cow::Borrowed(self.reader.text(n, offset)?))),
+            (SIMPLE, 20, _) => Some(Value::Bool(false)),
+            (SIMPLE, 21, _) => Some(Value::Bool(true)),
+            _ => None,
+        })
+    }
+
     /// Skips one item without building it, checking its structure as `decode` would. Text it
     /// skips, keys included, is not checked for UTF-8: a caller that needs the text reads it.
     pub fn skip(&mut self) -> Result<(), CborError> {

@@ -146,7 +146,39 @@ impl Entry {
     }
 
     /// Decodes stored bytes, checking the event exactly as an input line is checked.
+    ///
+    /// The ledger writes entries in one canonical form, and those are read straight from the
+    /// bytes (`decode_canonical`). Anything else, and anything the checks refuse, is read again
+    /// as a value tree, which gives the same entry or says exactly what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        match Entry::decode_canonical(bytes) {
+            Some(entry) => Ok(entry),
+            None => Entry::decode_tree(bytes),
+        }
+    }
+
+    /// The entry, when `bytes` are exactly what `encode` writes for a valid one.
+    pub(crate) fn decode_canonical(bytes: &[u8]) -> Option<Entry> {
+        let mut c = cbor::Cursor::new(bytes);
+        let key = |c: &mut cbor::Cursor<'_>, name: &[u8]| {
+            c.text_bytes().ok().filter(|key| *key == name).map(drop)
+        };
+        (c.map().ok()? == 4).then_some(())?;
+        key(&mut c, b"format")?;
+        (c.integer().ok()? == ENTRY_FORMAT).then_some(())?;
+        key(&mut c, b"seq")?;
+        let seq = u64::try_from(c.integer().ok()?).ok().filter(|n| *n >= 1)?;
+        key(&mut c, b"recorded_at")?;
+        let recorded_at = Timestamp::parse(c.text().ok()?).ok()?;
+        key(&mut c, b"event")?;
+        let event = Event::from_canonical(&mut c)?;
+        c.end().ok()?;
+        Some(Entry { seq, recorded_at, event })
+    }
+
+    /// `decode` through a value tree: any CBOR the ledger could hold, with errors that name
+    /// the field.
+    pub(crate) fn decode_tree(bytes: &[u8]) -> Result<Entry, DecodeError> {
         let value = cbor::decode(bytes).map_err(|e| match e {
             CborError::Malformed(m) => DecodeError::NotCbor(m),
             CborError::Unexpected(m) => DecodeError::UnexpectedCbor(m),

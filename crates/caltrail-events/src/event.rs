@@ -7,6 +7,9 @@
     reason = "each field is the event's data field of the same name in EVENTS.md and schemas/"
 )]
 
+use std::borrow::Cow;
+
+use crate::cbor::Cursor;
 use crate::fields::{FieldError, Object, ObjectWriter};
 use crate::types::{
     ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,
@@ -347,6 +350,52 @@ impl Event {
         let data = envelope.open_field("data", event_type.fields())?;
         let data = read_data(event_type, &data, at)?;
         Ok(Event { id, at, actor, note, data })
+    }
+
+    /// Reads an event in the canonical CBOR `to_cbor` writes, straight from the bytes: the
+    /// envelope's fields in contract order, then the data's, each a text, an integer or a
+    /// boolean under a name its type allows, in the order `EventType::fields` gives. Every
+    /// value is checked by the code `from_value_at` uses (`read_data`). `None` for anything
+    /// else, and for anything the checks refuse: `from_value_at` then reads the same bytes as a
+    /// value tree and says exactly what is wrong. Stored entries are canonical, so a replay
+    /// reads them all here, without building a tree.
+    pub(crate) fn from_canonical<'a>(c: &mut Cursor<'a>) -> Option<Event> {
+        let n_fields = c.map().ok()?;
+        let key = |c: &mut Cursor<'a>| c.text_bytes().ok();
+        (key(c)? == b"id").then_some(())?;
+        let id = EventId::parse(c.text().ok()?).ok()?;
+        (key(c)? == b"type").then_some(())?;
+        let event_type = EventType::parse(c.text().ok()?).ok()?;
+        (key(c)? == b"at").then_some(())?;
+        let at = Timestamp::parse(c.text().ok()?).ok()?;
+        let mut next = key(c)?;
+        let mut read = 3;
+        let mut optional_text = |c: &mut Cursor<'a>, name: &[u8], next: &mut &'a [u8]| {
+            if *next != name {
+                return Some(None);
+            }
+            let text = c.text().ok()?.to_owned();
+            *next = key(c)?;
+            read += 1;
+            Some(Some(text))
+        };
+        let actor = optional_text(c, b"actor", &mut next)?;
+        let note = optional_text(c, b"note", &mut next)?;
+        if next != b"data" || read + 1 != n_fields {
+            return None;
+        }
+        let allowed = event_type.fields();
+        let n_data = c.map().ok()?;
+        let mut fields = Vec::with_capacity(allowed.len());
+        let mut from = 0;
+        for _ in 0..n_data {
+            let name = c.text_bytes().ok()?;
+            let index = from + allowed.get(from..)?.iter().position(|a| a.as_bytes() == name)?;
+            from = index + 1;
+            fields.push((Cow::Borrowed(allowed[index]), c.scalar().ok()??));
+        }
+        let data = read_data(event_type, &Object::of_fields(&fields, "event", "data"), at).ok()?;
+        Some(Event { id, at, actor, note, data })
     }
 
     pub fn from_value(value: &Value<'_>) -> Result<Event, FieldError> {

@@ -77,6 +77,16 @@ impl<'a> Object<'a> {
         Object::open_at(value, Cow::Borrowed(path), None, allowed)
     }
 
+    /// The object `name` inside the object at `parent`, whose fields the caller read itself,
+    /// each under a name the object allows (`Event::from_canonical`).
+    pub(crate) fn of_fields(
+        fields: &'a [(Cow<'a, str>, Value<'a>)],
+        parent: &'a str,
+        name: &'a str,
+    ) -> Object<'a> {
+        Object { parent: Cow::Borrowed(parent), name: Some(name), fields, next: Cell::new(0) }
+    }
+
     /// Opens the required field `name` of this object as an object.
     pub(crate) fn open_field(
         &self,

@@ -92,29 +92,31 @@ fn field_errors_name_the_field() {
     }
 }
 
+/// An event of every type, with most of its optional fields.
+const EVERY_TYPE: &[&str] = &[
+    r#"{"id":"p","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","number":"6543210","product_version":"2022","cal_type":"per_user","quantity":100,"anniversary":"07-01"}}"#,
+    r#"{"id":"r","type":"server.reactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","reason":"upgraded","method":"telephone","os_version":"2025"}}"#,
+    r#"{"id":"d","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","method":"web_browser"}}"#,
+    r#"{"id":"k","type":"keypack.removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1"}}"#,
+    r#"{"id":"m","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ls01","target":"ls02","reason":"source_replaced","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false}}"#,
+    r#"{"id":"s","type":"source.cals_removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","quantity":5,"migration":"m","method":"wmi"}}"#,
+    r#"{"id":"c","type":"cal.issued","at":"2025-01-01T00:00:00Z","actor":"a","note":"n","data":{"server":"ls01","keypack":"p1","holder":"CONTOSO\\jdoe","hardware_id":"hw","temporary":true,"expires_at":"2025-04-01T00:00:00Z","session_host":"rdsh01","session_host_version":"2022"}}"#,
+    r#"{"id":"v","type":"cal.revoked","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","holder":"pc-17"}}"#,
+    r#"{"id":"b","type":"server.restored","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","backup_taken_at":"2024-12-01T00:00:00Z","same_machine":true,"os_replaced":false}}"#,
+    r#"{"id":"i","type":"keypack.installed","at":"2023-05-02T10:30:00+02:00","data":{"server":"ls09.adatum.com","keypack":"ls09/2","agreement":"RET-001","product_version":"2016","cal_type":"per_device","quantity":30,"wmi_keypack_id":2}}"#,
+    r#"{"id":"a","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09.adatum.com","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic"}}"#,
+    r#"{"id":"x","type":"server.database_rebuilt","at":"2025-01-01T00:00:00Z","data":{"server":"ls01"}}"#,
+    r#"{"id":"o","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic","opening":true}}"#,
+    r#"{"id":"g","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ts-old","target":"ts-old","reason":"source_not_functioning","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false,"agreement":"EA-1","product_version":"2016","cal_type":"per_device","source_license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1"}}"#,
+    r#"{"id":"q","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31","rights_through":"2022"}}"#,
+    r#"{"id":"q2","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31T12:00:00Z"}}"#,
+    r#"{"id":"z","type":"server.decommissioned","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","reason":"role_removed"}}"#,
+    r#"{"id":"y","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{"retracts":"q","reason":"recorded twice"}}"#,
+];
+
 #[test]
 fn every_type_round_trips_through_the_stored_form() {
-    let lines = [
-        r#"{"id":"p","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","number":"6543210","product_version":"2022","cal_type":"per_user","quantity":100,"anniversary":"07-01"}}"#,
-        r#"{"id":"r","type":"server.reactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","license_server_id":"ABCDE12345FGHIJ67890KLMNO12345PQRST","reason":"upgraded","method":"telephone","os_version":"2025"}}"#,
-        r#"{"id":"d","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","method":"web_browser"}}"#,
-        r#"{"id":"k","type":"keypack.removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1"}}"#,
-        r#"{"id":"m","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ls01","target":"ls02","reason":"source_replaced","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false}}"#,
-        r#"{"id":"s","type":"source.cals_removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","quantity":5,"migration":"m","method":"wmi"}}"#,
-        r#"{"id":"c","type":"cal.issued","at":"2025-01-01T00:00:00Z","actor":"a","note":"n","data":{"server":"ls01","keypack":"p1","holder":"CONTOSO\\jdoe","hardware_id":"hw","temporary":true,"expires_at":"2025-04-01T00:00:00Z","session_host":"rdsh01","session_host_version":"2022"}}"#,
-        r#"{"id":"v","type":"cal.revoked","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1","holder":"pc-17"}}"#,
-        r#"{"id":"b","type":"server.restored","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","backup_taken_at":"2024-12-01T00:00:00Z","same_machine":true,"os_replaced":false}}"#,
-        r#"{"id":"i","type":"keypack.installed","at":"2023-05-02T10:30:00+02:00","data":{"server":"ls09.adatum.com","keypack":"ls09/2","agreement":"RET-001","product_version":"2016","cal_type":"per_device","quantity":30,"wmi_keypack_id":2}}"#,
-        r#"{"id":"a","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09.adatum.com","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic"}}"#,
-        r#"{"id":"x","type":"server.database_rebuilt","at":"2025-01-01T00:00:00Z","data":{"server":"ls01"}}"#,
-        r#"{"id":"o","type":"server.activated","at":"2023-05-02T10:00:00Z","data":{"server":"ls09","license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1","os_version":"2016","method":"automatic","opening":true}}"#,
-        r#"{"id":"g","type":"cals.migrated","at":"2025-01-01T00:00:00Z","data":{"source":"ts-old","target":"ts-old","reason":"source_not_functioning","source_reachable":false,"from_keypack":"p1","keypack":"p2","quantity":5,"source_removed":false,"agreement":"EA-1","product_version":"2016","cal_type":"per_device","source_license_server_id":"9Z8Y7X6W5V4U3T2S1R9Q8P7O6N5M4L3K2J1"}}"#,
-        r#"{"id":"q","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"enterprise_agreement","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31","rights_through":"2022"}}"#,
-        r#"{"id":"q2","type":"agreement.purchased","at":"2025-01-01T00:00:00Z","data":{"agreement":"EA-1","program":"select","product_version":"2019","cal_type":"per_user","quantity":10,"software_assurance_until":"2022-01-31T12:00:00Z"}}"#,
-        r#"{"id":"z","type":"server.decommissioned","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","reason":"role_removed"}}"#,
-        r#"{"id":"y","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{"retracts":"q","reason":"recorded twice"}}"#,
-    ];
-    for line in lines {
+    for line in EVERY_TYPE {
         let event = Event::from_json(line).unwrap();
         let entry =
             Entry { seq: 3, recorded_at: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(), event };
@@ -237,4 +239,46 @@ fn fields_added_later_leave_earlier_bytes_alone() {
         "x".repeat(501)
     );
     assert_eq!(error_of(&long), "data.reason: must be 1 to 500 characters long, got 501");
+}
+
+/// The canonical reading (`Entry::decode_canonical`) takes only what the value tree takes, and
+/// reads it the same: on the entries of every type and of a generated estate, and on every
+/// copy of them with a byte changed or the end cut off.
+#[test]
+fn the_canonical_reading_agrees_with_the_value_tree_on_good_and_damaged_bytes() {
+    let recorded_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    let mut events: Vec<Event> = EVERY_TYPE.iter().map(|l| Event::from_json(l).unwrap()).collect();
+    let n_listed = events.len();
+    caltrail_generate::generate(caltrail_generate::Estate::for_events(3_000, 5), &mut |line| {
+        events.push(Event::from_json(line).unwrap());
+    });
+    let mut n_damaged_read = 0;
+    for (i, event) in events.into_iter().enumerate() {
+        let entry = Entry { seq: i as u64 + 1, recorded_at, event };
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode_canonical(&bytes).as_ref(), Some(&entry));
+        assert_eq!(Entry::decode_tree(&bytes).as_ref(), Ok(&entry));
+        // Every byte of the listed entries, and of every 20th generated one.
+        if i >= n_listed && i % 20 != 0 {
+            continue;
+        }
+        let mut damaged: Vec<Vec<u8>> = (0..bytes.len()).map(|end| bytes[..end].to_vec()).collect();
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x02, 0x20, 0x40, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[at] ^= flip;
+                damaged.push(changed);
+            }
+        }
+        for bytes in damaged {
+            let tree = Entry::decode_tree(&bytes);
+            if let Some(canonical) = Entry::decode_canonical(&bytes) {
+                assert_eq!(tree.as_ref(), Ok(&canonical), "{bytes:x?}");
+                n_damaged_read += 1;
+            }
+            assert_eq!(Entry::decode(&bytes), tree, "{bytes:x?}");
+        }
+    }
+    // Changed letters in names still make valid entries: the canonical reading takes those.
+    assert!(n_damaged_read > 1_000, "{n_damaged_read}");
 }
