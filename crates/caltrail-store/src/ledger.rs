@@ -286,12 +286,7 @@ impl Ledger {
 
     /// SQLite's "not a database" and "malformed" codes mean the file is not a usable ledger.
     pub(crate) fn classify(&self, source: rusqlite::Error) -> StoreError {
-        match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-                self.not_a_ledger(&source.to_string())
-            }
-            _ => self.err(source),
-        }
+        classify(&self.path, source)
     }
 
     /// The last entry, or the genesis hash and 0 events for an empty ledger.
@@ -553,8 +548,9 @@ impl Ledger {
     /// entry is lent, and freed on another thread.
     /// An entry that does not decode stops the walk with `StoreError::Corrupt`; `verify` says more.
     ///
-    /// Decoding is most of the work of a replay, so it runs on worker threads while this thread
-    /// reads SQLite (a connection is used by one thread) and calls `visit` in chain order.
+    /// Decoding is most of the work of a replay, so it runs on worker threads, and SQLite is
+    /// read on a thread of its own (on a second connection to the file: a connection is used by
+    /// one thread), while this thread calls `visit` in chain order.
     pub fn for_each_entry(
         &self,
         until_seq: Option<u64>,
@@ -568,34 +564,105 @@ impl Ledger {
         &self,
         after_seq: u64,
         until_seq: Option<u64>,
+        visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let until = match until_seq {
+            Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            // What this connection holds now: a second one may see entries appended since.
+            None => i64::try_from(self.head()?.n_events).unwrap_or(i64::MAX),
+        };
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let reader = self.reading_connection(after, until)?;
+        self.visit_entries(after, until, reader, visit)
+    }
+
+    /// Reads entries `after + 1 ..= until` on `reader` on a thread of its own, or on this
+    /// connection and thread without one; decodes them on the workers; visits them in order.
+    fn visit_entries(
+        &self,
+        after: i64,
+        until: i64,
+        reader: Option<Connection>,
         mut visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let until = until_seq.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT seq, body, hash FROM entries WHERE seq <= ?1 AND seq > ?2 ORDER BY seq",
-            )
-            .map_err(|e| self.classify(e))?;
-        let mut rows = statement.query([until, after]).map_err(|e| self.classify(e))?;
         let path = self.path.as_path();
-        pipeline::in_order(
-            || {
-                let mut chunk = RawChunk::default();
-                while chunk.seqs.len() < CHUNK_ROWS {
-                    let Some(row) = rows.next().map_err(|e| self.classify(e))? else { break };
-                    chunk.push(row).map_err(|e| self.err(e))?;
-                }
-                Ok((!chunk.seqs.is_empty()).then_some(chunk))
-            },
-            |chunk| chunk.decode(path),
-            |decoded| match decoded {
-                Ok(entries) => entries.iter().try_for_each(&mut visit),
-                Err(_) => std::mem::replace(decoded, Ok(Vec::new())).map(drop),
-            },
-        )
+        let consume = |decoded: &mut Result<Vec<StoredEntry>, StoreError>| match decoded {
+            Ok(entries) => entries.iter().try_for_each(&mut visit),
+            Err(_) => std::mem::replace(decoded, Ok(Vec::new())).map(drop),
+        };
+        let decode = |chunk: RawChunk| chunk.decode(path);
+        let Some(reader) = reader else {
+            let mut statement = self.conn.prepare(ENTRIES_BETWEEN).map_err(|e| self.classify(e))?;
+            let mut rows = statement.query([until, after]).map_err(|e| self.classify(e))?;
+            return pipeline::in_order(|| next_chunk(&mut rows, path), decode, consume);
+        };
+        std::thread::scope(|scope| {
+            let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel(2);
+            std::thread::Builder::new()
+                .name("caltrail-reader".to_owned())
+                .spawn_scoped(scope, move || {
+                    let read = || -> Result<(), StoreError> {
+                        let mut statement =
+                            reader.prepare(ENTRIES_BETWEEN).map_err(|e| classify(path, e))?;
+                        let mut rows =
+                            statement.query([until, after]).map_err(|e| classify(path, e))?;
+                        while let Some(chunk) = next_chunk(&mut rows, path)? {
+                            if chunks_tx.send(Ok(chunk)).is_err() {
+                                // The walk stopped.
+                                break;
+                            }
+                        }
+                        Ok(())
+                    };
+                    if let Err(error) = read() {
+                        // The walk may have stopped already; then nobody needs the error.
+                        let _ = chunks_tx.send(Err(error));
+                    }
+                })
+                .expect("invariant: the system can start a thread");
+            // The reader's channel closes when it is done.
+            let receive = || chunks_rx.recv().map_or(Ok(None), |chunk| chunk.map(Some));
+            pipeline::in_order(receive, decode, consume)
+        })
     }
+
+    /// A second, read-only connection to this file for reading entries `after + 1 ..= until`
+    /// on another thread, once it holds entry `until` with the hash this one holds (the path
+    /// could name another file by now). `None` when there is no such connection to be had: the
+    /// entries are then read on the caller's thread.
+    fn reading_connection(&self, after: i64, until: i64) -> Result<Option<Connection>, StoreError> {
+        if until <= after {
+            return Ok(None);
+        }
+        let hash_at = |conn: &Connection| {
+            conn.query_row("SELECT hash FROM entries WHERE seq = ?1", [until], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()
+        };
+        let Some(ours) = hash_at(&self.conn).map_err(|e| self.classify(e))? else {
+            return Ok(None);
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let Ok(conn) = Connection::open_with_flags(&self.path, flags) else { return Ok(None) };
+        let same = conn.busy_timeout(BUSY_TIMEOUT).is_ok()
+            && hash_at(&conn).ok().flatten().is_some_and(|theirs| theirs == ours);
+        Ok(same.then_some(conn))
+    }
+}
+
+/// The stored rows of entries `after + 1 ..= until`, in chain order.
+const ENTRIES_BETWEEN: &str =
+    "SELECT seq, body, hash FROM entries WHERE seq <= ?1 AND seq > ?2 ORDER BY seq";
+
+/// The next `CHUNK_ROWS` rows of `rows` at most; `None` when there are no more.
+fn next_chunk(rows: &mut rusqlite::Rows<'_>, path: &Path) -> Result<Option<RawChunk>, StoreError> {
+    let mut chunk = RawChunk::default();
+    while chunk.seqs.len() < CHUNK_ROWS {
+        let Some(row) = rows.next().map_err(|e| classify(path, e))? else { break };
+        chunk.push(row).map_err(|e| sqlite(path, e))?;
+    }
+    Ok((!chunk.seqs.is_empty()).then_some(chunk))
 }
 
 /// Events inserted per statement. One statement per event would make SQLite keep a statement
@@ -1113,6 +1180,105 @@ fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Sqlite { path: path.to_owned(), error }
 }
 
+/// SQLite's "not a database" and "malformed" codes mean the file is not a usable ledger.
+fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::NotALedger { path: path.to_owned(), reason: source.to_string() }
+        }
+        _ => sqlite(path, source),
+    }
+}
+
 fn is_writable(path: &Path) -> bool {
     std::fs::OpenOptions::new().write(true).open(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: u64 = 3 * CHUNK_ROWS as u64 + 5;
+
+    fn ledger(dir: &Path) -> Ledger {
+        let mut ledger = Ledger::open_or_create(&dir.join("l.db")).unwrap();
+        ledger.append(&events("e"), Timestamp::from_micros(0).unwrap()).unwrap();
+        ledger
+    }
+
+    fn events(prefix: &str) -> Vec<Event> {
+        (0..N)
+            .map(|i| {
+                let line = format!(
+                    r#"{{"id":"{prefix}{i}","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{{"server":"ls{i}","method":"telephone"}}}}"#
+                );
+                Event::from_json(&line).unwrap()
+            })
+            .collect()
+    }
+
+    /// The `seq` and event id of each entry visited, or the error that stopped the walk.
+    fn visited(
+        ledger: &Ledger,
+        after: i64,
+        until: i64,
+        reader: Option<Connection>,
+    ) -> (Vec<(u64, String)>, Option<String>) {
+        let mut seen = Vec::new();
+        let walk = ledger.visit_entries(after, until, reader, |stored| {
+            seen.push((stored.entry.seq, stored.entry.event.id.as_str().to_owned()));
+            Ok(())
+        });
+        (seen, walk.err().map(|e| e.to_string()))
+    }
+
+    /// Entries read on a second connection, on a thread of their own, are those read on the
+    /// caller's, in order, across chunks; a decoding error stops both walks at the same entry.
+    /// A second connection is had only while the path names the same ledger.
+    #[test]
+    fn entries_read_on_a_reading_thread_are_those_read_on_the_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = ledger(dir.path());
+        let n = N as i64;
+        for (after, until) in [(0, n), (0, 1), (1000, 2100), (n - 1, n), (5, n - 5)] {
+            let ours = visited(&ledger, after, until, None);
+            let expected: Vec<(u64, String)> =
+                (after + 1..=until).map(|seq| (seq as u64, format!("e{}", seq - 1))).collect();
+            assert_eq!(ours, (expected, None), "{after}..={until}");
+            let reader = ledger.reading_connection(after, until).unwrap();
+            assert!(reader.is_some(), "{after}..={until}");
+            assert_eq!(visited(&ledger, after, until, reader), ours, "{after}..={until}");
+        }
+        let mut all = Vec::new();
+        ledger.for_each_entry(None, |s| Ok(all.push(s.entry.seq))).unwrap();
+        assert_eq!(all, (1..=N).collect::<Vec<_>>());
+
+        ledger
+            .connection_mut()
+            .execute_batch(
+                "DROP TRIGGER entries_no_update; UPDATE entries SET body = x'00' WHERE seq = 1500",
+            )
+            .unwrap();
+        let ours = visited(&ledger, 0, n, None);
+        // A chunk is decoded whole before it is visited: the walk stops before its first entry.
+        assert_eq!(ours.0.len(), CHUNK_ROWS);
+        assert!(ours.1.as_deref().is_some_and(|e| e.contains("1500")), "{ours:?}");
+        let reader = ledger.reading_connection(0, n).unwrap();
+        assert_eq!(visited(&ledger, 0, n, reader), ours);
+
+        // Another ledger in its place: its entry `n` has another hash.
+        let other_dir = tempfile::tempdir().unwrap();
+        let mut other = Ledger::open_or_create(&other_dir.path().join("l.db")).unwrap();
+        other.append(&events("x"), Timestamp::from_micros(0).unwrap()).unwrap();
+        drop(other);
+        // Its pages all in the file, so that its write-ahead log, which keeps the name, is empty.
+        ledger.connection().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        let path = ledger.path().to_owned();
+        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        assert!(ledger.reading_connection(0, n).unwrap().is_none(), "moved away");
+        std::fs::copy(other_dir.path().join("l.db"), &path).unwrap();
+        assert!(ledger.reading_connection(0, n).unwrap().is_none(), "replaced");
+        // Read on the caller's connection, the walk still gives this ledger's entries.
+        assert_eq!(visited(&ledger, 0, 10, None).0[9], (10, "e9".to_owned()));
+    }
 }
