@@ -1250,7 +1250,12 @@ mod tests {
             assert_eq!(visited(&ledger, after, until, reader), ours, "{after}..={until}");
         }
         let mut all = Vec::new();
-        ledger.for_each_entry(None, |s| Ok(all.push(s.entry.seq))).unwrap();
+        ledger
+            .for_each_entry(None, |s| {
+                all.push(s.entry.seq);
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(all, (1..=N).collect::<Vec<_>>());
 
         ledger
