@@ -592,8 +592,7 @@ impl Replay {
     }
 
     fn issued(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalIssued) {
-        let holder = self.strings.intern(e.holder.as_str());
-        let key = self.cal_key(e.keypack.as_str(), holder);
+        let (holder, key) = self.cal_key(e.keypack.as_str(), e.holder.as_str());
         let (cal_type, product_version) = self.pack_kind(key.0);
         let expires_at = e
             .expires_at
@@ -644,8 +643,7 @@ impl Replay {
 
     /// A revocation: a per-device CAL ends; a per-user one is listed and not applied.
     fn revoked(&mut self, seq: u64, at: Timestamp, event: &Event, e: &CalRevoked) {
-        let holder = self.strings.intern(e.holder.as_str());
-        let key = self.cal_key(e.keypack.as_str(), holder);
+        let (_, key) = self.cal_key(e.keypack.as_str(), e.holder.as_str());
         let (cal_type, product_version) = self.pack_kind(key.0);
         // A per-user CAL cannot be revoked: the record is kept for `per_user_revoked`
         // and not applied, so the CAL stays active (EVENTS.md, `cal.revoked`).
@@ -880,9 +878,18 @@ impl Replay {
     }
 
     /// The CAL type and version of a pack, unknown when the ledger has no such pack.
-    /// The key of a CAL in `cal_index`: its pack and its holder's name in lower case.
-    fn cal_key(&mut self, keypack: &str, holder: Sym) -> (Sym, Sym) {
-        (self.strings.intern(keypack), self.strings.lower(holder))
+    /// The holder's handle, and the key of a CAL in `cal_index`: its pack and its holder's
+    /// name in lower case.
+    /// Texts are interned in the order they always were (holder, pack, lower case), so the
+    /// handles stay what they were.
+    fn cal_key(&mut self, keypack: &str, holder_text: &str) -> (Sym, (Sym, Sym)) {
+        let (holder, known_lower) = self.strings.intern_known_lower(holder_text);
+        let keypack = self.strings.intern(keypack);
+        let lower = match known_lower {
+            Some(lower) => lower,
+            None => self.strings.lower_of_text(holder, holder_text),
+        };
+        (holder, (keypack, lower))
     }
 
     fn pack_kind(&self, keypack: Sym) -> (Option<CalType>, Option<ProductVersion>) {
