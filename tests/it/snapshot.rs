@@ -250,6 +250,13 @@ fn estate() -> Estate {
     }
     let answers = COMMANDS.iter().map(|c| from_the_start(&sandbox, c)).collect();
     assert!(!snapshot_of(&sandbox).exists(), "--no-snapshot writes none");
+    // Nor leaves the file its replay put the `issues` rows in.
+    let left: Vec<String> = std::fs::read_dir(sandbox.db().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !["ledger.db", "ledger.db-shm", "ledger.db-wal"].contains(&name.as_str()))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
     sandbox.run(COMMANDS[0]);
     let snapshot = std::fs::read(snapshot_of(&sandbox)).unwrap();
     Estate { sandbox, snapshot, answers }

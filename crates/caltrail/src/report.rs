@@ -208,12 +208,18 @@ pub(crate) fn replay_counted(
         (replay, ahead, None)
     } else {
         let mut replay = Replay::new(as_of, now, keep_events);
-        // The snapshot to be written gets the `issues` rows as they come.
+        // The snapshot to be written gets the `issues` rows as they come; without one, a file
+        // of no name beside the ledger does, so that no replay holds that table whole.
         let spill = writes_snapshot.then(|| crate::snapshot::begin(db)).flatten();
-        let spill = spill.map(|(file, pending)| {
+        let spill = if let Some((file, pending)) = spill {
             replay.spill_issues_to(file);
-            pending
-        });
+            Some(pending)
+        } else {
+            if let Some(file) = crate::snapshot::scratch(db) {
+                replay.spill_issues_to(file);
+            }
+            None
+        };
         (replay, read_ahead(ledger, db, 0, n_known)?, spill)
     };
     let after = ahead.after;

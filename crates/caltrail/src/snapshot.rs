@@ -142,6 +142,15 @@ pub(crate) fn begin(db: &Path) -> Option<(File, Pending)> {
     pending(db, "spill")
 }
 
+/// A file with no name in the ledger's folder, gone when the command ends, for the `issues`
+/// rows of a replay that writes no snapshot (`--no-snapshot`, an earlier `--as-of`, the
+/// events table): a large ledger's would take most of its memory. `None` when none can be
+/// made (a read-only folder), and the replay holds them in memory.
+pub(crate) fn scratch(db: &Path) -> Option<File> {
+    let folder = db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    tempfile::tempfile_in(folder).ok()
+}
+
 /// Writes `replay`, folded from the first `n` entries and not yet finished, as the ledger's
 /// snapshot: into a file of its own beside it (`spilled`, when the replay put its `issues`
 /// rows there), then renamed over the old one, so a reader sees the old snapshot or the new,
