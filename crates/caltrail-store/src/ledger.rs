@@ -42,6 +42,10 @@ CREATE INDEX entries_at ON entries (at);
 /// hold, and `verify` counts its entries against the chain's retractions.
 pub(crate) const RETRACTIONS_INDEX: &str = "CREATE INDEX IF NOT EXISTS entries_retractions ON entries (seq) WHERE type = 'event.retracted'";
 
+/// The `type` column of a retraction, as `RETRACTIONS_INDEX` spells it (a test ties the two
+/// to `EventType::EventRetracted`).
+pub(crate) const RETRACTION: &str = "event.retracted";
+
 /// The append-only guard rails. They stop mistakes, not an attacker: the chain is the evidence.
 pub(crate) const TRIGGERS: &[(&str, &str)] = &[
     (
@@ -490,17 +494,17 @@ impl Ledger {
         }
         let mut queries = Vec::new();
         if types.contains(&EventType::EventRetracted) {
-            queries.push(
-                "SELECT seq FROM entries INDEXED BY entries_retractions WHERE type = 'event.retracted'",
-            );
+            queries.push(format!(
+                "SELECT seq FROM entries INDEXED BY entries_retractions WHERE type = '{RETRACTION}'"
+            ));
         }
         if types.iter().any(creates_pack) {
-            queries.push("SELECT seq FROM entries WHERE keypack IS NOT NULL");
+            queries.push("SELECT seq FROM entries WHERE keypack IS NOT NULL".to_owned());
         }
         let mut seqs = Vec::new();
         for sql in queries {
             // A ledger made before the index: the scan finds them.
-            let Ok(mut statement) = self.conn.prepare(sql) else { return Ok(None) };
+            let Ok(mut statement) = self.conn.prepare(&sql) else { return Ok(None) };
             let mut rows = statement.query([]).map_err(|e| self.classify(e))?;
             while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
                 let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
@@ -643,11 +647,20 @@ impl Ledger {
         let Some(ours) = hash_at(&self.conn).map_err(|e| self.classify(e))? else {
             return Ok(None);
         };
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let Ok(conn) = Connection::open_with_flags(&self.path, flags) else { return Ok(None) };
-        let same = conn.busy_timeout(BUSY_TIMEOUT).is_ok()
-            && hash_at(&conn).ok().flatten().is_some_and(|theirs| theirs == ours);
+        let Some(conn) = self.second_connection() else { return Ok(None) };
+        let same = hash_at(&conn).ok().flatten().is_some_and(|theirs| theirs == ours);
         Ok(same.then_some(conn))
+    }
+
+    /// Another read-only connection to the file, when one can be had: for work beside this
+    /// connection's on another thread (a replay's reading, `verify`'s SQLite check).
+    pub(crate) fn second_connection(&self) -> Option<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).ok()?;
+        conn.busy_timeout(BUSY_TIMEOUT).ok()?;
+        // The header read fails here, not later, on a file the main connection sees otherwise.
+        conn.pragma_query_value(None, "application_id", |row| row.get::<_, i64>(0)).ok()?;
+        Some(conn)
     }
 }
 
@@ -1215,6 +1228,14 @@ mod tests {
                 Event::from_json(&line).unwrap()
             })
             .collect()
+    }
+
+    /// The retractions index and the queries that read it spell a retraction's type as the
+    /// contract does.
+    #[test]
+    fn the_retractions_index_names_the_retraction_type() {
+        assert_eq!(RETRACTION, EventType::EventRetracted.as_str());
+        assert!(RETRACTIONS_INDEX.ends_with(&format!("WHERE type = '{RETRACTION}'")));
     }
 
     /// The `seq` and event id of each entry visited, or the error that stopped the walk.

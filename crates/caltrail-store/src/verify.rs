@@ -11,11 +11,8 @@ use rusqlite::types::Value as SqlValue;
 use crate::error::StoreError;
 use crate::hash::EntryHash;
 use crate::hash_lanes;
-use crate::ledger::{Ledger, TRIGGERS};
+use crate::ledger::{Ledger, RETRACTION, TRIGGERS};
 use crate::pipeline::{self, CHUNK_ROWS};
-
-/// The type of a retraction, as the `type` column holds it.
-const RETRACTION: &str = "event.retracted";
 
 /// What is wrong with a ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,16 +297,6 @@ impl Ledger {
             Err(Fallback::Exact) => Ok(None),
             Err(Fallback::Sqlite(e)) => Err(e),
         }
-    }
-
-    /// Another read-only connection to the file, when one can be had.
-    fn second_connection(&self) -> Option<rusqlite::Connection> {
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(self.path(), flags).ok()?;
-        // The header read fails here, not later, on a file the main connection sees otherwise.
-        conn.pragma_query_value(None, "application_id", |row| row.get::<_, i64>(0)).ok()?;
-        Some(conn)
     }
 
     /// Walks the chain and returns its first break. `verified` is called with the hash of each
