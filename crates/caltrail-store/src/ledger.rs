@@ -776,12 +776,14 @@ pub struct ChainAhead {
 impl ChainAhead {
     /// Encodes `event` and hashes it onto the chain, supposing every event before it was new.
     pub fn prepare(&mut self, event: Event) -> PreparedEvent {
+        let event_cbor = event.to_cbor();
         let (body, hash, leaf) =
-            encode_entry(self.next_seq, &self.prev_hash, self.recorded_at, &event);
+            encode_entry(self.next_seq, &self.prev_hash, self.recorded_at, &event_cbor);
         let ahead = Ahead {
             seq: self.next_seq,
             prev_hash: self.prev_hash,
             recorded_at: self.recorded_at,
+            event_start: body.len() - event_cbor.len(),
             body,
             hash,
             leaf,
@@ -792,16 +794,16 @@ impl ChainAhead {
     }
 }
 
-/// The stored bytes of `event` as entry `seq`, their hash onto `prev_hash`, and their leaf
-/// hash in the Merkle tree: all made where the event is encoded, ahead of the insert when it
-/// can be.
+/// The stored bytes of the event encoded as `event_cbor` (`Event::to_cbor`) as entry `seq`, their
+/// hash onto `prev_hash`, and their leaf hash in the Merkle tree: all made where the event is
+/// encoded, ahead of the insert when it can be.
 fn encode_entry(
     seq: u64,
     prev_hash: &EntryHash,
     recorded_at: Timestamp,
-    event: &Event,
+    event_cbor: &[u8],
 ) -> (Vec<u8>, EntryHash, Hash) {
-    let body = Entry::encode_parts(seq, recorded_at, &event.to_cbor());
+    let body = Entry::encode_parts(seq, recorded_at, event_cbor);
     let hash = EntryHash::chain(prev_hash, &body);
     let leaf = merkle::leaf_hash(&body);
     (body, hash, leaf)
@@ -827,6 +829,9 @@ struct Ahead {
     seq: u64,
     prev_hash: EntryHash,
     recorded_at: Timestamp,
+    /// Where the event's own CBOR starts in `body`: the part of the entry that does not
+    /// depend on its place in the chain.
+    event_start: usize,
     body: Vec<u8>,
     hash: EntryHash,
     leaf: Hash,
@@ -920,9 +925,18 @@ impl Appender<'_> {
                     leaf: ahead.leaf,
                 }
             }
-            _ => {
+            // Made for another place (a duplicate before it shifted the chain): the event's
+            // own CBOR is kept, and only the entry around it and the hashes are made again.
+            Some(ahead) => {
+                let event_cbor = &ahead.body[ahead.event_start..];
                 let (body, hash, leaf) =
-                    encode_entry(seq, &prev.hash, self.recorded_at, &event.event);
+                    encode_entry(seq, &prev.hash, self.recorded_at, event_cbor);
+                Prepared { seq, body: std::borrow::Cow::Owned(body), hash, leaf }
+            }
+            None => {
+                let event_cbor = event.event.to_cbor();
+                let (body, hash, leaf) =
+                    encode_entry(seq, &prev.hash, self.recorded_at, &event_cbor);
                 Prepared { seq, body: std::borrow::Cow::Owned(body), hash, leaf }
             }
         }
