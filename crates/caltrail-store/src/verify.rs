@@ -171,18 +171,26 @@ impl Ledger {
         depth: Depth,
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport, StoreError> {
-        // SQLite's check runs on a second connection, beside the walk instead of after it.
+        // SQLite's check runs on a second connection, beside the walk instead of after it. The
+        // walk tells it how many rows it read, which spares it reading the table a second time.
+        let (rows_sender, rows_read) = std::sync::mpsc::channel();
         let (sqlite_problem, walked) = std::thread::scope(|scope| {
+            // Owned here, so that a walk that stopped short drops it and the check goes on.
+            let rows_sender = rows_sender;
             let beside = self.second_connection().map(|conn| {
                 let path = self.path().to_owned();
-                scope.spawn(move || sqlite_check(&conn, depth, &path))
+                scope.spawn(move || sqlite_check(&conn, depth, &path, &rows_read))
             });
             let walked = self.walk(expected_head, depth, progress);
-            let sqlite_problem = match beside {
-                Some(thread) => thread.join().unwrap_or_else(|_| {
+            let _ = rows_sender.send(walked.rows_read());
+            let sqlite_problem = if let Some(thread) = beside {
+                thread.join().unwrap_or_else(|_| {
                     Ok(Some(damaged("SQLite's check stopped unexpectedly".to_owned())))
-                }),
-                None => sqlite_check(self.connection(), depth, self.path()),
+                })
+            } else {
+                let (rows_sender, rows_read) = std::sync::mpsc::channel();
+                let _ = rows_sender.send(walked.rows_read());
+                sqlite_check(self.connection(), depth, self.path(), &rows_read)
             };
             (sqlite_problem, walked)
         });
@@ -579,14 +587,18 @@ fn show(value: &SqlValue) -> String {
     }
 }
 
-/// SQLite's own check of the file. `Deep`: `integrity_check`, every page and every index entry
-/// against the table. `Chain`: every page of every index and of every other table is read (the
-/// chain walk reads the table's), which finds a damaged page, and each index must count the
-/// table's rows.
+/// SQLite's own check of the file, on `conn`. `Deep`: `integrity_check`, every page and every
+/// index entry against the table. `Chain`: every page of every index and of every other table is
+/// read (the chain walk reads the table's), which finds a damaged page, and each index must
+/// count the table's rows, all in one read transaction. That count is `rows_read`, what the
+/// chain walk read, when it read the same entries as this transaction sees (the same last `seq`:
+/// entries are only ever appended); otherwise, as when an append committed between the two, the
+/// table is counted here.
 fn sqlite_check(
     conn: &rusqlite::Connection,
     depth: Depth,
     path: &std::path::Path,
+    rows_read: &std::sync::mpsc::Receiver<Option<u64>>,
 ) -> Result<Option<Problem>, StoreError> {
     let sql_error = |error| StoreError::Sqlite { path: path.to_owned(), error };
     if depth == Depth::Deep {
@@ -606,6 +618,9 @@ fn sqlite_check(
             messages.join("; ")
         ))));
     }
+    // One snapshot for every count below: an append committing in between must not make the
+    // table and an index disagree. Read only, so it is rolled back when dropped.
+    let _snapshot = conn.unchecked_transaction().map_err(sql_error)?;
     let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
     // A partial index holds only some rows: the retractions index is counted against the
     // chain's retractions once the walk has counted them; another one cannot be judged here.
@@ -616,10 +631,11 @@ fn sqlite_check(
         Ok(names) => names,
         Err(e) => return Ok(Some(damaged(format!("SQLite could not read the schema: {e}")))),
     };
-    let rows = match count("SELECT count(*) FROM entries NOT INDEXED") {
-        Ok(rows) => rows,
+    let last_seq = match count("SELECT coalesce(max(seq), 0) FROM entries") {
+        Ok(last_seq) => last_seq,
         Err(e) => return Ok(Some(damaged(format!("SQLite could not read the table: {e}")))),
     };
+    let mut index_counts = Vec::with_capacity(indexes.len());
     for index in indexes {
         // A scan that reads the indexed column must walk every page of the index (a plain
         // count(*) would be answered from the smallest index instead).
@@ -631,12 +647,7 @@ fn sqlite_check(
             ))
         });
         match scanned {
-            Ok(n) if n == rows => {}
-            Ok(n) => {
-                return Ok(Some(damaged(format!(
-                    "the index {index} holds {n} entries, the table {rows}"
-                ))));
-            }
+            Ok(n) => index_counts.push((index, n)),
             Err(e) => {
                 return Ok(Some(damaged(format!("SQLite could not read the index {index}: {e}"))));
             }
@@ -674,6 +685,20 @@ fn sqlite_check(
             return Ok(Some(damaged(format!("SQLite could not read the table {table}: {e}"))));
         }
     }
+    let rows = match rows_read.recv() {
+        Ok(Some(n)) if i64::try_from(n) == Ok(last_seq) => last_seq,
+        _ => match count("SELECT count(*) FROM entries NOT INDEXED") {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Some(damaged(format!("SQLite could not read the table: {e}")))),
+        },
+    };
+    for (index, n) in index_counts {
+        if n != rows {
+            return Ok(Some(damaged(format!(
+                "the index {index} holds {n} entries, the table {rows}"
+            ))));
+        }
+    }
     Ok(None)
 }
 
@@ -690,6 +715,14 @@ struct Walked {
     problem: Option<Problem>,
     /// The retractions among the entries, when the walk counted them.
     n_retractions: Option<u64>,
+}
+
+impl Walked {
+    /// The number of rows the table holds, when the walk read every one and found them the
+    /// unbroken chain `1..=n` (the fast walk, with nothing to report).
+    fn rows_read(&self) -> Option<u64> {
+        (self.problem.is_none() && self.n_retractions.is_some()).then_some(self.n_verified)
+    }
 }
 
 /// Why the fast walk stopped.
@@ -883,6 +916,72 @@ mod tests {
             assert_eq!(guards_missing(table, &triggers), [missing], "{}", triggers[index]);
         }
         assert_eq!(guards_missing(table, &written[..2]), ["entries_append_only"]);
+    }
+}
+
+/// Each index of the entries against the table's rows.
+#[cfg(test)]
+mod index_counts {
+    use caltrail_events::{Event, Timestamp};
+
+    use super::{Depth, sqlite_check};
+    use crate::ledger::Ledger;
+
+    /// What the chain walk read, as `sqlite_check` receives it.
+    fn walk_read(rows: Option<u64>) -> std::sync::mpsc::Receiver<Option<u64>> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        sender.send(rows).unwrap();
+        receiver
+    }
+
+    /// Each index must count the table's rows, whether the walk read the same entries as the
+    /// check (the count is the walk's), fewer (an append committed between the two: the check
+    /// counts the table itself) or none it could vouch for.
+    #[test]
+    fn each_index_must_count_the_tables_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.db");
+        let mut ledger = Ledger::open_or_create(&path).unwrap();
+        let events: Vec<Event> = ["ls01", "ls02", "ls03"]
+            .iter()
+            .map(|server| {
+                Event::from_json(&format!(
+                    r#"{{"id":"{server}","type":"server.deactivated","at":"2025-01-01T00:00:00Z","data":{{"server":"{server}","method":"telephone"}}}}"#
+                ))
+                .unwrap()
+            })
+            .collect();
+        ledger.append(&events, Timestamp::parse("2025-02-01T00:00:00Z").unwrap()).unwrap();
+        let check = |conn: &rusqlite::Connection, rows: Option<u64>| {
+            sqlite_check(conn, Depth::Chain, &path, &walk_read(rows)).unwrap().map(|p| p.detail)
+        };
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for rows in [Some(3), Some(2), None] {
+            assert_eq!(check(&conn, rows), None, "{rows:?}");
+        }
+        // The index on `at` loses an entry: its pages become those of an index of two rows.
+        conn.execute_batch(
+            "CREATE TABLE other (at INTEGER); INSERT INTO other VALUES (1), (2);
+             CREATE INDEX other_at ON other (at);",
+        )
+        .unwrap();
+        let root: i64 = conn
+            .query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'other_at'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
+        conn.execute("UPDATE sqlite_schema SET rootpage = ?1 WHERE name = 'entries_at'", [root])
+            .unwrap();
+        drop(conn);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for rows in [Some(3), Some(2), None] {
+            assert_eq!(
+                check(&conn, rows).as_deref(),
+                Some("the index entries_at holds 2 entries, the table 3"),
+                "{rows:?}"
+            );
+        }
     }
 }
 
