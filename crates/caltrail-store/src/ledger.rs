@@ -167,8 +167,8 @@ impl Ledger {
                 .map_err(|e| ledger.classify(e))?;
         }
         ledger.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| ledger.err(e))?;
-        // The guard-rail trigger makes every insert keep a statement journal; in memory it costs
-        // no file writes.
+        // An insert of many rows keeps a statement journal (a used id refuses the whole
+        // statement); in memory it costs no file writes.
         ledger.conn.pragma_update(None, "temp_store", "MEMORY").map_err(|e| ledger.err(e))?;
         Ok(ledger)
     }
