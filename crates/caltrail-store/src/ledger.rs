@@ -37,7 +37,8 @@ CREATE INDEX entries_at ON entries (at);
 
 /// The retractions, by `seq`: a partial index of the few entries a replay must read before it
 /// folds (`Ledger::scan_named`), so it need not read every page of the table to find them.
-/// It is part of a new ledger's schema; a ledger made before it gets it at its next append.
+/// It is part of a new ledger's schema; a ledger made before it gets it at its next append that
+/// records an entry (one of duplicates only is rolled back, leaving the file as it was).
 /// Nothing trusts it blindly: a replay refuses a retraction it meets that the index did not
 /// hold, and `verify` counts its entries against the chain's retractions.
 pub(crate) const RETRACTIONS_INDEX: &str = "CREATE INDEX IF NOT EXISTS entries_retractions ON entries (seq) WHERE type = 'event.retracted'";
@@ -696,9 +697,8 @@ enum InsertGuard {
 }
 
 /// Drops the insert guard (`INSERT_GUARD`) for the rest of the transaction `tx`, if the ledger
-/// has it.
-/// Done at an append's first group insert: a batch too small for one is inserted under the
-/// guard, and its schema left untouched.
+/// has it. Done at an append's first group insert: a batch too small for one is inserted under
+/// the guard, and its schema left untouched.
 ///
 /// The guard finds the next `seq` and probes the id and pack-name indexes for every row, and a
 /// trigger that may abort makes SQLite journal the pages of every statement: about a fifth of
