@@ -877,11 +877,9 @@ impl Replay {
         }
     }
 
-    /// The CAL type and version of a pack, unknown when the ledger has no such pack.
     /// The holder's handle, and the key of a CAL in `cal_index`: its pack and its holder's
-    /// name in lower case.
-    /// Texts are interned in the order they always were (holder, pack, lower case), so the
-    /// handles stay what they were.
+    /// name in lower case. Texts are interned in the order they always were (holder, pack,
+    /// lower case), so the handles stay what they were.
     fn cal_key(&mut self, keypack: &str, holder_text: &str) -> (Sym, (Sym, Sym)) {
         let (holder, known_lower) = self.strings.intern_known_lower(holder_text);
         let keypack = self.strings.intern(keypack);
@@ -892,6 +890,7 @@ impl Replay {
         (holder, (keypack, lower))
     }
 
+    /// The CAL type and version of a pack, unknown when the ledger has no such pack.
     fn pack_kind(&self, keypack: Sym) -> (Option<CalType>, Option<ProductVersion>) {
         let kind = self.pack_kinds.get(&keypack);
         (kind.map(|p| p.cal_type), kind.map(|p| p.product_version))

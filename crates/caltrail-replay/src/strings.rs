@@ -123,11 +123,12 @@ impl Strings {
 
     /// The handle of `text`, adding it when it is new.
     pub fn intern(&mut self, text: &str) -> Sym {
-        self.intern_slot(text, hash_of(text)).sym
+        self.intern_slot(text).sym
     }
 
     /// The slot of `text`, added when it is new.
-    fn intern_slot(&mut self, text: &str, hash: u64) -> Slot {
+    fn intern_slot(&mut self, text: &str) -> Slot {
+        let hash = hash_of(text);
         let key = Key::of(text);
         if let Some(slot) = self.index.find(hash, |slot| key.is(slot, &self.texts)) {
             return *slot;
@@ -145,7 +146,7 @@ impl Strings {
     /// The handle of `text`, added when it is new, and the handle of its lower case when
     /// `lower_of_text` worked it out before: a text met again is one lookup.
     pub fn intern_known_lower(&mut self, text: &str) -> (Sym, Option<Sym>) {
-        let slot = self.intern_slot(text, hash_of(text));
+        let slot = self.intern_slot(text);
         (slot.sym, slot.lower)
     }
 
@@ -200,7 +201,8 @@ mod tests {
     }
 
     /// Texts that share their length and first bytes, or are longer than what the index
-    /// keeps of them, are told apart; `intern_lower` gives what `intern` and `lower` give.
+    /// keeps of them, are told apart; `intern_known_lower` and `lower_of_text` give what `intern`
+    /// and `lower` give.
     #[test]
     fn texts_alike_in_their_first_bytes_are_told_apart() {
         let mut strings = Strings::default();

@@ -925,18 +925,18 @@ impl Appender<'_> {
                     leaf: ahead.leaf,
                 }
             }
-            // Made for another place (a duplicate before it shifted the chain): the event's
-            // own CBOR is kept, and only the entry around it and the hashes are made again.
-            Some(ahead) => {
-                let event_cbor = &ahead.body[ahead.event_start..];
+            // Made for another place (a duplicate before it shifted the chain), the event's own
+            // CBOR is kept, and only the entry around it and the hashes are made again.
+            ahead => {
+                let encoded;
+                let event_cbor = if let Some(ahead) = ahead {
+                    &ahead.body[ahead.event_start..]
+                } else {
+                    encoded = event.event.to_cbor();
+                    &encoded[..]
+                };
                 let (body, hash, leaf) =
                     encode_entry(seq, &prev.hash, self.recorded_at, event_cbor);
-                Prepared { seq, body: std::borrow::Cow::Owned(body), hash, leaf }
-            }
-            None => {
-                let event_cbor = event.event.to_cbor();
-                let (body, hash, leaf) =
-                    encode_entry(seq, &prev.hash, self.recorded_at, &event_cbor);
                 Prepared { seq, body: std::borrow::Cow::Owned(body), hash, leaf }
             }
         }

@@ -179,18 +179,17 @@ impl Ledger {
             let rows_sender = rows_sender;
             let beside = self.second_connection().map(|conn| {
                 let path = self.path().to_owned();
-                scope.spawn(move || sqlite_check(&conn, depth, &path, &rows_read))
+                let rows_read = move || rows_read.recv().ok().flatten();
+                scope.spawn(move || sqlite_check(&conn, depth, &path, rows_read))
             });
             let walked = self.walk(expected_head, depth, progress);
-            let _ = rows_sender.send(walked.rows_read());
             let sqlite_problem = if let Some(thread) = beside {
+                let _ = rows_sender.send(walked.rows_read());
                 thread.join().unwrap_or_else(|_| {
                     Ok(Some(damaged("SQLite's check stopped unexpectedly".to_owned())))
                 })
             } else {
-                let (rows_sender, rows_read) = std::sync::mpsc::channel();
-                let _ = rows_sender.send(walked.rows_read());
-                sqlite_check(self.connection(), depth, self.path(), &rows_read)
+                sqlite_check(self.connection(), depth, self.path(), || walked.rows_read())
             };
             (sqlite_problem, walked)
         });
@@ -598,7 +597,7 @@ fn sqlite_check(
     conn: &rusqlite::Connection,
     depth: Depth,
     path: &std::path::Path,
-    rows_read: &std::sync::mpsc::Receiver<Option<u64>>,
+    rows_read: impl FnOnce() -> Option<u64>,
 ) -> Result<Option<Problem>, StoreError> {
     let sql_error = |error| StoreError::Sqlite { path: path.to_owned(), error };
     if depth == Depth::Deep {
@@ -685,8 +684,8 @@ fn sqlite_check(
             return Ok(Some(damaged(format!("SQLite could not read the table {table}: {e}"))));
         }
     }
-    let rows = match rows_read.recv() {
-        Ok(Some(n)) if i64::try_from(n) == Ok(last_seq) => last_seq,
+    let rows = match rows_read() {
+        Some(n) if i64::try_from(n) == Ok(last_seq) => last_seq,
         _ => match count("SELECT count(*) FROM entries NOT INDEXED") {
             Ok(rows) => rows,
             Err(e) => return Ok(Some(damaged(format!("SQLite could not read the table: {e}")))),
@@ -927,13 +926,6 @@ mod index_counts {
     use super::{Depth, sqlite_check};
     use crate::ledger::Ledger;
 
-    /// What the chain walk read, as `sqlite_check` receives it.
-    fn walk_read(rows: Option<u64>) -> std::sync::mpsc::Receiver<Option<u64>> {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        sender.send(rows).unwrap();
-        receiver
-    }
-
     /// Each index must count the table's rows, whether the walk read the same entries as the
     /// check (the count is the walk's), fewer (an append committed between the two: the check
     /// counts the table itself) or none it could vouch for.
@@ -953,7 +945,7 @@ mod index_counts {
             .collect();
         ledger.append(&events, Timestamp::parse("2025-02-01T00:00:00Z").unwrap()).unwrap();
         let check = |conn: &rusqlite::Connection, rows: Option<u64>| {
-            sqlite_check(conn, Depth::Chain, &path, &walk_read(rows)).unwrap().map(|p| p.detail)
+            sqlite_check(conn, Depth::Chain, &path, || rows).unwrap().map(|p| p.detail)
         };
         let conn = rusqlite::Connection::open(&path).unwrap();
         for rows in [Some(3), Some(2), None] {
