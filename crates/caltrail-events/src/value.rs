@@ -193,11 +193,27 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
             != 0
     };
     let mut clean = 0;
-    for chunk in bytes.chunks_exact(8) {
+    let mut words = bytes.chunks_exact(8);
+    let mut escape_seen = false;
+    for chunk in &mut words {
         if needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+            escape_seen = true;
             break;
         }
         clean += 8;
+    }
+    if !escape_seen {
+        // The last bytes too, as a word padded with spaces: most texts of an event (keys,
+        // names, times) are shorter than eight bytes or end in a part word, and a text
+        // without an escape is then copied whole.
+        let rest = words.remainder();
+        let mut word = [b' '; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        if !needs_escape(u64::from_le_bytes(word)) {
+            out.extend_from_slice(bytes);
+            out.push(b'"');
+            return;
+        }
     }
     let mut copied = 0;
     for (at, &byte) in bytes.iter().enumerate().skip(clean) {

@@ -134,8 +134,6 @@ pub struct Replay {
     pub made_available: Vec<(ProductVersion, Timestamp)>,
     /// Stretches of time each CAL was active, closed as the fold goes and by `finish`.
     pub intervals: Vec<UseInterval>,
-    /// Per CAL (same index as `cals`): since when its open stretch runs, and at what level.
-    pub(crate) open_intervals: Vec<Option<(Timestamp, ProductVersion)>>,
     /// Holders in use at the judged time (`finish`).
     pub holders: Vec<HolderRow>,
     /// Counts at or above each level over time (`finish`).
@@ -198,7 +196,6 @@ impl Replay {
             true_up_years: Vec::new(),
             made_available: licence::made_available(),
             intervals: Vec::new(),
-            open_intervals: Vec::new(),
             holders: Vec::new(),
             in_use_steps: Vec::new(),
             rights_steps: Vec::new(),
@@ -530,11 +527,11 @@ impl Replay {
         // The stretch it was active in goes on when it is renewed before it lapsed
         // at the same level; otherwise it ends and a new one starts here.
         if let (Some((start, open_level)), Some(until)) =
-            (self.open_intervals[index], self.cals[index].active_until)
+            (self.cals[index].open_interval, self.cals[index].active_until)
             && (at >= until || Some(open_level) != level)
         {
             self.close_interval(index, start, open_level, until.min(at));
-            self.open_intervals[index] = None;
+            self.cals[index].open_interval = None;
         }
         let cal = &mut self.cals[index];
         cal.server = texts.server;
@@ -586,8 +583,8 @@ impl Replay {
             session_host: texts.session_host,
             session_host_version: e.session_host_version,
             active: false,
+            open_interval: None,
         });
-        self.open_intervals.push(None);
         self.holder_keys.push(key.1);
     }
 
@@ -634,10 +631,10 @@ impl Replay {
         } else {
             self.first_issue(at, e, key, texts, (cal_type, product_version), (level, expires_at));
         }
-        if self.open_intervals[index].is_none()
+        if self.cals[index].open_interval.is_none()
             && let Some(level) = level
         {
-            self.open_intervals[index] = Some((at, level));
+            self.cals[index].open_interval = Some((at, level));
         }
     }
 
@@ -698,13 +695,13 @@ impl Replay {
         }
         self.finished = true;
         let active_at = self.active_at;
-        self.intervals.reserve(self.open_intervals.iter().flatten().count());
+        self.intervals.reserve(self.cals.iter().filter(|c| c.open_interval.is_some()).count());
         for index in 0..self.cals.len() {
             if let (Some((start, level)), Some(until)) =
-                (self.open_intervals[index], self.cals[index].active_until)
+                (self.cals[index].open_interval, self.cals[index].active_until)
             {
                 self.close_interval(index, start, level, until);
-                self.open_intervals[index] = None;
+                self.cals[index].open_interval = None;
             }
         }
         let mut active_per_pack: HashMap<Sym, u64> = HashMap::new();
@@ -772,10 +769,10 @@ impl Replay {
 
     /// A revocation or a clear at `at` ends the CAL's activity there.
     fn cut(&mut self, index: usize, at: Timestamp, cleared: bool) {
-        if let Some((start, level)) = self.open_intervals[index] {
+        if let Some((start, level)) = self.cals[index].open_interval {
             let until = self.cals[index].active_until.map_or(at, |t| t.min(at));
             self.close_interval(index, start, level, until);
-            self.open_intervals[index] = None;
+            self.cals[index].open_interval = None;
         }
         let cal = &mut self.cals[index];
         if cleared {
@@ -1217,10 +1214,9 @@ pub fn event_fields<'a>(
     event: &'a Event,
     data: &'a mut Vec<u8>,
 ) -> EventFields<'a> {
-    let servers = event.servers();
     let (server, target_server) = match &event.data {
         EventData::CalsMigrated(e) => (Some(e.source.as_str()), Some(e.target.as_str())),
-        _ => (servers.first().map(|s| s.as_str()), None),
+        _ => (event.servers().next().map(ServerName::as_str), None),
     };
     data.clear();
     event.data.to_value().write_json(data);

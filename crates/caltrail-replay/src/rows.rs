@@ -234,6 +234,10 @@ pub struct CalRow {
     pub session_host: Option<Sym>,
     pub session_host_version: Option<ProductVersion>,
     pub active: bool,
+    /// Since when the stretch of use it is in runs, and at what level, while the fold goes
+    /// (`finish` closes it): in the row, not in a list beside it, because a renewal reads both
+    /// and a large ledger holds millions of CALs, in no order the memory follows.
+    pub(crate) open_interval: Option<(Timestamp, ProductVersion)>,
 }
 
 #[derive(Debug, Clone)]

@@ -43,7 +43,7 @@ const PROJECTION_CODE: [u8; 16] = include!(concat!(env!("OUT_DIR"), "/projection
 
 const MAGIC: &[u8; 16] = b"caltrail-state\0\0";
 /// The layout of the body; the projection code's hash changes with any change to the rows.
-const CODEC_VERSION: u32 = 3;
+const CODEC_VERSION: u32 = 4;
 /// magic, codec, code, format, count, head, latest flag and time, blocks length, body length,
 /// body hash, header hash.
 pub const HEADER_LEN: usize = HASHED_LEN + 32;
@@ -540,7 +540,6 @@ fn put_rest(state: &Replay, w: &mut Writer<'_, '_>, issues: &IssuesForm<'_>) {
     state.revocations.put(w);
     state.restores.put(w);
     state.quantity_changes.put(w);
-    state.open_intervals.put(w);
     state.intervals.put(w);
     state.left.put(w);
     state.debt_map.put(w);
@@ -623,11 +622,10 @@ fn take_rest(
     state.revocations = Take::take(r)?;
     state.restores = Take::take(r)?;
     state.quantity_changes = Take::take(r)?;
-    state.open_intervals = Take::take(r)?;
-    // Room for the stretches the entries folded on top may close and `finish` closes (one
-    // per CAL still open), so that the table is not copied to grow.
-    let n_open = state.open_intervals.iter().flatten().count();
-    state.intervals = take_vec_with_room(r, n_open.saturating_add(more_events))?;
+    // Room for the stretches the entries folded on top may close, so that the table is not
+    // copied to grow as they are folded (`finish` makes room for the ones it closes: the CALs
+    // still open are in the part read beside this one).
+    state.intervals = take_vec_with_room(r, more_events)?;
     state.left = Take::take(r)?;
     state.debt_map = Take::take(r)?;
     Ok(IssueBlocks { n_rows, blocks })
@@ -789,7 +787,6 @@ fn check_indexes(state: &Replay) -> Result<(), Damaged> {
                 && sym_ok(&c.holder)
                 && c.session_host.as_ref().is_none_or(sym_ok)
         })
-        && state.open_intervals.len() == n_cals
         && state.timelines.len() == n_packs
         && state.left.len() == n_packs
         && state.pack_kinds.keys().all(sym_ok)
@@ -1450,6 +1447,7 @@ row_field!(CalRow {
     session_host,
     session_host_version,
     active,
+    open_interval,
 });
 row_field!(MigrationRow {
     migration,

@@ -46,11 +46,11 @@ pub(crate) fn run(db: &Path, args: &LogArgs, out: &mut dyn Write) -> anyhow::Res
         let event = &stored.entry.event;
         let keep = table.rows.len() < limit
             && (args.types.is_empty() || args.types.contains(&event.event_type()))
-            && args.server.as_ref().is_none_or(|s| event.servers().contains(&s))
+            && args.server.as_ref().is_none_or(|s| event.servers().any(|server| server == s))
             && args.since.is_none_or(|t| event.at >= t)
             && args.until.is_none_or(|t| event.at <= t);
         if keep {
-            let servers: Vec<&str> = event.servers().iter().map(|s| s.as_str()).collect();
+            let servers: Vec<&str> = event.servers().map(ServerName::as_str).collect();
             table.rows.push(vec![
                 Cell::from(stored.entry.seq),
                 Cell::from(event.at.to_rfc3339()),
