@@ -443,7 +443,12 @@ impl Timestamp {
         if !chrono_micros_range().contains(&micros) {
             return None;
         }
-        // Not 0: `i64::MIN` is outside the range.
+        Timestamp::from_micros_in_range(micros)
+    }
+
+    /// The moment `micros` microseconds after 1970, which the caller knows chrono holds: the
+    /// sign-flipped number, `None` only for `i64::MIN` (0 once flipped), far outside the range.
+    fn from_micros_in_range(micros: i64) -> Option<Timestamp> {
         std::num::NonZeroU64::new(micros.cast_unsigned() ^ SIGN).map(Timestamp)
     }
 
@@ -527,9 +532,8 @@ fn parse_utc_fast(text: &str) -> Option<Timestamp> {
     let days = era * 146_097 + day_of_era - 719_468;
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
     // Years 0000 to 9999 are well inside chrono's range (about 262,000 years either way), so
-    // the range check of `from_micros` is not needed; 0 is never made, as it is far outside.
-    std::num::NonZeroU64::new((seconds * 1_000_000 + micros_of_second).cast_unsigned() ^ SIGN)
-        .map(Timestamp)
+    // the range check of `from_micros` is not needed.
+    Timestamp::from_micros_in_range(seconds * 1_000_000 + micros_of_second)
 }
 
 impl fmt::Display for Timestamp {
