@@ -19,9 +19,11 @@ use crate::engine::{Engine, table_schema};
 use crate::error::SqlError;
 use crate::tables::{BATCH_ROWS, EventColumns, Part, Table, build_part, events_batch, n_batches};
 
-/// Columns whose values are (nearly) all distinct: a dictionary of them would be tried, outgrow
-/// its page and be thrown away.
-const DISTINCT_COLUMNS: [&str; 3] = ["id", "data", "hash"];
+/// Columns whose values are (nearly) all distinct, or distinct enough that a dictionary of them
+/// outgrows its page: it would be built for the first rows of each row group and thrown away.
+/// Without it every table's file is smaller (ZSTD finds what the dictionary would have) and the
+/// writer skips hashing each value: at 4.5M events, 288 MB of files became 275 MB.
+const DISTINCT_COLUMNS: [&str; 6] = ["id", "data", "hash", "seq", "at", "holder"];
 
 /// How every table is written: ZSTD, and no dictionary for the columns of distinct values.
 fn properties() -> WriterProperties {
