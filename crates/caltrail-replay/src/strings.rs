@@ -121,6 +121,14 @@ impl Strings {
         self.index.find(hash_of(text), |slot| key.is(slot, &self.texts)).map(|slot| slot.sym)
     }
 
+    /// The handle of `text` and of its lower case, as `intern_known_lower` would give them,
+    /// without adding anything.
+    pub(crate) fn find_known_lower(&self, text: &str) -> Option<(Sym, Option<Sym>)> {
+        let key = Key::of(text);
+        let slot = self.index.find(hash_of(text), |slot| key.is(slot, &self.texts))?;
+        Some((slot.sym, slot.lower))
+    }
+
     /// The handle of `text`, adding it when it is new.
     pub fn intern(&mut self, text: &str) -> Sym {
         self.intern_slot(text).sym

@@ -574,7 +574,21 @@ impl Ledger {
         &self,
         after_seq: u64,
         until_seq: Option<u64>,
-        visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
+        mut visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.for_each_chunk_after(after_seq, until_seq, |entries| {
+            entries.iter().try_for_each(&mut visit)
+        })
+    }
+
+    /// [`Ledger::for_each_entry_after`], the entries handed over as they were decoded, a run
+    /// of consecutive ones at a time (in chain order, none twice): a caller can look at the
+    /// entries ahead of the one it works on.
+    pub fn for_each_chunk_after(
+        &self,
+        after_seq: u64,
+        until_seq: Option<u64>,
+        visit: impl FnMut(&[StoredEntry]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let until = match until_seq {
             Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
@@ -593,11 +607,11 @@ impl Ledger {
         after: i64,
         until: i64,
         reader: Option<Connection>,
-        mut visit: impl FnMut(&StoredEntry) -> Result<(), StoreError>,
+        mut visit: impl FnMut(&[StoredEntry]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let path = self.path.as_path();
         let consume = |decoded: &mut Result<Vec<StoredEntry>, StoreError>| match decoded {
-            Ok(entries) => entries.iter().try_for_each(&mut visit),
+            Ok(entries) => visit(entries),
             Err(_) => std::mem::replace(decoded, Ok(Vec::new())).map(drop),
         };
         let decode = |chunk: RawChunk| chunk.decode(path);
@@ -1399,8 +1413,10 @@ mod tests {
         reader: Option<Connection>,
     ) -> (Vec<(u64, String)>, Option<String>) {
         let mut seen = Vec::new();
-        let walk = ledger.visit_entries(after, until, reader, |stored| {
-            seen.push((stored.entry.seq, stored.entry.event.id.as_str().to_owned()));
+        let walk = ledger.visit_entries(after, until, reader, |entries| {
+            for stored in entries {
+                seen.push((stored.entry.seq, stored.entry.event.id.as_str().to_owned()));
+            }
             Ok(())
         });
         (seen, walk.err().map(|e| e.to_string()))

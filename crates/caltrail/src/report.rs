@@ -283,12 +283,29 @@ pub(crate) fn fold(
     let known = seqs_of(&named);
     drop(named);
     replay.reserve(ats.len());
-    in_valid_time_order(ledger, db, after, ats, &known, n_known, progress, |stored| {
-        // Only the events table shows hashes; hex-encoding millions of them otherwise is waste.
-        let hash = if keep_events { stored.hash.to_hex() } else { String::new() };
-        replay.apply(stored.entry.seq, stored.entry.recorded_at, &hash, &stored.entry.event);
+    in_valid_time_order(ledger, db, after, ats, &known, n_known, progress, |next| match next {
+        Next::Ahead(entries) => replay.look_ahead(entries.iter().map(|s| &s.entry.event)),
+        Next::Entry(stored) => {
+            // Only the events table shows hashes; hex-encoding millions of them otherwise is
+            // waste.
+            let hash = if keep_events { stored.hash.to_hex() } else { String::new() };
+            replay.apply(stored.entry.seq, stored.entry.recorded_at, &hash, &stored.entry.event);
+        }
     })
 }
+
+/// What `in_valid_time_order` hands its caller.
+enum Next<'e> {
+    /// Entries about to come as `Entry`s, most of them next and in this order, to read ahead
+    /// for them: a hint, which nothing may depend on.
+    Ahead(&'e [StoredEntry]),
+    /// The next entry in valid-time order.
+    Entry(&'e StoredEntry),
+}
+
+/// How many entries `in_valid_time_order` announces at a time: what the misses of their
+/// lookups take stays in the cache until they are applied.
+const AHEAD: usize = 64;
 
 /// The `seq`s of the named entries, in order.
 fn seqs_of(named: &[StoredEntry]) -> Vec<u64> {
@@ -314,9 +331,13 @@ fn in_valid_time_order(
     known: &[u64],
     n_known: u64,
     progress: &Progress,
-    mut each: impl FnMut(&StoredEntry),
+    mut each: impl FnMut(Next<'_>),
 ) -> anyhow::Result<()> {
-    let mut each = |stored: &StoredEntry| {
+    let mut each = |next: Next<'_>| {
+        let Next::Entry(stored) = next else {
+            each(next);
+            return Ok(());
+        };
         let seq = stored.entry.seq;
         let event_type = stored.entry.event.event_type();
         if Replay::is_known_ahead(event_type) && known.binary_search(&seq).is_err() {
@@ -328,7 +349,7 @@ fn in_valid_time_order(
                 ),
             });
         }
-        each(stored);
+        each(next);
         Ok(())
     };
     let out_of_order: Vec<u64> =
@@ -340,30 +361,36 @@ fn in_valid_time_order(
     let mut next_out_of_order = out_of_order.iter().peekable();
     let mut last = None;
     progress.at(after);
-    ledger.for_each_entry_after(after, Some(n_known), |stored| {
-        let seq = stored.entry.seq;
-        if next_out_of_order.next_if_eq(&&seq).is_some() {
-            return Ok(());
+    ledger.for_each_chunk_after(after, Some(n_known), |entries| {
+        for group in entries.chunks(AHEAD) {
+            each(Next::Ahead(group))?;
+            for stored in group {
+                let seq = stored.entry.seq;
+                if next_out_of_order.next_if_eq(&&seq).is_some() {
+                    continue;
+                }
+                let key = (stored.entry.event.at, seq);
+                while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
+                    each(Next::Entry(&early))?;
+                }
+                // The order came from the `at` column; the bytes must agree, or the column was
+                // changed.
+                if last.is_some_and(|last| key < last) {
+                    return Err(StoreError::Corrupt {
+                        path: db.to_owned(),
+                        seq,
+                        reason: "its at column differs from its bytes".into(),
+                    });
+                }
+                last = Some(key);
+                each(Next::Entry(stored))?;
+                progress.at(seq);
+            }
         }
-        let key = (stored.entry.event.at, seq);
-        while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
-            each(&early)?;
-        }
-        // The order came from the `at` column; the bytes must agree, or the column was changed.
-        if last.is_some_and(|last| key < last) {
-            return Err(StoreError::Corrupt {
-                path: db.to_owned(),
-                seq,
-                reason: "its at column differs from its bytes".into(),
-            });
-        }
-        last = Some(key);
-        each(stored)?;
-        progress.at(seq);
         Ok(())
     })?;
     for late in held {
-        each(&late)?;
+        each(Next::Entry(&late))?;
     }
     Ok(())
 }
@@ -652,7 +679,8 @@ fn export_events(
     progress.set_length(n_known);
     let mut failed = None;
     let mut data = Vec::new();
-    in_valid_time_order(&ledger, db, after, ats, &known, n_known, progress, |stored| {
+    in_valid_time_order(&ledger, db, after, ats, &known, n_known, progress, |next| {
+        let Next::Entry(stored) = next else { return };
         let (seq, event) = (stored.entry.seq, &stored.entry.event);
         if failed.is_some() || !as_of.includes(seq, event) {
             return;
