@@ -389,50 +389,79 @@ impl Ledger {
             reason: "more entries than this machine can address".into(),
         })?;
         let from = i64::try_from(after).unwrap_or(i64::MAX);
-        let mut ats = vec![i64::MIN; len];
-        let mut filled = vec![false; len];
         let until = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut times = Times { from, len, ats: vec![i64::MIN; len], filled: vec![false; len] };
         // The index holds every entry's `at` in a fraction of the table's pages, but in `at`
         // order, so a scan of it reads all of them: a short tail (the entries after a
         // snapshot) is read from the table by `seq` instead.
-        let tail = is_tail(len as u64, n);
-        let indexed = if tail {
-            Err(rusqlite::Error::InvalidQuery)
-        } else {
-            self.conn.prepare(
-                "SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1 AND seq > ?2",
-            )
-        };
-        let mut statement = match indexed {
-            Ok(statement) => statement,
-            Err(_) => self
-                .conn
-                .prepare("SELECT seq, at FROM entries WHERE seq <= ?1 AND seq > ?2")
-                .map_err(|e| self.classify(e))?,
-        };
-        let mut rows = statement.query([until, from]).map_err(|e| self.classify(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
-            let seq: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let at: i64 = row.get(1).map_err(|e| self.err(e))?;
-            // `seq` is the rowid: at least 1 (the table's CHECK) and unique.
-            let Some(slot) = usize::try_from(seq - 1 - from).ok().filter(|i| *i < len) else {
-                return Err(StoreError::Corrupt {
-                    path: self.path.clone(),
-                    seq: seq as u64,
-                    reason: "its seq is out of range".into(),
-                });
+        let by_index = !is_tail(len as u64, n)
+            && self.conn.prepare(TIMES_BY_INDEX).is_ok()
+            && self.times_by_index_in_halves(&mut times, until)?;
+        if !by_index {
+            let sql = if is_tail(len as u64, n) { TIMES_BY_TABLE } else { TIMES_BY_INDEX };
+            let sql = match self.conn.prepare(sql) {
+                Ok(_) => sql,
+                Err(_) => TIMES_BY_TABLE,
             };
-            ats[slot] = at;
-            filled[slot] = true;
+            let mut strays = Vec::new();
+            let (ats, filled) = (&mut times.ats[..], &mut times.filled[..]);
+            read_times(
+                &self.conn,
+                &self.path,
+                sql,
+                (until, from, None),
+                (0, ats, filled),
+                &mut strays,
+            )?;
         }
-        if let Some(missing) = filled.iter().position(|f| !f) {
-            return Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                seq: after + missing as u64 + 1,
-                reason: "it is missing".into(),
-            });
+        times.into_complete(&self.path)
+    }
+
+    /// Reads the `at` of the entries from the `entries_at` index in two halves at once, split
+    /// at the `at` of the middle entry: those before it on this connection, the others on a
+    /// second one, on a thread of its own. Nearly all of an estate's entries are in valid-time
+    /// order, so each half fills its own half of `times`; an entry whose `at` puts it in the
+    /// other half (a late record) is handed over after. False, with nothing read, when there
+    /// is no second connection to be had or no middle entry.
+    fn times_by_index_in_halves(&self, times: &mut Times, until: i64) -> Result<bool, StoreError> {
+        let half = times.len / 2;
+        let middle_seq = times.from.saturating_add(half as i64 + 1);
+        let pivot: Option<i64> = self
+            .conn
+            .query_row("SELECT at FROM entries WHERE seq = ?1", [middle_seq], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.classify(e))?;
+        let (Some(pivot), Some(second)) = (pivot, self.reading_connection(times.from, until)?)
+        else {
+            return Ok(false);
+        };
+        let path = self.path.as_path();
+        let from = times.from;
+        let (early_ats, late_ats) = times.ats.split_at_mut(half);
+        let (early_filled, late_filled) = times.filled.split_at_mut(half);
+        let (mut early_strays, mut late_strays) = (Vec::new(), Vec::new());
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            let late_strays = &mut late_strays;
+            let late = std::thread::Builder::new()
+                .name("caltrail-times".to_owned())
+                .spawn_scoped(scope, move || {
+                    let late = (half, late_ats, late_filled);
+                    let bounds = (until, from, Some((">=", pivot)));
+                    read_times(&second, path, TIMES_BY_INDEX, bounds, late, late_strays)
+                })
+                .expect("invariant: the system can start a thread");
+            let early = (0, early_ats, early_filled);
+            let bounds = (until, from, Some(("<", pivot)));
+            let read =
+                read_times(&self.conn, path, TIMES_BY_INDEX, bounds, early, &mut early_strays);
+            late.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            read
+        })?;
+        for (slot, at) in early_strays.into_iter().chain(late_strays) {
+            times.ats[slot] = at;
+            times.filled[slot] = true;
         }
-        Ok(ats)
+        Ok(true)
     }
 
     /// Calls `visit` with every entry after `after_seq` up to `until_seq` whose type is in
@@ -1273,6 +1302,83 @@ fn is_tail(len: u64, n: u64) -> bool {
     len.saturating_mul(16) < n
 }
 
+/// The `seq` and `at` of entries `?2 + 1 ..= ?1`, from the `entries_at` index.
+const TIMES_BY_INDEX: &str =
+    "SELECT seq, at FROM entries INDEXED BY entries_at WHERE seq <= ?1 AND seq > ?2";
+
+/// The same from the table, by `seq`.
+const TIMES_BY_TABLE: &str = "SELECT seq, at FROM entries WHERE seq <= ?1 AND seq > ?2";
+
+/// The `at` of entries `from + 1 ..= from + len`, by `seq - from - 1`, as they are read.
+struct Times {
+    from: i64,
+    len: usize,
+    ats: Vec<i64>,
+    /// Which were read: any `at` is a valid number.
+    filled: Vec<bool>,
+}
+
+impl Times {
+    /// The times, once every entry's was read.
+    fn into_complete(self, path: &Path) -> Result<Vec<i64>, StoreError> {
+        if let Some(missing) = self.filled.iter().position(|f| !f) {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                seq: self.from as u64 + missing as u64 + 1,
+                reason: "it is missing".into(),
+            });
+        }
+        Ok(self.ats)
+    }
+}
+
+/// Reads the rows of `sql` (`TIMES_BY_INDEX` or `TIMES_BY_TABLE`, bound to `until` and `from`,
+/// and, with `only`, to the rows whose `at` is on one side of a value) into the slots
+/// `offset ..` of the times, which `ats` and `filled` hold; an entry of another slot goes to
+/// `strays`.
+fn read_times(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    (until, from, only): (i64, i64, Option<(&str, i64)>),
+    (offset, ats, filled): (usize, &mut [i64], &mut [bool]),
+    strays: &mut Vec<(usize, i64)>,
+) -> Result<(), StoreError> {
+    let len = usize::try_from(until.saturating_sub(from)).unwrap_or(usize::MAX);
+    let mut statement = match only {
+        Some((side, value)) => {
+            let statement = conn.prepare(&format!("{sql} AND at {side} ?3"));
+            let mut statement = statement.map_err(|e| classify(path, e))?;
+            statement.raw_bind_parameter(3, value).map_err(|e| sqlite(path, e))?;
+            statement
+        }
+        None => conn.prepare(sql).map_err(|e| classify(path, e))?,
+    };
+    statement.raw_bind_parameter(1, until).map_err(|e| sqlite(path, e))?;
+    statement.raw_bind_parameter(2, from).map_err(|e| sqlite(path, e))?;
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next().map_err(|e| classify(path, e))? {
+        let seq: i64 = row.get(0).map_err(|e| sqlite(path, e))?;
+        let at: i64 = row.get(1).map_err(|e| sqlite(path, e))?;
+        // `seq` is the rowid: at least 1 (the table's CHECK) and unique.
+        let Some(slot) = usize::try_from(seq - 1 - from).ok().filter(|i| *i < len) else {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                seq: seq as u64,
+                reason: "its seq is out of range".into(),
+            });
+        };
+        match slot.checked_sub(offset).filter(|i| *i < ats.len()) {
+            Some(i) => {
+                ats[i] = at;
+                filled[i] = true;
+            }
+            None => strays.push((slot, at)),
+        }
+    }
+    Ok(())
+}
+
 fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
     StoreError::Sqlite { path: path.to_owned(), error }
 }
@@ -1312,6 +1418,55 @@ mod tests {
                 Event::from_json(&line).unwrap()
             })
             .collect()
+    }
+
+    /// The `at` of each entry, read from the index in two halves at once, is what the table
+    /// holds, for late records on either side of the middle entry's `at`, a time shared with
+    /// it, the entries after a snapshot, and a short tail (read from the table alone).
+    #[test]
+    fn times_read_in_halves_are_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open_or_create(&dir.path().join("l.db")).unwrap();
+        // Mostly a day per entry; every 97th recorded late, far back, and every 89th far
+        // ahead; a run of entries sharing the middle entry's day.
+        let events: Vec<Event> = (0..N)
+            .map(|i| {
+                let day = match i {
+                    i if i % 97 == 5 => i / 4,
+                    i if i % 89 == 7 => i + 2_000,
+                    i if (N / 2 - 3..N / 2 + 3).contains(&i) => N / 2,
+                    i => i,
+                };
+                let at = Timestamp::from_micros(i64::try_from(day).unwrap() * 86_400_000_000)
+                    .unwrap()
+                    .to_rfc3339();
+                Event::from_json(&format!(
+                    r#"{{"id":"t{i}","type":"server.deactivated","at":"{at}","data":{{"server":"ls{i}","method":"telephone"}}}}"#
+                ))
+                .unwrap()
+            })
+            .collect();
+        ledger.append(&events, Timestamp::from_micros(0).unwrap()).unwrap();
+        let table = |after: u64, n: u64| -> Vec<i64> {
+            let mut statement = ledger
+                .conn
+                .prepare(
+                    "SELECT at FROM entries NOT INDEXED WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+                )
+                .unwrap();
+            statement.query_map([after as i64, n as i64], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        let mut halves = Times {
+            from: 0,
+            len: N as usize,
+            ats: vec![0; N as usize],
+            filled: vec![false; N as usize],
+        };
+        assert!(ledger.times_by_index_in_halves(&mut halves, N as i64).unwrap());
+        assert_eq!(halves.into_complete(ledger.path()).unwrap(), table(0, N));
+        for (after, n) in [(0, N), (0, N - 1), (N / 3, N), (N - 5, N), (N, N)] {
+            assert_eq!(ledger.times_after(after, n).unwrap(), table(after, n), "{after}..={n}");
+        }
     }
 
     /// The retractions index and the queries that read it spell a retraction's type as the
