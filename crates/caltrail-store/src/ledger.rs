@@ -1454,7 +1454,11 @@ mod tests {
                     "SELECT at FROM entries NOT INDEXED WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
                 )
                 .unwrap();
-            statement.query_map([after as i64, n as i64], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+            statement
+                .query_map([after as i64, n as i64], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
         };
         let mut halves = Times {
             from: 0,
