@@ -403,6 +403,7 @@ impl Ledger {
                 Ok(_) => sql,
                 Err(_) => TIMES_BY_TABLE,
             };
+            // These slots are all the entries': no row can stray outside them.
             let mut strays = Vec::new();
             let (ats, filled) = (&mut times.ats[..], &mut times.filled[..]);
             read_times(
