@@ -17,23 +17,22 @@
 
 use crate::hash::EntryHash;
 
+/// A way of hashing many entries, each from the hash before it.
+#[cfg(any(target_arch = "x86_64", test))]
+type Chain = fn(&[(EntryHash, &[u8])]) -> Vec<EntryHash>;
+
+/// A SIMD compression of `N` entries at once, each at most one chunk long.
+#[cfg(target_arch = "x86_64")]
+type Kernel<const N: usize> = unsafe fn(&[(EntryHash, &[u8]); N]) -> [EntryHash; N];
+
 /// `EntryHash::chain(prev, bytes)` of every pair, in order: sixteen at a time on AVX-512 lanes
 /// where the CPU has them, else eight at a time on AVX2 lanes. `verify` hashes its chunks with
 /// it; `caltrail-bench chain` measures it beside the reference.
 pub fn chain_all(pairs: &[(EntryHash, &[u8])]) -> Vec<EntryHash> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        let mut hashes = Vec::with_capacity(pairs.len());
-        for group in pairs.chunks(avx512::LANES) {
-            match <&[(EntryHash, &[u8]); avx512::LANES]>::try_from(group) {
-                Ok(group) if group.iter().all(|(_, bytes)| lanes::fits_one_chunk(bytes)) => {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    hashes.extend(unsafe { avx512::chain16(group) });
-                }
-                _ => hashes.extend(chain_avx2(group)),
-            }
-        }
-        return hashes;
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { in_groups(pairs, avx512::chain16, chain_avx2) };
     }
     chain_avx2(pairs)
 }
@@ -42,19 +41,39 @@ pub fn chain_all(pairs: &[(EntryHash, &[u8])]) -> Vec<EntryHash> {
 fn chain_avx2(pairs: &[(EntryHash, &[u8])]) -> Vec<EntryHash> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        let mut hashes = Vec::with_capacity(pairs.len());
-        for group in pairs.chunks(avx2::LANES) {
-            match <&[(EntryHash, &[u8]); avx2::LANES]>::try_from(group) {
-                Ok(group) if group.iter().all(|(_, bytes)| lanes::fits_one_chunk(bytes)) => {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    hashes.extend(unsafe { avx2::chain8(group) });
-                }
-                _ => hashes.extend(group.iter().map(|(prev, bytes)| EntryHash::chain(prev, bytes))),
-            }
-        }
-        return hashes;
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { in_groups(pairs, avx2::chain8, chain_one_at_a_time) };
     }
+    chain_one_at_a_time(pairs)
+}
+
+/// The reference, one entry at a time.
+fn chain_one_at_a_time(pairs: &[(EntryHash, &[u8])]) -> Vec<EntryHash> {
     pairs.iter().map(|(prev, bytes)| EntryHash::chain(prev, bytes)).collect()
+}
+
+/// The hashes of `pairs`, `N` at a time by `kernel` where a group of `N` are all one chunk
+/// long, and by `rest` for any other group (a shorter last one, one with a longer input).
+///
+/// # Safety
+/// The CPU must have the instructions `kernel` is compiled for.
+#[cfg(target_arch = "x86_64")]
+unsafe fn in_groups<const N: usize>(
+    pairs: &[(EntryHash, &[u8])],
+    kernel: Kernel<N>,
+    rest: Chain,
+) -> Vec<EntryHash> {
+    let mut hashes = Vec::with_capacity(pairs.len());
+    for group in pairs.chunks(N) {
+        match <&[(EntryHash, &[u8]); N]>::try_from(group) {
+            Ok(group) if group.iter().all(|(_, bytes)| lanes::fits_one_chunk(bytes)) => {
+                // SAFETY: the caller's CPU has what `kernel` needs.
+                hashes.extend(unsafe { kernel(group) });
+            }
+            _ => hashes.extend(rest(group)),
+        }
+    }
+    hashes
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -574,9 +593,6 @@ mod tests {
         check(&inputs);
         check(&inputs[..0]);
     }
-
-    /// A way of hashing many entries.
-    type Chain = fn(&[(EntryHash, &[u8])]) -> Vec<EntryHash>;
 
     /// Flipping any one bit of an input changes its hash: no byte is left out of a lane, on
     /// sixteen lanes (AVX-512, where the CPU has it) and on eight (AVX2).

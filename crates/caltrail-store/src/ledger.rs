@@ -390,30 +390,16 @@ impl Ledger {
         })?;
         let from = i64::try_from(after).unwrap_or(i64::MAX);
         let until = i64::try_from(n).unwrap_or(i64::MAX);
-        let mut times = Times { from, len, ats: vec![i64::MIN; len], filled: vec![false; len] };
+        let mut times = Times { from, ats: vec![i64::MIN; len], filled: vec![false; len] };
         // The index holds every entry's `at` in a fraction of the table's pages, but in `at`
         // order, so a scan of it reads all of them: a short tail (the entries after a
         // snapshot) is read from the table by `seq` instead.
-        let by_index = !is_tail(len as u64, n)
-            && self.conn.prepare(TIMES_BY_INDEX).is_ok()
-            && self.times_by_index_in_halves(&mut times, until)?;
-        if !by_index {
-            let sql = if is_tail(len as u64, n) { TIMES_BY_TABLE } else { TIMES_BY_INDEX };
-            let sql = match self.conn.prepare(sql) {
-                Ok(_) => sql,
-                Err(_) => TIMES_BY_TABLE,
-            };
-            // These slots are all the entries': no row can stray outside them.
-            let mut strays = Vec::new();
-            let (ats, filled) = (&mut times.ats[..], &mut times.filled[..]);
-            read_times(
-                &self.conn,
-                &self.path,
-                sql,
-                (until, from, None),
-                (0, ats, filled),
-                &mut strays,
-            )?;
+        let by_index = !is_tail(len as u64, n) && self.conn.prepare(TIMES_BY_INDEX).is_ok();
+        if !(by_index && self.times_by_index_in_halves(&mut times, until)?) {
+            let sql = if by_index { TIMES_BY_INDEX } else { TIMES_BY_TABLE };
+            let slots = (0, &mut times.ats[..], &mut times.filled[..]);
+            let strays = read_times(&self.conn, &self.path, sql, (until, from, None), slots)?;
+            times.fill(strays);
         }
         times.into_complete(&self.path)
     }
@@ -425,7 +411,7 @@ impl Ledger {
     /// other half (a late record) is handed over after. False, with nothing read, when there
     /// is no second connection to be had or no middle entry.
     fn times_by_index_in_halves(&self, times: &mut Times, until: i64) -> Result<bool, StoreError> {
-        let half = times.len / 2;
+        let half = times.ats.len() / 2;
         let middle_seq = times.from.saturating_add(half as i64 + 1);
         let pivot: Option<i64> = self
             .conn
@@ -440,28 +426,22 @@ impl Ledger {
         let from = times.from;
         let (early_ats, late_ats) = times.ats.split_at_mut(half);
         let (early_filled, late_filled) = times.filled.split_at_mut(half);
-        let (mut early_strays, mut late_strays) = (Vec::new(), Vec::new());
-        std::thread::scope(|scope| -> Result<(), StoreError> {
-            let late_strays = &mut late_strays;
+        let (early_strays, late_strays) = std::thread::scope(|scope| {
             let late = std::thread::Builder::new()
                 .name("caltrail-times".to_owned())
                 .spawn_scoped(scope, move || {
-                    let late = (half, late_ats, late_filled);
                     let bounds = (until, from, Some((">=", pivot)));
-                    read_times(&second, path, TIMES_BY_INDEX, bounds, late, late_strays)
+                    read_times(&second, path, TIMES_BY_INDEX, bounds, (half, late_ats, late_filled))
                 })
                 .expect("invariant: the system can start a thread");
-            let early = (0, early_ats, early_filled);
             let bounds = (until, from, Some(("<", pivot)));
-            let read =
-                read_times(&self.conn, path, TIMES_BY_INDEX, bounds, early, &mut early_strays);
-            late.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            read
+            let early =
+                read_times(&self.conn, path, TIMES_BY_INDEX, bounds, (0, early_ats, early_filled));
+            let late = late.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, StoreError>((early?, late?))
         })?;
-        for (slot, at) in early_strays.into_iter().chain(late_strays) {
-            times.ats[slot] = at;
-            times.filled[slot] = true;
-        }
+        times.fill(early_strays);
+        times.fill(late_strays);
         Ok(true)
     }
 
@@ -1313,13 +1293,20 @@ const TIMES_BY_TABLE: &str = "SELECT seq, at FROM entries WHERE seq <= ?1 AND se
 /// The `at` of entries `from + 1 ..= from + len`, by `seq - from - 1`, as they are read.
 struct Times {
     from: i64,
-    len: usize,
     ats: Vec<i64>,
     /// Which were read: any `at` is a valid number.
     filled: Vec<bool>,
 }
 
 impl Times {
+    /// Puts in the times `read_times` found outside the slots it was given.
+    fn fill(&mut self, strays: Vec<(usize, i64)>) {
+        for (slot, at) in strays {
+            self.ats[slot] = at;
+            self.filled[slot] = true;
+        }
+    }
+
     /// The times, once every entry's was read.
     fn into_complete(self, path: &Path) -> Result<Vec<i64>, StoreError> {
         if let Some(missing) = self.filled.iter().position(|f| !f) {
@@ -1335,16 +1322,15 @@ impl Times {
 
 /// Reads the rows of `sql` (`TIMES_BY_INDEX` or `TIMES_BY_TABLE`, bound to `until` and `from`,
 /// and, with `only`, to the rows whose `at` is on one side of a value) into the slots
-/// `offset ..` of the times, which `ats` and `filled` hold; an entry of another slot goes to
-/// `strays`.
+/// `offset ..` of the times, which `ats` and `filled` hold; returns the entries of other slots
+/// (none when the slots are all of them).
 fn read_times(
     conn: &Connection,
     path: &Path,
     sql: &str,
     (until, from, only): (i64, i64, Option<(&str, i64)>),
     (offset, ats, filled): (usize, &mut [i64], &mut [bool]),
-    strays: &mut Vec<(usize, i64)>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(usize, i64)>, StoreError> {
     let len = usize::try_from(until.saturating_sub(from)).unwrap_or(usize::MAX);
     let mut statement = match only {
         Some((side, value)) => {
@@ -1358,6 +1344,7 @@ fn read_times(
     statement.raw_bind_parameter(1, until).map_err(|e| sqlite(path, e))?;
     statement.raw_bind_parameter(2, from).map_err(|e| sqlite(path, e))?;
     let mut rows = statement.raw_query();
+    let mut strays = Vec::new();
     while let Some(row) = rows.next().map_err(|e| classify(path, e))? {
         let seq: i64 = row.get(0).map_err(|e| sqlite(path, e))?;
         let at: i64 = row.get(1).map_err(|e| sqlite(path, e))?;
@@ -1377,7 +1364,7 @@ fn read_times(
             None => strays.push((slot, at)),
         }
     }
-    Ok(())
+    Ok(strays)
 }
 
 fn sqlite(path: &Path, error: rusqlite::Error) -> StoreError {
@@ -1461,12 +1448,8 @@ mod tests {
                 .map(Result::unwrap)
                 .collect()
         };
-        let mut halves = Times {
-            from: 0,
-            len: N as usize,
-            ats: vec![0; N as usize],
-            filled: vec![false; N as usize],
-        };
+        let mut halves =
+            Times { from: 0, ats: vec![0; N as usize], filled: vec![false; N as usize] };
         assert!(ledger.times_by_index_in_halves(&mut halves, N as i64).unwrap());
         assert_eq!(halves.into_complete(ledger.path()).unwrap(), table(0, N));
         for (after, n) in [(0, N), (0, N - 1), (N / 3, N), (N - 5, N), (N, N)] {
