@@ -23,9 +23,10 @@ use crate::strings::{Strings, Sym};
 use crate::issues::Issues;
 use crate::licence::{self, add_days, level_of};
 
-/// How many CALs issued `Replay::look_ahead` reads ahead for at once: their misses overlap,
-/// and what they bring stays in the cache until `apply` uses it.
-const LOOK_AHEAD: usize = 64;
+/// How many events to give `Replay::look_ahead` at a time, and how many CALs issued it reads
+/// ahead for at once: their misses overlap, and what they bring stays in the cache until
+/// `apply` uses it.
+pub const LOOK_AHEAD: usize = 64;
 
 /// Which events count (EVENTS.md, "Time").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ mod rows;
 mod snapshot;
 mod strings;
 
-pub use fold::{AsOf, Replay, event_fields, event_row};
+pub use fold::{AsOf, LOOK_AHEAD, Replay, event_fields, event_row};
 pub use issues::{BLOCK_ROWS, Issues};
 pub use order::{KnownEntry, out_of_order};
 pub use rows::*;

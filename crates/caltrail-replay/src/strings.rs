@@ -117,8 +117,7 @@ impl Strings {
 
     /// The handle of `text`, if it has one.
     pub fn find(&self, text: &str) -> Option<Sym> {
-        let key = Key::of(text);
-        self.index.find(hash_of(text), |slot| key.is(slot, &self.texts)).map(|slot| slot.sym)
+        self.find_known_lower(text).map(|(sym, _)| sym)
     }
 
     /// The handle of `text` and of its lower case, as `intern_known_lower` would give them,

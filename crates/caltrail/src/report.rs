@@ -303,10 +303,6 @@ enum Next<'e> {
     Entry(&'e StoredEntry),
 }
 
-/// How many entries `in_valid_time_order` announces at a time: what the misses of their
-/// lookups take stays in the cache until they are applied.
-const AHEAD: usize = 64;
-
 /// The `seq`s of the named entries, in order.
 fn seqs_of(named: &[StoredEntry]) -> Vec<u64> {
     let mut seqs: Vec<u64> = named.iter().map(|stored| stored.entry.seq).collect();
@@ -362,7 +358,7 @@ fn in_valid_time_order(
     let mut last = None;
     progress.at(after);
     ledger.for_each_chunk_after(after, Some(n_known), |entries| {
-        for group in entries.chunks(AHEAD) {
+        for group in entries.chunks(caltrail_replay::LOOK_AHEAD) {
             each(Next::Ahead(group))?;
             for stored in group {
                 let seq = stored.entry.seq;
