@@ -131,19 +131,41 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
-        let end =
-            self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
-                CborError::Malformed(format!("cut short at byte {}", self.bytes.len()))
-            })?;
-        let taken = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(taken)
+        match self.bytes.get(self.at..).and_then(|rest| rest.get(..n)) {
+            Some(taken) => {
+                self.at += n;
+                Ok(taken)
+            }
+            None => Err(self.cut_short()),
+        }
+    }
+
+    #[cold]
+    fn cut_short(&self) -> CborError {
+        CborError::Malformed(format!("cut short at byte {}", self.bytes.len()))
     }
 
     /// The major type and argument of the next item, refusing indefinite lengths and arguments
     /// not in their shortest form.
+    #[inline]
     fn head(&mut self) -> Result<(u8, u8, u64), CborError> {
+        // Almost every head of an entry carries its argument in its own byte (keys, short
+        // texts, maps of fields, small integers): read here, inline, with nothing to check.
+        if let Some(&initial) = self.bytes.get(self.at)
+            && initial & 0x1f < 24
+        {
+            self.at += 1;
+            return Ok((initial >> 5, initial & 0x1f, u64::from(initial & 0x1f)));
+        }
+        self.head_with_argument()
+    }
+
+    /// `head` for an argument in the bytes after the first (or none: cut short, reserved,
+    /// indefinite).
+    #[inline(never)]
+    fn head_with_argument(&mut self) -> Result<(u8, u8, u64), CborError> {
         let offset = self.at;
         let initial = self.take(1)?[0];
         let (major, info) = (initial >> 5, initial & 0x1f);
@@ -238,9 +260,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `len` bytes, `len` as a head gives it.
+    #[inline]
     fn take_len(&mut self, len: u64) -> Result<&'a [u8], CborError> {
-        let len = usize::try_from(len)
-            .map_err(|_| CborError::Malformed(format!("cut short at byte {}", self.bytes.len())))?;
+        let len = usize::try_from(len).map_err(|_| self.cut_short())?;
         self.take(len)
     }
 
@@ -269,11 +291,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// The number of fields of the map that comes next.
+    #[inline]
     pub fn map(&mut self) -> Result<u64, CborError> {
         self.expect(MAP, "a map")
     }
 
     /// Reads a text string.
+    #[inline]
     pub fn text(&mut self) -> Result<&'a str, CborError> {
         let offset = self.reader.at;
         let len = self.expect(TEXT, "a text string")?;
@@ -282,6 +306,7 @@ impl<'a> Cursor<'a> {
 
     /// The bytes of the text string that comes next, not checked for UTF-8: for comparing with
     /// bytes known to be text, where the check would only cost time.
+    #[inline]
     pub fn text_bytes(&mut self) -> Result<&'a [u8], CborError> {
         let len = self.expect(TEXT, "a text string")?;
         self.reader.take_len(len)
@@ -348,13 +373,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, major: u8, what: &str) -> Result<u64, CborError> {
         let offset = self.reader.at;
         match self.reader.head()? {
             (found, _, n) if found == major => Ok(n),
-            _ => Err(CborError::Unexpected(format!("not {what} at byte {offset}"))),
+            _ => Err(not_what(what, offset)),
         }
     }
+}
+
+#[cold]
+fn not_what(what: &str, offset: usize) -> CborError {
+    CborError::Unexpected(format!("not {what} at byte {offset}"))
 }
 
 /// IEEE 754 half precision to single, exactly.

@@ -123,6 +123,24 @@ impl<'a> EntryColumns<'a> {
     }
 }
 
+/// Decodes entries one after another, as a ledger holds them (`Entry::decode` for each). The
+/// entries of one append share their recording time, whose text is read once per run of them.
+#[derive(Debug, Default)]
+pub struct EntryDecoder<'a> {
+    /// The last recording time read, as stored and as a value.
+    recorded_at: Option<(&'a [u8], Timestamp)>,
+}
+
+impl<'a> EntryDecoder<'a> {
+    /// `Entry::decode` of the next entry's bytes.
+    pub fn decode(&mut self, bytes: &'a [u8]) -> Result<Entry, DecodeError> {
+        match Entry::decode_canonical(bytes, &mut self.recorded_at) {
+            Some(entry) => Ok(entry),
+            None => Entry::decode_tree(bytes),
+        }
+    }
+}
+
 impl Entry {
     /// The canonical bytes of the entry.
     pub fn encode(&self) -> Vec<u8> {
@@ -151,14 +169,15 @@ impl Entry {
     /// bytes (`decode_canonical`). Anything else, and anything the checks refuse, is read again
     /// as a value tree, which gives the same entry or says exactly what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
-        match Entry::decode_canonical(bytes) {
-            Some(entry) => Ok(entry),
-            None => Entry::decode_tree(bytes),
-        }
+        EntryDecoder::default().decode(bytes)
     }
 
-    /// The entry, when `bytes` are exactly what `encode` writes for a valid one.
-    pub(crate) fn decode_canonical(bytes: &[u8]) -> Option<Entry> {
+    /// The entry, when `bytes` are exactly what `encode` writes for a valid one. `last` is
+    /// the text of a recording time read before and its value, and becomes this entry's.
+    pub(crate) fn decode_canonical<'a>(
+        bytes: &'a [u8],
+        last: &mut Option<(&'a [u8], Timestamp)>,
+    ) -> Option<Entry> {
         let mut c = cbor::Cursor::new(bytes);
         let key = |c: &mut cbor::Cursor<'_>, name: &[u8]| {
             c.text_bytes().ok().filter(|key| *key == name).map(drop)
@@ -169,7 +188,12 @@ impl Entry {
         key(&mut c, b"seq")?;
         let seq = u64::try_from(c.integer().ok()?).ok().filter(|n| *n >= 1)?;
         key(&mut c, b"recorded_at")?;
-        let recorded_at = Timestamp::parse(c.text().ok()?).ok()?;
+        let text = c.text_bytes().ok()?;
+        let recorded_at = match *last {
+            Some((last_text, last_value)) if last_text == text => last_value,
+            _ => Timestamp::parse_bytes(text)?,
+        };
+        *last = Some((text, recorded_at));
         key(&mut c, b"event")?;
         let event = Event::from_canonical(&mut c)?;
         c.end().ok()?;

@@ -240,10 +240,16 @@ impl EventType {
     }
 
     pub fn parse(text: &str) -> Result<EventType, String> {
-        EventType::ALL.iter().copied().find(|t| t.as_str() == text).ok_or_else(|| {
+        EventType::from_bytes(text.as_bytes()).ok_or_else(|| {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
             format!("unknown event type {text:?} (expected one of: {})", known.join(", "))
         })
+    }
+
+    /// The type the bytes spell, if any: a stored entry's type is read without checking its
+    /// bytes for UTF-8 (every spelling is ASCII, so bytes equal to one are text).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<EventType> {
+        EventType::ALL.iter().copied().find(|t| t.as_str().as_bytes() == bytes)
     }
 
     /// The fields of the type's `data`, in canonical order.
@@ -365,9 +371,9 @@ impl Event {
         (key(c)? == b"id").then_some(())?;
         let id = EventId::parse(c.text().ok()?).ok()?;
         (key(c)? == b"type").then_some(())?;
-        let event_type = EventType::parse(c.text().ok()?).ok()?;
+        let event_type = EventType::from_bytes(c.text_bytes().ok()?)?;
         (key(c)? == b"at").then_some(())?;
-        let at = Timestamp::parse(c.text().ok()?).ok()?;
+        let at = Timestamp::parse_bytes(c.text_bytes().ok()?)?;
         let mut next = key(c)?;
         let mut read = 3;
         let mut optional_text = |c: &mut Cursor<'a>, name: &[u8], next: &mut &'a [u8]| {

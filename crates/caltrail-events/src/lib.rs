@@ -10,7 +10,7 @@ mod fields;
 mod types;
 mod value;
 
-pub use entry::{DecodeError, ENTRY_FORMAT, Entry, EntryColumns};
+pub use entry::{DecodeError, ENTRY_FORMAT, Entry, EntryColumns, EntryDecoder};
 pub use event::{
     AgreementPurchased, CalIssued, CalRevoked, CalsMigrated, Event, EventData, EventRetracted,
     EventType, KeypackInstalled, KeypackRemoved, ServerActivated, ServerDatabaseRebuilt,

@@ -1,6 +1,6 @@
 //! Unit tests of parsing, validation messages and the canonical entry bytes.
 
-use crate::{Entry, EntryColumns, Event, EventType, Timestamp};
+use crate::{Entry, EntryColumns, EntryDecoder, Event, EventType, Timestamp};
 
 fn error_of(line: &str) -> String {
     Event::from_json(line).unwrap_err().to_string()
@@ -243,7 +243,8 @@ fn fields_added_later_leave_earlier_bytes_alone() {
 
 /// The canonical reading (`Entry::decode_canonical`) takes only what the value tree takes, and
 /// reads it the same: on the entries of every type and of a generated estate, and on every
-/// copy of them with a byte changed or the end cut off.
+/// copy of them with a byte changed or the end cut off, read alone and read after the entry
+/// they were copied from (whose recording time an `EntryDecoder` keeps).
 #[test]
 fn the_canonical_reading_agrees_with_the_value_tree_on_good_and_damaged_bytes() {
     let recorded_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
@@ -256,7 +257,7 @@ fn the_canonical_reading_agrees_with_the_value_tree_on_good_and_damaged_bytes() 
     for (i, event) in events.into_iter().enumerate() {
         let entry = Entry { seq: i as u64 + 1, recorded_at, event };
         let bytes = entry.encode();
-        assert_eq!(Entry::decode_canonical(&bytes).as_ref(), Some(&entry));
+        assert_eq!(Entry::decode_canonical(&bytes, &mut None).as_ref(), Some(&entry));
         assert_eq!(Entry::decode_tree(&bytes).as_ref(), Ok(&entry));
         // Every byte of the listed entries, and of every 20th generated one.
         if i >= n_listed && i % 20 != 0 {
@@ -270,13 +271,16 @@ fn the_canonical_reading_agrees_with_the_value_tree_on_good_and_damaged_bytes() 
                 damaged.push(changed);
             }
         }
-        for bytes in damaged {
-            let tree = Entry::decode_tree(&bytes);
-            if let Some(canonical) = Entry::decode_canonical(&bytes) {
-                assert_eq!(tree.as_ref(), Ok(&canonical), "{bytes:x?}");
+        for damaged in damaged {
+            let tree = Entry::decode_tree(&damaged);
+            if let Some(canonical) = Entry::decode_canonical(&damaged, &mut None) {
+                assert_eq!(tree.as_ref(), Ok(&canonical), "{damaged:x?}");
                 n_damaged_read += 1;
             }
-            assert_eq!(Entry::decode(&bytes), tree, "{bytes:x?}");
+            assert_eq!(Entry::decode(&damaged), tree, "{damaged:x?}");
+            let mut after_the_original = EntryDecoder::default();
+            assert_eq!(after_the_original.decode(&bytes).as_ref(), Ok(&entry));
+            assert_eq!(after_the_original.decode(&damaged), tree, "{damaged:x?}");
         }
     }
     // Changed letters in names still make valid entries: the canonical reading takes those.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caltrail_events::{Entry, Event, EventType, Name, Timestamp};
+use caltrail_events::{Entry, EntryDecoder, Event, EventType, Name, Timestamp};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{AppendError, Earlier, StoreError};
@@ -1210,13 +1210,14 @@ impl RawChunk {
 
     fn decode(self, path: &Path) -> Result<Vec<StoredEntry>, StoreError> {
         let mut decoded = Vec::with_capacity(self.seqs.len());
+        let mut decoder = EntryDecoder::default();
         let mut start = 0;
         for ((seq, end), hash) in self.seqs.iter().zip(&self.ends).zip(&self.hashes) {
             let seq = *seq as u64;
             let corrupt =
                 |reason: String| StoreError::Corrupt { path: path.to_owned(), seq, reason };
             let entry =
-                Entry::decode(&self.bytes[start..*end]).map_err(|e| corrupt(e.to_string()))?;
+                decoder.decode(&self.bytes[start..*end]).map_err(|e| corrupt(e.to_string()))?;
             start = *end;
             if entry.seq != seq {
                 return Err(corrupt(format!("its bytes say it is entry {}", entry.seq)));
