@@ -7,10 +7,10 @@
     reason = "each field is the event's data field of the same name in EVENTS.md and schemas/"
 )]
 
-use std::borrow::Cow;
+use std::mem::ManuallyDrop;
 
 use crate::cbor::Cursor;
-use crate::fields::{FieldError, Object, ObjectWriter};
+use crate::fields::{FieldError, MAX_SLOTS, Object, ObjectWriter};
 use crate::types::{
     ActivationMethod, Anniversary, CalType, DateOrTime, DecommissionReason, EventId,
     LicenseServerId, MigrationReason, Name, ProductVersion, Program, Quantity, ReactivationReason,
@@ -392,15 +392,18 @@ impl Event {
         }
         let allowed = event_type.fields();
         let n_data = c.map().ok()?;
-        let mut fields = Vec::with_capacity(allowed.len());
+        // Only integers, booleans and borrowed text go in (`Cursor::scalar`): nothing to free,
+        // so the slots are not dropped one by one.
+        let mut values: ManuallyDrop<[Option<Value<'a>>; MAX_SLOTS]> = Default::default();
         let mut from = 0;
         for _ in 0..n_data {
             let name = c.text_bytes().ok()?;
             let index = from + allowed.get(from..)?.iter().position(|a| a.as_bytes() == name)?;
             from = index + 1;
-            fields.push((Cow::Borrowed(allowed[index]), c.scalar().ok()??));
+            *values.get_mut(index)? = Some(c.scalar().ok()??);
         }
-        let data = read_data(event_type, &Object::of_fields(&fields, "event", "data"), at).ok()?;
+        let data = Object::of_slots(allowed, &values, "event", "data");
+        let data = read_data(event_type, &data, at).ok()?;
         Some(Event { id, at, actor, note, data })
     }
 

@@ -48,11 +48,24 @@ pub(crate) struct Object<'a> {
     /// ...and, for an object that is a field of another, its name there. The two are joined
     /// only for an error: decoding a stored entry opens its `data` for every entry.
     name: Option<&'a str>,
-    fields: &'a [(Cow<'a, str>, Value<'a>)],
+    fields: Fields<'a>,
     /// Where the next lookup starts: after the field found last. Stored entries hold their
     /// fields in contract order and the validator reads them in that order, so a lookup
     /// usually compares one name, where a scan from the first field compared half of them.
     next: Cell<usize>,
+}
+
+/// The most fields an object read by `Object::of_slots` may allow.
+pub(crate) const MAX_SLOTS: usize = 16;
+
+/// Where an object's fields are.
+enum Fields<'a> {
+    /// As a value tree holds them, in any order.
+    Tree(&'a [(Cow<'a, str>, Value<'a>)]),
+    /// One place per name the object allows, in that order, with the field's value or nothing:
+    /// a lookup finds the name among those allowed, and a field left out costs no more to
+    /// look up than one given.
+    Slots { allowed: &'static [&'static str], values: &'a [Option<Value<'a>>; MAX_SLOTS] },
 }
 
 /// The index of `name` in `names`, searched from `from` on and then from the first: the same
@@ -77,14 +90,20 @@ impl<'a> Object<'a> {
         Object::open_at(value, Cow::Borrowed(path), None, allowed)
     }
 
-    /// The object `name` inside the object at `parent`, whose fields the caller read itself,
-    /// each under a name the object allows (`Event::from_canonical`).
-    pub(crate) fn of_fields(
-        fields: &'a [(Cow<'a, str>, Value<'a>)],
+    /// The object `name` inside the object at `parent`, whose fields the caller read itself:
+    /// `values[i]` is the field named `allowed[i]`, if given (`Event::from_canonical`).
+    pub(crate) fn of_slots(
+        allowed: &'static [&'static str],
+        values: &'a [Option<Value<'a>>; MAX_SLOTS],
         parent: &'a str,
         name: &'a str,
     ) -> Object<'a> {
-        Object { parent: Cow::Borrowed(parent), name: Some(name), fields, next: Cell::new(0) }
+        Object {
+            parent: Cow::Borrowed(parent),
+            name: Some(name),
+            fields: Fields::Slots { allowed, values },
+            next: Cell::new(0),
+        }
     }
 
     /// Opens the required field `name` of this object as an object.
@@ -110,7 +129,7 @@ impl<'a> Object<'a> {
                 format!("{what} must be a JSON object, got {}", value.kind()),
             ));
         };
-        let object = Object { parent, name, fields, next: Cell::new(0) };
+        let object = Object { parent, name, fields: Fields::Tree(fields), next: Cell::new(0) };
         let mut next_allowed = 0;
         for (name, _) in fields {
             let Some(at) = find_from(allowed, next_allowed, |a| *a == name.as_ref()) else {
@@ -147,9 +166,23 @@ impl<'a> Object<'a> {
     /// A field that may be absent. `null` means absent: JSON writers often emit it for a field
     /// they have no value for, and both spellings mean the same.
     pub(crate) fn optional(&self, name: &str) -> Option<&'a Value<'a>> {
-        let at = find_from(self.fields, self.next.get(), |(k, _)| k == name)?;
-        self.next.set(at + 1);
-        Some(&self.fields[at].1).filter(|v| !matches!(v, Value::Null))
+        let value = match self.fields {
+            Fields::Tree(fields) => {
+                let at = find_from(fields, self.next.get(), |(k, _)| k == name)?;
+                self.next.set(at + 1);
+                &fields[at].1
+            }
+            Fields::Slots { allowed, values } => {
+                // The validator asks for names the event code spells as the same literals
+                // `EventType::fields` lists: where the compiler made them one, the address
+                // says so without comparing the bytes.
+                let at =
+                    find_from(allowed, self.next.get(), |a| std::ptr::eq(*a, name) || *a == name)?;
+                self.next.set(at + 1);
+                values.get(at)?.as_ref()?
+            }
+        };
+        Some(value).filter(|v| !matches!(v, Value::Null))
     }
 
     pub(crate) fn text(&self, name: &str) -> Result<&'a str, FieldError> {

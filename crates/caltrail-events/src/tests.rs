@@ -286,3 +286,12 @@ fn the_canonical_reading_agrees_with_the_value_tree_on_good_and_damaged_bytes() 
     // Changed letters in names still make valid entries: the canonical reading takes those.
     assert!(n_damaged_read > 1_000, "{n_damaged_read}");
 }
+
+/// A stored entry's data is read into one place per field its type allows
+/// (`fields::MAX_SLOTS`): a type allowing more would never be read that way.
+#[test]
+fn every_type_allows_no_more_fields_than_the_canonical_reading_has_places() {
+    for event_type in EventType::ALL {
+        assert!(event_type.fields().len() <= crate::fields::MAX_SLOTS, "{event_type}");
+    }
+}
