@@ -394,7 +394,7 @@ impl Event {
         let n_data = c.map().ok()?;
         // Only integers, booleans and borrowed text go in (`Cursor::scalar`): nothing to free,
         // so the slots are not dropped one by one.
-        let mut values: ManuallyDrop<[Option<Value<'a>>; MAX_SLOTS]> = Default::default();
+        let mut values: ManuallyDrop<[Option<Value<'a>>; MAX_SLOTS]> = ManuallyDrop::default();
         let mut from = 0;
         for _ in 0..n_data {
             let name = c.text_bytes().ok()?;
