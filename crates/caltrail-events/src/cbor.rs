@@ -131,7 +131,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
         match self.bytes.get(self.at..).and_then(|rest| rest.get(..n)) {
             Some(taken) => {
@@ -149,7 +149,7 @@ impl<'a> Reader<'a> {
 
     /// The major type and argument of the next item, refusing indefinite lengths and arguments
     /// not in their shortest form.
-    #[inline]
+    #[inline(always)]
     fn head(&mut self) -> Result<(u8, u8, u64), CborError> {
         // Almost every head of an entry carries its argument in its own byte (keys, short
         // texts, maps of fields, small integers): read here, inline, with nothing to check.
@@ -260,7 +260,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `len` bytes, `len` as a head gives it.
-    #[inline]
+    #[inline(always)]
     fn take_len(&mut self, len: u64) -> Result<&'a [u8], CborError> {
         let len = usize::try_from(len).map_err(|_| self.cut_short())?;
         self.take(len)
@@ -306,7 +306,7 @@ impl<'a> Cursor<'a> {
 
     /// The bytes of the text string that comes next, not checked for UTF-8: for comparing with
     /// bytes known to be text, where the check would only cost time.
-    #[inline]
+    #[inline(always)]
     pub fn text_bytes(&mut self) -> Result<&'a [u8], CborError> {
         let len = self.expect(TEXT, "a text string")?;
         self.reader.take_len(len)
@@ -373,7 +373,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn expect(&mut self, major: u8, what: &str) -> Result<u64, CborError> {
         let offset = self.reader.at;
         match self.reader.head()? {
