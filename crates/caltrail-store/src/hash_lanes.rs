@@ -23,7 +23,8 @@ type Chain = fn(&[(EntryHash, &[u8])]) -> Vec<EntryHash>;
 
 /// A SIMD compression of `N` entries at once, each at most one chunk long.
 #[cfg(target_arch = "x86_64")]
-type Kernel<const N: usize> = unsafe fn(&[(EntryHash, &[u8]); N]) -> [EntryHash; N];
+type Kernel<const N: usize> =
+    unsafe fn(&mut lanes::Inputs<N>, &[(EntryHash, &[u8]); N]) -> [EntryHash; N];
 
 /// `EntryHash::chain(prev, bytes)` of every pair, in order: sixteen at a time on AVX-512 lanes
 /// where the CPU has them, else eight at a time on AVX2 lanes. `verify` hashes its chunks with
@@ -64,11 +65,14 @@ unsafe fn in_groups<const N: usize>(
     rest: Chain,
 ) -> Vec<EntryHash> {
     let mut hashes = Vec::with_capacity(pairs.len());
+    // One buffer for every group: laying out a group writes its lanes' blocks, where zeroing
+    // and returning a fresh one per group moved 2 KiB per entry.
+    let mut inputs = Box::new(lanes::Inputs::<N>::new());
     for group in pairs.chunks(N) {
         match <&[(EntryHash, &[u8]); N]>::try_from(group) {
             Ok(group) if group.iter().all(|(_, bytes)| lanes::fits_one_chunk(bytes)) => {
                 // SAFETY: the caller's CPU has what `kernel` needs.
-                hashes.extend(unsafe { kernel(group) });
+                hashes.extend(unsafe { kernel(&mut inputs, group) });
             }
             _ => hashes.extend(rest(group)),
         }
@@ -126,7 +130,8 @@ mod lanes {
     }
 
     /// Each lane's input, `prev_hash || bytes` zero-padded to whole blocks as BLAKE3 pads the
-    /// last block, and where it ends.
+    /// last block, and where it ends. The bytes after a lane's last block are left from
+    /// earlier groups: the blocks a lane computes past its last are never kept.
     pub(super) struct Inputs<const N: usize> {
         pub(super) bytes: [[u8; CHUNK_LEN]; N],
         n_blocks: [usize; N],
@@ -143,20 +148,25 @@ mod lanes {
     }
 
     impl<const N: usize> Inputs<N> {
-        /// The inputs of `group`, each `prev_hash || bytes` at most one chunk long.
-        pub(super) fn of(group: &[(EntryHash, &[u8]); N]) -> Inputs<N> {
-            let mut inputs =
-                Inputs { bytes: [[0u8; CHUNK_LEN]; N], n_blocks: [0; N], last_block_len: [0; N] };
+        /// A buffer for groups of `N`, laid out by `lay_out`.
+        pub(super) fn new() -> Inputs<N> {
+            Inputs { bytes: [[0u8; CHUNK_LEN]; N], n_blocks: [0; N], last_block_len: [0; N] }
+        }
+
+        /// Lays out the inputs of `group`, each `prev_hash || bytes` at most one chunk long:
+        /// each lane's bytes and the zeros after them to the end of its last block.
+        pub(super) fn lay_out(&mut self, group: &[(EntryHash, &[u8]); N]) {
             for (lane, (prev, bytes)) in group.iter().enumerate() {
                 let len = PREV_LEN + bytes.len();
                 assert!(len <= CHUNK_LEN, "callers pass single-chunk inputs only");
-                inputs.bytes[lane][..PREV_LEN].copy_from_slice(&prev.0);
-                inputs.bytes[lane][PREV_LEN..len].copy_from_slice(bytes);
-                inputs.n_blocks[lane] = len.div_ceil(BLOCK_LEN);
-                inputs.last_block_len[lane] =
-                    (len - (inputs.n_blocks[lane] - 1) * BLOCK_LEN) as u32;
+                let n_blocks = len.div_ceil(BLOCK_LEN);
+                let lane_bytes = &mut self.bytes[lane];
+                lane_bytes[..PREV_LEN].copy_from_slice(&prev.0);
+                lane_bytes[PREV_LEN..len].copy_from_slice(bytes);
+                lane_bytes[len..n_blocks * BLOCK_LEN].fill(0);
+                self.n_blocks[lane] = n_blocks;
+                self.last_block_len[lane] = (len - (n_blocks - 1) * BLOCK_LEN) as u32;
             }
-            inputs
         }
 
         /// The number of blocks of the longest lane: a lane past its last block goes on
@@ -216,8 +226,11 @@ mod avx2 {
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn chain8(group: &[(EntryHash, &[u8]); LANES]) -> [EntryHash; LANES] {
-        let inputs = Inputs::of(group);
+    pub(super) unsafe fn chain8(
+        inputs: &mut Inputs<LANES>,
+        group: &[(EntryHash, &[u8]); LANES],
+    ) -> [EntryHash; LANES] {
+        inputs.lay_out(group);
         let mut cv = lanes::context_key_words().map(|word| _mm256_set1_epi32(word as i32));
         let mut roots = [_mm256_setzero_si256(); 8];
         for block in 0..inputs.max_blocks() {
@@ -403,8 +416,11 @@ mod avx512 {
     /// # Safety
     /// The CPU must have AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn chain16(group: &[(EntryHash, &[u8]); LANES]) -> [EntryHash; LANES] {
-        let inputs = Inputs::of(group);
+    pub(super) unsafe fn chain16(
+        inputs: &mut Inputs<LANES>,
+        group: &[(EntryHash, &[u8]); LANES],
+    ) -> [EntryHash; LANES] {
+        inputs.lay_out(group);
         let mut cv = lanes::context_key_words().map(|word| _mm512_set1_epi32(word as i32));
         let mut roots = [_mm512_setzero_si512(); 8];
         for block in 0..inputs.max_blocks() {
@@ -578,6 +594,9 @@ mod tests {
             .flat_map(|len| (0..8u64).map(move |i| (prev(len as u64 * 8 + i), bytes(i, len))))
             .collect();
         check(&same);
+        // Longest first: each group's lanes are laid out over longer ones of the group before.
+        let shrinking: Vec<(EntryHash, Vec<u8>)> = same.iter().rev().cloned().collect();
+        check(&shrinking);
         let mixed: Vec<(EntryHash, Vec<u8>)> = (0..9_000u64)
             .map(|i| (prev(i), bytes(i, (i.wrapping_mul(7919) % 1_000) as usize)))
             .collect();
