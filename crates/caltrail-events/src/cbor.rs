@@ -131,6 +131,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
     #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CborError> {
         match self.bytes.get(self.at..).and_then(|rest| rest.get(..n)) {
@@ -149,6 +150,7 @@ impl<'a> Reader<'a> {
 
     /// The major type and argument of the next item, refusing indefinite lengths and arguments
     /// not in their shortest form.
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
     #[inline(always)]
     fn head(&mut self) -> Result<(u8, u8, u64), CborError> {
         // Almost every head of an entry carries its argument in its own byte (keys, short
@@ -260,6 +262,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `len` bytes, `len` as a head gives it.
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
     #[inline(always)]
     fn take_len(&mut self, len: u64) -> Result<&'a [u8], CborError> {
         let len = usize::try_from(len).map_err(|_| self.cut_short())?;
@@ -306,6 +309,7 @@ impl<'a> Cursor<'a> {
 
     /// The bytes of the text string that comes next, not checked for UTF-8: for comparing with
     /// bytes known to be text, where the check would only cost time.
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
     #[inline(always)]
     pub fn text_bytes(&mut self) -> Result<&'a [u8], CborError> {
         let len = self.expect(TEXT, "a text string")?;
@@ -373,6 +377,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
     #[inline(always)]
     fn expect(&mut self, major: u8, what: &str) -> Result<u64, CborError> {
         let offset = self.reader.at;
