@@ -269,6 +269,7 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    #[inline]
     fn text(&mut self, len: u64, offset: usize) -> Result<&'a str, CborError> {
         std::str::from_utf8(self.take_len(len)?).map_err(|_| {
             CborError::Malformed(format!("a text string that is not UTF-8 at byte {offset}"))
@@ -328,6 +329,8 @@ impl<'a> Cursor<'a> {
 
     /// Reads a text string, an integer or a boolean as `decode` reads it; `None`, with the item
     /// read or not, for anything else.
+    #[expect(clippy::inline_always, reason = "its result was moved through memory: measured")]
+    #[inline(always)]
     pub fn scalar(&mut self) -> Result<Option<Value<'a>>, CborError> {
         let offset = self.reader.at;
         Ok(match self.reader.head()? {
