@@ -8,6 +8,7 @@ mod fold;
 mod issues;
 pub mod licence;
 mod order;
+mod radix;
 mod rows;
 mod snapshot;
 mod strings;
