@@ -66,7 +66,7 @@ mod tests {
             state
         };
         let mut scratch = Vec::new();
-        let cases: Vec<Vec<i64>> = vec![
+        let cases: [Vec<i64>; 7] = [
             (0..50_000).map(|_| next_u64().cast_signed()).collect(),
             (0..50_000)
                 .map(|_| 1_700_000_000_000_000 + (next_u64() % 200_000_000_000_000) as i64)
