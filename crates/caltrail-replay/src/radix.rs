@@ -74,7 +74,7 @@ mod tests {
             (0..20_000).map(|_| (next_u64() % 5) as i64 - 2).collect(),
             (0..SMALL - 1).map(|i| (i as i64 * 7_919) % 1_013 - 500).collect(),
             (0..SMALL).map(|i| -(i as i64)).collect(),
-            vec![i64::MIN, i64::MAX, 0, -1, 1].repeat(SMALL),
+            [i64::MIN, i64::MAX, 0, -1, 1].repeat(SMALL),
             vec![42; SMALL * 2],
         ];
         for keys in cases {
