@@ -873,21 +873,26 @@ impl<'o, 's> Writer<'o, 's> {
         self.buf.clear();
     }
 
+    /// One byte: a row of the issues table is a dozen of them, and a slice of one cost a
+    /// copy call each.
+    #[inline]
+    fn byte(&mut self, byte: u8) {
+        if self.buf.len() >= BUFFER {
+            self.flush();
+        }
+        self.buf.push(byte);
+    }
+
     fn varint(&mut self, mut n: u64) {
-        let mut bytes = [0u8; 10];
-        let mut len = 0;
         loop {
             let low = (n & 0x7f) as u8;
             n >>= 7;
             if n == 0 {
-                bytes[len] = low;
-                len += 1;
-                break;
+                self.byte(low);
+                return;
             }
-            bytes[len] = low | 0x80;
-            len += 1;
+            self.byte(low | 0x80);
         }
-        self.bytes(&bytes[..len]);
     }
 
     /// Makes `finish` give this error, unless an earlier one came first.
@@ -1079,7 +1084,7 @@ impl Take for i64 {
 
 impl Put for bool {
     fn put(&self, w: &mut Writer<'_, '_>) {
-        w.bytes(&[u8::from(*self)]);
+        w.byte(u8::from(*self));
     }
 }
 
@@ -1215,7 +1220,7 @@ macro_rules! listed_enum {
         impl Put for $ty {
             fn put(&self, w: &mut Writer<'_, '_>) {
                 let place = $all.iter().position(|v| v == self).expect("every value is listed");
-                w.bytes(&[place as u8]);
+                w.byte(place as u8);
             }
         }
         impl Take for $ty {
@@ -1245,9 +1250,9 @@ listed_enum!(Origin, [Origin::Installed, Origin::Migrated]);
 impl<T: Put> Put for Option<T> {
     fn put(&self, w: &mut Writer<'_, '_>) {
         match self {
-            None => w.bytes(&[0]),
+            None => w.byte(0),
             Some(value) => {
-                w.bytes(&[1]);
+                w.byte(1);
                 value.put(w);
             }
         }
