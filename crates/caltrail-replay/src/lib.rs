@@ -8,7 +8,6 @@ mod fold;
 mod issues;
 pub mod licence;
 mod order;
-mod radix;
 mod rows;
 mod snapshot;
 mod strings;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use caltrail_events::{CalType, ProductVersion, Program, Timestamp};
 
-use crate::radix;
 use crate::rows::{PurchaseRow, StepRow, UseInterval};
 use crate::strings::Sym;
 
@@ -197,7 +196,6 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
 fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<StepRow>)> {
     let mut starts: Vec<i64> = Vec::new();
     let mut ends: Vec<i64> = Vec::new();
-    let mut scratch: Vec<i64> = Vec::new();
     let mut out = Vec::new();
     for (index, &level) in LEVELS.iter().enumerate().skip(first).step_by(step) {
         let mut rows = Vec::new();
@@ -216,8 +214,8 @@ fn level_steps(held: &[Held], first: usize, step: usize) -> Vec<(usize, Vec<Step
                     ends.push(end.micros());
                 });
             }
-            radix::sort_i64(&mut starts, &mut scratch);
-            radix::sort_i64(&mut ends, &mut scratch);
+            starts.sort_unstable();
+            ends.sort_unstable();
             rows.reserve(starts.len() + ends.len());
             let (mut next_start, mut next_end, mut value) = (0, 0, 0i64);
             loop {
