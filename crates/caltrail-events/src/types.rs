@@ -439,9 +439,10 @@ impl Timestamp {
     }
 
     /// `parse` of a text's bytes, `None` for bytes that are not UTF-8 or that `parse` refuses:
-    /// for stored entries, whose times are read straight from the bytes. The form caltrail
-    /// writes is ASCII, so the bytes are checked for UTF-8 only when they are not in it.
-    pub(crate) fn parse_bytes(bytes: &[u8]) -> Option<Timestamp> {
+    /// for stored entries, whose times are read straight from the bytes (decoding, `verify`'s
+    /// columns). The form caltrail writes is ASCII, so the bytes are checked for UTF-8 only
+    /// when they are not in it.
+    pub fn parse_bytes(bytes: &[u8]) -> Option<Timestamp> {
         parse_utc_fast(bytes).or_else(|| Timestamp::parse(std::str::from_utf8(bytes).ok()?).ok())
     }
 

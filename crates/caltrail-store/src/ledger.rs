@@ -703,7 +703,7 @@ const ENTRIES_BETWEEN: &str =
 /// The next `CHUNK_ROWS` rows of `rows` at most; `None` when there are no more.
 ///
 /// `room` is the room for their bytes, kept from one chunk to the next: a chunk's bytes grown
-/// from nothing were copied on every doubling, a sixth of all the instructions of reading.
+/// from nothing were copied on every doubling, a fifth of all the instructions of reading.
 fn next_chunk(
     rows: &mut rusqlite::Rows<'_>,
     path: &Path,
@@ -1207,7 +1207,6 @@ fn is_constraint(error: &rusqlite::Error) -> bool {
 }
 
 /// Stored rows as read, their bytes end to end.
-#[derive(Default)]
 struct RawChunk {
     seqs: Vec<i64>,
     ends: Vec<usize>,

@@ -849,10 +849,7 @@ impl ChainChunk {
                 return None;
             }
             let columns = EntryColumns::read(body).ok()?;
-            let micros = |text: &[u8]| {
-                let text = std::str::from_utf8(text).ok()?;
-                Timestamp::parse(text).ok().map(Timestamp::micros)
-            };
+            let micros = |text: &[u8]| Timestamp::parse_bytes(text).map(Timestamp::micros);
             let recorded_at = match parsed_recorded_at {
                 Some((text, micros)) if text == columns.recorded_at => Some(micros),
                 _ => micros(columns.recorded_at),
