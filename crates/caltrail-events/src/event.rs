@@ -392,7 +392,7 @@ impl Event {
         }
         let allowed = event_type.fields();
         let n_data = c.map().ok()?;
-        // Only integers, booleans and borrowed text go in (`Cursor::scalar`): nothing to free,
+        // Only integers, booleans and borrowed text go in (`Cursor::scalar_into`): nothing to free,
         // so the slots are not dropped one by one.
         let mut values: ManuallyDrop<[Option<Value<'a>>; MAX_SLOTS]> = ManuallyDrop::default();
         let mut from = 0;
@@ -400,7 +400,7 @@ impl Event {
             let name = c.text_bytes().ok()?;
             let index = from + allowed.get(from..)?.iter().position(|a| a.as_bytes() == name)?;
             from = index + 1;
-            *values.get_mut(index)? = Some(c.scalar().ok()??);
+            c.scalar_into(values.get_mut(index)?).ok()?.then_some(())?;
         }
         let data = Object::of_slots(allowed, &values, "event", "data");
         let data = read_data(event_type, &data, at).ok()?;
