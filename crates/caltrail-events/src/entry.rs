@@ -180,7 +180,7 @@ impl Entry {
     ) -> Option<Entry> {
         let mut c = cbor::Cursor::new(bytes);
         let key = |c: &mut cbor::Cursor<'_>, name: &[u8]| {
-            c.text_bytes().ok().filter(|key| *key == name).map(drop)
+            c.text_bytes().ok().filter(|key| crate::bytes::same(key, name)).map(drop)
         };
         (c.map().ok()? == 4).then_some(())?;
         key(&mut c, b"format")?;

@@ -9,6 +9,7 @@
 
 use std::mem::ManuallyDrop;
 
+use crate::bytes::same;
 use crate::cbor::Cursor;
 use crate::fields::{FieldError, MAX_SLOTS, Object, ObjectWriter};
 use crate::types::{
@@ -249,7 +250,7 @@ impl EventType {
     /// The type the bytes spell, if any: a stored entry's type is read without checking its
     /// bytes for UTF-8 (every spelling is ASCII, so bytes equal to one are text).
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<EventType> {
-        EventType::ALL.iter().copied().find(|t| t.as_str().as_bytes() == bytes)
+        EventType::ALL.iter().copied().find(|t| same(t.as_str().as_bytes(), bytes))
     }
 
     /// The fields of the type's `data`, in canonical order.
@@ -368,16 +369,16 @@ impl Event {
     pub(crate) fn from_canonical<'a>(c: &mut Cursor<'a>) -> Option<Event> {
         let n_fields = c.map().ok()?;
         let key = |c: &mut Cursor<'a>| c.text_bytes().ok();
-        (key(c)? == b"id").then_some(())?;
+        same(key(c)?, b"id").then_some(())?;
         let id = EventId::parse(c.text().ok()?).ok()?;
-        (key(c)? == b"type").then_some(())?;
+        same(key(c)?, b"type").then_some(())?;
         let event_type = EventType::from_bytes(c.text_bytes().ok()?)?;
-        (key(c)? == b"at").then_some(())?;
+        same(key(c)?, b"at").then_some(())?;
         let at = Timestamp::parse_bytes(c.text_bytes().ok()?)?;
         let mut next = key(c)?;
         let mut read = 3;
         let mut optional_text = |c: &mut Cursor<'a>, name: &[u8], next: &mut &'a [u8]| {
-            if *next != name {
+            if !same(next, name) {
                 return Some(None);
             }
             let text = c.text().ok()?.to_owned();
@@ -387,7 +388,7 @@ impl Event {
         };
         let actor = optional_text(c, b"actor", &mut next)?;
         let note = optional_text(c, b"note", &mut next)?;
-        if next != b"data" || read + 1 != n_fields {
+        if !same(next, b"data") || read + 1 != n_fields {
             return None;
         }
         let allowed = event_type.fields();
@@ -398,7 +399,8 @@ impl Event {
         let mut from = 0;
         for _ in 0..n_data {
             let name = c.text_bytes().ok()?;
-            let index = from + allowed.get(from..)?.iter().position(|a| a.as_bytes() == name)?;
+            let index =
+                from + allowed.get(from..)?.iter().position(|a| same(a.as_bytes(), name))?;
             from = index + 1;
             c.scalar_into(values.get_mut(index)?).ok()?.then_some(())?;
         }

@@ -176,8 +176,9 @@ impl<'a> Object<'a> {
                 // The validator asks for names the event code spells as the same literals
                 // `EventType::fields` lists: where the compiler made them one, the address
                 // says so without comparing the bytes.
-                let at =
-                    find_from(allowed, self.next.get(), |a| std::ptr::eq(*a, name) || *a == name)?;
+                let at = find_from(allowed, self.next.get(), |a| {
+                    std::ptr::eq(*a, name) || crate::bytes::same(a.as_bytes(), name.as_bytes())
+                })?;
                 self.next.set(at + 1);
                 values.get(at)?.as_ref()?
             }

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bytes;
 pub mod cbor;
 mod entry;
 mod event;

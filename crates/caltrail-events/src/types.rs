@@ -154,19 +154,32 @@ pub struct ServerName(
     String,
 );
 
+/// The bytes a host name may hold: ASCII letters and digits, `.`, `-` and `_`.
+const HOST_NAME_BYTES: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        allowed[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_');
+        b += 1;
+    }
+    allowed
+};
+
 impl ServerName {
     /// Parses a host name, lower-casing it.
     pub fn parse(text: &str) -> Result<ServerName, String> {
-        // One pass over the bytes decides a valid name (it is ASCII); the checks below word the
-        // refusal.
-        let b = text.as_bytes();
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
-        if (1..=253).contains(&b.len())
-            && b[0] != b'.'
-            && b[b.len() - 1] != b'.'
-            && b.iter().all(|&c| allowed(c))
-            && !b.windows(2).any(|pair| pair == b"..")
-        {
+        // One pass over the bytes, without a branch per byte, decides a valid name (it is
+        // ASCII): every byte allowed, and no label empty (no dot first, last, or after a dot).
+        // The checks below word the refusal.
+        let mut refused = false;
+        let mut after_dot = true;
+        for &c in text.as_bytes() {
+            let dot = c == b'.';
+            refused |= !HOST_NAME_BYTES[usize::from(c)] | (dot & after_dot);
+            after_dot = dot;
+        }
+        if (1..=253).contains(&text.len()) && !refused && !after_dot {
             return Ok(ServerName(text.to_ascii_lowercase()));
         }
         Self::parse_check_by_check(text)

@@ -3,6 +3,7 @@
 
 use std::hash::BuildHasher;
 
+use caltrail_events::bytes::word_of;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
@@ -73,27 +74,6 @@ fn head_of(text: &str) -> Head {
         words: [word(0, 8), word(8, 8)],
         tail: u32::try_from(word(16, 4)).unwrap_or(0),
         len: u32::try_from(b.len()).unwrap_or(u32::MAX),
-    }
-}
-
-/// Up to 8 bytes as a little-endian word, zeros after their end, read with loads of fixed
-/// width (overlapping where the length is not one).
-fn word_of(b: &[u8]) -> u64 {
-    let n = b.len();
-    match n {
-        8.. => b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w)),
-        4..=7 => {
-            let low = b.first_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
-            let high = b.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w));
-            // The two overlap in equal bytes, so or-ing them is the text.
-            u64::from(low) | u64::from(high) << (8 * (n - 4))
-        }
-        1..=3 => {
-            u64::from(b[0])
-                | u64::from(b[n / 2]) << (8 * (n / 2))
-                | u64::from(b[n - 1]) << (8 * (n - 1))
-        }
-        0 => 0,
     }
 }
 
