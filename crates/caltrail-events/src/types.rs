@@ -176,7 +176,9 @@ impl ServerName {
         let mut after_dot = true;
         for &c in text.as_bytes() {
             let dot = c == b'.';
-            refused |= !HOST_NAME_BYTES[usize::from(c)] | (dot & after_dot);
+            #[expect(clippy::needless_bitwise_bool, reason = "no branch per byte; measured")]
+            let refused_here = !HOST_NAME_BYTES[usize::from(c)] | (dot & after_dot);
+            refused |= refused_here;
             after_dot = dot;
         }
         if (1..=253).contains(&text.len()) && !refused && !after_dot {
