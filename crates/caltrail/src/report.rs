@@ -352,8 +352,12 @@ fn in_valid_time_order(
         caltrail_replay::out_of_order(&ats).into_iter().map(|i| after + i as u64 + 1).collect();
     drop(ats);
     let mut held = ledger.read_entries(&out_of_order)?;
-    held.sort_by_key(|stored| (stored.entry.event.at, stored.entry.seq));
-    let mut held = held.into_iter().peekable();
+    let order_of = |stored: &StoredEntry| (stored.entry.event.at, stored.entry.seq);
+    held.sort_by_key(order_of);
+    // The next held entry, by index: `Peekable::next_if` moved the first held entry out and
+    // back for every entry of the stream, a copy of a few hundred bytes each time (a tenth of
+    // the fold's thread; measured).
+    let mut next_held = 0;
     let mut next_out_of_order = out_of_order.iter().peekable();
     let mut last = None;
     progress.at(after);
@@ -366,8 +370,9 @@ fn in_valid_time_order(
                     continue;
                 }
                 let key = (stored.entry.event.at, seq);
-                while let Some(early) = held.next_if(|h| (h.entry.event.at, h.entry.seq) < key) {
-                    each(Next::Entry(&early))?;
+                while let Some(early) = held.get(next_held).filter(|h| order_of(h) < key) {
+                    each(Next::Entry(early))?;
+                    next_held += 1;
                 }
                 // The order came from the `at` column; the bytes must agree, or the column was
                 // changed.
@@ -385,8 +390,8 @@ fn in_valid_time_order(
         }
         Ok(())
     })?;
-    for late in held {
-        each(Next::Entry(&late))?;
+    for late in &held[next_held..] {
+        each(Next::Entry(late))?;
     }
     Ok(())
 }
