@@ -369,7 +369,7 @@ fn in_valid_time_order(
                 if next_out_of_order.next_if_eq(&&seq).is_some() {
                     continue;
                 }
-                let key = (stored.entry.event.at, seq);
+                let key = order_of(stored);
                 while let Some(early) = held.get(next_held).filter(|h| order_of(h) < key) {
                     each(Next::Entry(early))?;
                     next_held += 1;
