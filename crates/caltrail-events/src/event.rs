@@ -416,7 +416,7 @@ impl Event {
     /// The canonical value tree: envelope fields in contract order, absent optional fields left
     /// out, times in UTC. Two inputs that mean the same give the same tree.
     pub fn to_value(&self) -> Value<'_> {
-        ObjectWriter::default()
+        ObjectWriter::tree()
             .text("id", self.id.as_str())
             .text("type", self.event_type().as_str())
             .text("at", self.at.to_rfc3339())
@@ -498,7 +498,16 @@ impl EventData {
 
     /// The canonical `data` object.
     pub fn to_value(&self) -> Value<'_> {
-        let mut w = ObjectWriter::default();
+        self.write_fields(&mut ObjectWriter::tree())
+    }
+
+    /// Appends the compact JSON text of the `data` object to `out`: `to_value().write_json(out)`
+    /// without the tree.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_fields(&mut ObjectWriter::json(out));
+    }
+
+    fn write_fields<'a>(&'a self, w: &mut ObjectWriter<'a, '_>) -> Value<'a> {
         match self {
             EventData::AgreementPurchased(e) => w
                 .text("agreement", e.agreement.as_str())

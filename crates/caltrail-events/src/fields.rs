@@ -260,16 +260,46 @@ fn as_integer(value: &Value, path: impl FnOnce() -> String) -> Result<i128, Fiel
 }
 
 /// An object being written in canonical form: fields in the order the code adds them, absent
-/// optional fields left out. Text is borrowed from the event where it can be.
-#[derive(Default)]
-pub(crate) struct ObjectWriter<'a> {
-    fields: Vec<(Cow<'a, str>, Value<'a>)>,
+/// optional fields left out. Text is borrowed from the event where it can be. It is built as a
+/// value tree, or written straight out as compact JSON (`json`), exactly as the tree's
+/// `write_json` would write it: an export writes one per event, and the tree was built only to
+/// be walked once and dropped.
+pub(crate) struct ObjectWriter<'a, 'o> {
+    to: Written<'a, 'o>,
 }
 
-impl<'a> ObjectWriter<'a> {
-    pub(crate) fn text(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
-        self.fields.push((Cow::Borrowed(name), Value::Text(value.into())));
+enum Written<'a, 'o> {
+    Tree(Vec<(Cow<'a, str>, Value<'a>)>),
+    /// The JSON text so far and the number of fields in it.
+    Json(&'o mut Vec<u8>, usize),
+}
+
+impl<'a, 'o> ObjectWriter<'a, 'o> {
+    /// A writer building a value tree, which `finish` returns.
+    pub(crate) fn tree() -> ObjectWriter<'a, 'o> {
+        ObjectWriter { to: Written::Tree(Vec::new()) }
+    }
+
+    /// A writer appending the object's JSON text to `out`; `finish` closes it.
+    pub(crate) fn json(out: &'o mut Vec<u8>) -> ObjectWriter<'a, 'o> {
+        ObjectWriter { to: Written::Json(out, 0) }
+    }
+
+    fn push(&mut self, name: &'static str, value: Value<'a>) -> &mut Self {
+        match &mut self.to {
+            Written::Tree(fields) => fields.push((Cow::Borrowed(name), value)),
+            Written::Json(out, n) => {
+                out.push(if *n == 0 { b'{' } else { b',' });
+                crate::value::write_json_string(out, name);
+                out.push(b':');
+                value.write_json(out);
+                *n += 1;
+            }
+        }
         self
+    }
+    pub(crate) fn text(&mut self, name: &'static str, value: impl Into<Cow<'a, str>>) -> &mut Self {
+        self.push(name, Value::Text(value.into()))
     }
     pub(crate) fn optional_text(
         &mut self,
@@ -282,8 +312,7 @@ impl<'a> ObjectWriter<'a> {
         self
     }
     pub(crate) fn integer(&mut self, name: &'static str, value: impl Into<i128>) -> &mut Self {
-        self.fields.push((Cow::Borrowed(name), Value::Integer(value.into())));
-        self
+        self.push(name, Value::Integer(value.into()))
     }
     pub(crate) fn optional_integer(
         &mut self,
@@ -296,8 +325,7 @@ impl<'a> ObjectWriter<'a> {
         self
     }
     pub(crate) fn boolean(&mut self, name: &'static str, value: bool) -> &mut Self {
-        self.fields.push((Cow::Borrowed(name), Value::Bool(value)));
-        self
+        self.push(name, Value::Bool(value))
     }
     pub(crate) fn optional_boolean(
         &mut self,
@@ -310,11 +338,20 @@ impl<'a> ObjectWriter<'a> {
         self
     }
     pub(crate) fn value(&mut self, name: &'static str, value: Value<'a>) -> &mut Self {
-        self.fields.push((Cow::Borrowed(name), value));
-        self
+        self.push(name, value)
     }
+    /// The tree built, or `Value::Null` once the JSON text is closed.
     pub(crate) fn finish(&mut self) -> Value<'a> {
-        Value::Object(std::mem::take(&mut self.fields))
+        match &mut self.to {
+            Written::Tree(fields) => Value::Object(std::mem::take(fields)),
+            Written::Json(out, n) => {
+                if *n == 0 {
+                    out.push(b'{');
+                }
+                out.push(b'}');
+                Value::Null
+            }
+        }
     }
 }
 

@@ -114,6 +114,26 @@ const EVERY_TYPE: &[&str] = &[
     r#"{"id":"y","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{"retracts":"q","reason":"recorded twice"}}"#,
 ];
 
+/// The `data` JSON written straight out is the value tree's, for every type, with its optional
+/// fields and without them, and with text that needs escapes.
+#[test]
+fn data_json_written_straight_is_the_trees() {
+    let bare = r#"{"id":"n","type":"keypack.removed","at":"2025-01-01T00:00:00Z","data":{"server":"ls01","keypack":"p1"}}"#;
+    let escaped = r#"{"id":"e","type":"event.retracted","at":"2025-01-01T00:00:00Z","data":{"retracts":"q","reason":"a \"quoted\"\n\u0001 reason, é"}}"#;
+    for line in EVERY_TYPE.iter().chain([&bare, &escaped]) {
+        let event = Event::from_json(line).unwrap();
+        let mut tree = Vec::new();
+        event.data.to_value().write_json(&mut tree);
+        let mut straight = b"[".to_vec();
+        event.data.write_json(&mut straight);
+        assert_eq!(
+            String::from_utf8(straight).unwrap(),
+            format!("[{}", String::from_utf8(tree).unwrap()),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn every_type_round_trips_through_the_stored_form() {
     for line in EVERY_TYPE {

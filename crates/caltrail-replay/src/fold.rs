@@ -1268,7 +1268,7 @@ pub fn event_fields<'a>(
         _ => (event.servers().next().map(ServerName::as_str), None),
     };
     data.clear();
-    event.data.to_value().write_json(data);
+    event.data.write_json(data);
     EventFields {
         seq,
         id: event.id.as_str(),

@@ -45,11 +45,21 @@ impl EntryHash {
 
     /// The hash as 64 lower-case hex digits, without allocating: an export writes one per entry.
     pub fn hex_digits(&self) -> HexDigits {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        const LANES: u64 = 0x0101_0101_0101_0101;
         let mut digits = [0u8; 64];
-        for (pair, byte) in digits.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        // Four bytes to eight digits at a time, in a word: a table lookup per digit was a
+        // twelfth of an export's scan thread.
+        for (out, four) in digits.chunks_exact_mut(8).zip(self.0.chunks_exact(4)) {
+            let x = u64::from(u32::from_be_bytes(four.try_into().expect("four bytes")));
+            // Each byte to a 16-bit lane of its own, then its high nibble to the lane's high
+            // byte: one nibble a byte, in the order the digits are written.
+            let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+            let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+            let nibbles = (x & 0x00f0_00f0_00f0_00f0) << 4 | (x & 0x000f_000f_000f_000f);
+            // '0' + n, and 'a' - '0' - 10 more where n > 9 (n + 6 carries into bit 4 then).
+            let letters = ((nibbles + 6 * LANES) >> 4) & LANES;
+            let ascii = nibbles + u64::from(b'0') * LANES + letters * u64::from(b'a' - b'0' - 10);
+            out.copy_from_slice(&ascii.to_be_bytes());
         }
         HexDigits(digits)
     }
