@@ -18,6 +18,7 @@ use crate::types::{
     RemovalMethod, ServerName, Timestamp,
 };
 use crate::value::Value;
+use compact_str::CompactString;
 
 /// One recorded fact: the envelope and the type's data.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,10 +141,10 @@ pub struct CalIssued {
     pub server: ServerName,
     pub keypack: Name,
     pub holder: Name,
-    pub hardware_id: Option<String>,
+    pub hardware_id: Option<CompactString>,
     pub temporary: bool,
     pub expires_at: Option<Timestamp>,
-    pub session_host: Option<String>,
+    pub session_host: Option<CompactString>,
     pub session_host_version: Option<ProductVersion>,
 }
 
@@ -628,10 +629,13 @@ fn optional_quantity(data: &Object, name: &str) -> Result<Option<Quantity>, Fiel
 }
 
 /// Free text that must say something: a holder, a hardware id, a session host.
-fn optional_free_text(data: &Object, name: &str) -> Result<Option<String>, FieldError> {
+fn optional_free_text<T: for<'t> From<&'t str>>(
+    data: &Object,
+    name: &str,
+) -> Result<Option<T>, FieldError> {
     match data.optional_text(name)? {
         Some("") => Err(FieldError::new(data.path(name), "must not be empty")),
-        other => Ok(other.map(str::to_owned)),
+        other => Ok(other.map(T::from)),
     }
 }
 

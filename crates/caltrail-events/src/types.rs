@@ -4,6 +4,7 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use compact_str::CompactString;
 
 /// Declares a closed set of text values with its parser and its spelling.
 macro_rules! text_enum {
@@ -114,7 +115,7 @@ text_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(
     // Invariant: 1 to 128 characters of `A-Za-z0-9._:-`.
-    String,
+    CompactString,
 );
 
 impl EventId {
@@ -123,7 +124,7 @@ impl EventId {
         // The bytes alone decide a valid id (it is ASCII); the checks below word the refusal.
         let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
         if (1..=128).contains(&text.len()) && text.as_bytes().iter().all(allowed) {
-            return Ok(EventId(text.to_owned()));
+            return Ok(EventId(CompactString::new(text)));
         }
         Self::parse_check_by_check(text)
     }
@@ -139,7 +140,7 @@ impl EventId {
         {
             return Err(format!("may only hold A-Z, a-z, 0-9, '.', '_', ':' and '-', got {bad:?}"));
         }
-        Ok(EventId(text.to_owned()))
+        Ok(EventId(CompactString::new(text)))
     }
     /// The id as given.
     pub fn as_str(&self) -> &str {
@@ -151,7 +152,7 @@ impl EventId {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServerName(
     // Invariant: 1 to 253 characters of lower-case `a-z0-9.-_`, not starting or ending with '.'.
-    String,
+    CompactString,
 );
 
 /// The bytes a host name may hold: ASCII letters and digits, `.`, `-` and `_`.
@@ -182,7 +183,7 @@ impl ServerName {
             after_dot = dot;
         }
         if (1..=253).contains(&text.len()) && !refused && !after_dot {
-            return Ok(ServerName(text.to_ascii_lowercase()));
+            return Ok(ServerName::lower_case(text));
         }
         Self::parse_check_by_check(text)
     }
@@ -202,8 +203,14 @@ impl ServerName {
         if text.starts_with('.') || text.ends_with('.') || text.contains("..") {
             return Err(format!("must be a host name with no empty label, got {text:?}"));
         }
-        Ok(ServerName(text.to_ascii_lowercase()))
+        Ok(ServerName::lower_case(text))
     }
+    fn lower_case(text: &str) -> ServerName {
+        let mut name = CompactString::new(text);
+        name.make_ascii_lowercase();
+        ServerName(name)
+    }
+
     /// The lower-case host name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -214,7 +221,7 @@ impl ServerName {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(
     // Invariant: 1 to 256 characters, no control character, no white space at either end.
-    String,
+    CompactString,
 );
 
 impl Name {
@@ -229,7 +236,7 @@ impl Name {
             && b[0] != b' '
             && b[b.len() - 1] != b' '
         {
-            return Ok(Name(text.to_owned()));
+            return Ok(Name(CompactString::new(text)));
         }
         Self::parse_check_by_check(text)
     }
@@ -248,7 +255,7 @@ impl Name {
         if text.trim() != text {
             return Err(format!("must not start or end with white space, got {text:?}"));
         }
-        Ok(Name(text.to_owned()))
+        Ok(Name(CompactString::new(text)))
     }
     /// The name as given.
     pub fn as_str(&self) -> &str {

@@ -593,8 +593,10 @@ impl Replay {
         cal.temporary = e.temporary;
         cal.revoked_at = None;
         cal.cleared_at = None;
-        if e.hardware_id.is_some() && cal.hardware_id != e.hardware_id {
-            cal.hardware_id.clone_from(&e.hardware_id);
+        if let Some(hardware_id) = e.hardware_id.as_deref()
+            && cal.hardware_id.as_deref() != Some(hardware_id)
+        {
+            cal.hardware_id = Some(hardware_id.to_owned());
         }
         if texts.session_host.is_some() {
             cal.session_host = texts.session_host;
@@ -618,7 +620,7 @@ impl Replay {
             holder: texts.holder,
             cal_type,
             product_version,
-            hardware_id: e.hardware_id.clone(),
+            hardware_id: e.hardware_id.as_deref().map(str::to_owned),
             temporary: e.temporary,
             issued_at: at,
             renewed_at: None,
