@@ -9,6 +9,8 @@
 
 use std::mem::ManuallyDrop;
 
+use compact_str::CompactString;
+
 use crate::bytes::same;
 use crate::cbor::Cursor;
 use crate::fields::{FieldError, MAX_SLOTS, Object, ObjectWriter};
@@ -18,7 +20,6 @@ use crate::types::{
     RemovalMethod, ServerName, Timestamp,
 };
 use crate::value::Value;
-use compact_str::CompactString;
 
 /// One recorded fact: the envelope and the type's data.
 #[derive(Debug, Clone, PartialEq)]

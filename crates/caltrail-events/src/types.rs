@@ -205,6 +205,8 @@ impl ServerName {
         }
         Ok(ServerName::lower_case(text))
     }
+
+    /// `text`, whose bytes the parser allowed, in lower case.
     fn lower_case(text: &str) -> ServerName {
         let mut name = CompactString::new(text);
         name.make_ascii_lowercase();
