@@ -1,6 +1,6 @@
 //! Unit tests of parsing, validation messages and the canonical entry bytes.
 
-use crate::{Entry, EntryColumns, EntryDecoder, Event, EventType, Timestamp};
+use crate::{Entry, EntryColumns, EntryDecoder, Event, EventData, EventType, Timestamp};
 
 fn error_of(line: &str) -> String {
     Event::from_json(line).unwrap_err().to_string()
@@ -160,6 +160,39 @@ fn every_type_round_trips_through_the_stored_form() {
         );
     }
     assert_eq!(EventType::ALL.len(), 14);
+}
+
+/// Names held inline (up to 24 bytes) and on the heap read back the same, through the stored
+/// form and both readings of it; a host name is lower-cased either way.
+#[test]
+fn names_of_every_length_round_trip_through_the_stored_form() {
+    let recorded_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    for n in [1, 22, 23, 24, 25, 26, 64, 128] {
+        let id = "i".repeat(n);
+        let server = format!("{}.Example", "S".repeat(n));
+        let keypack = format!("pack {}", "k".repeat(n));
+        let holder = format!("CONTOSO\\{}é", "u".repeat(n));
+        let line = serde_json::json!({
+            "id": id, "type": "cal.issued", "at": "2025-01-01T00:00:00Z",
+            "data": {
+                "server": server, "keypack": keypack, "holder": holder,
+                "session_host": "h".repeat(n), "hardware_id": "w".repeat(n),
+            },
+        })
+        .to_string();
+        let event = Event::from_json(&line).unwrap();
+        let EventData::CalIssued(e) = &event.data else { panic!("a CAL issue") };
+        assert_eq!(event.id.as_str(), id);
+        assert_eq!(e.server.as_str(), server.to_ascii_lowercase());
+        assert_eq!(e.keypack.as_str(), keypack);
+        assert_eq!(e.holder.as_str(), holder);
+        assert_eq!(e.session_host.as_deref(), Some("h".repeat(n).as_str()));
+        assert_eq!(e.hardware_id.as_deref(), Some("w".repeat(n).as_str()));
+        let entry = Entry { seq: 1, recorded_at, event };
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry, "{n}");
+        assert_eq!(EntryDecoder::default().decode(&bytes).unwrap(), entry, "{n}");
+    }
 }
 
 #[test]
