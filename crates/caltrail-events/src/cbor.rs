@@ -362,6 +362,11 @@ impl<'a> Cursor<'a> {
         self.skip_at(1)
     }
 
+    /// One item at `depth`: a scalar here, in line wherever this is called (a map's value
+    /// included: every field of every entry's data, which `verify` skips), the rest in
+    /// `skip_nested`.
+    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
+    #[inline(always)]
     fn skip_at(&mut self, depth: usize) -> Result<(), CborError> {
         if depth > MAX_DEPTH {
             return Err(CborError::Unexpected(format!("nesting deeper than {MAX_DEPTH}")));
@@ -371,41 +376,29 @@ impl<'a> Cursor<'a> {
         match major {
             UNSIGNED | NEGATIVE => Ok(()),
             TEXT => self.reader.take_len(n).map(drop),
-            ARRAY => (0..n).try_for_each(|_| self.skip_at(depth + 1)),
-            MAP => (0..n).try_for_each(|_| {
-                self.text_bytes()?;
-                self.skip_field_value(depth + 1)
-            }),
-            BYTES => Err(CborError::Unexpected(format!("a byte string at byte {offset}"))),
-            TAG => Err(CborError::Unexpected(format!("the tag {n} at byte {offset}"))),
-            _ if matches!(info, 20..=22 | 25..=27) => Ok(()),
-            _ => Err(CborError::Unexpected(format!("the simple value {n} at byte {offset}"))),
+            SIMPLE if matches!(info, 20..=22 | 25..=27) => Ok(()),
+            _ => self.skip_nested(depth, offset, major, n),
         }
     }
 
-    /// `skip_at` for a map's value: a text, a number or `true`, `false` or `null` (every field
-    /// of an event's data but none) is skipped here, without a call; anything else goes back to
-    /// `skip_at`, from its head. `verify` skips every entry's data this way.
-    #[expect(clippy::inline_always, reason = "read for every field of every entry; measured")]
-    #[inline(always)]
-    fn skip_field_value(&mut self, depth: usize) -> Result<(), CborError> {
-        let start = self.reader.at;
-        // Past the depth `skip_at` allows, `skip_at` refuses even a scalar.
-        let initial = self.reader.bytes.get(start).filter(|_| depth <= MAX_DEPTH);
-        match initial {
-            Some(&initial) if initial >> 5 == TEXT && initial & 0x1f < 24 => {
-                self.reader.at = start + 1;
-                self.reader.take_len(u64::from(initial & 0x1f)).map(drop)
-            }
-            Some(&initial)
-                if (initial >> 5 == UNSIGNED || initial >> 5 == NEGATIVE)
-                    && initial & 0x1f < 24
-                    || matches!(initial, 0xf4..=0xf6) =>
-            {
-                self.reader.at = start + 1;
-                Ok(())
-            }
-            _ => self.skip_at(depth),
+    /// `skip_at` for an item that is not a scalar: an array's or a map's items, or a refusal.
+    #[inline(never)]
+    fn skip_nested(
+        &mut self,
+        depth: usize,
+        offset: usize,
+        major: u8,
+        n: u64,
+    ) -> Result<(), CborError> {
+        match major {
+            ARRAY => (0..n).try_for_each(|_| self.skip_at(depth + 1)),
+            MAP => (0..n).try_for_each(|_| {
+                self.text_bytes()?;
+                self.skip_at(depth + 1)
+            }),
+            BYTES => Err(CborError::Unexpected(format!("a byte string at byte {offset}"))),
+            TAG => Err(CborError::Unexpected(format!("the tag {n} at byte {offset}"))),
+            _ => Err(CborError::Unexpected(format!("the simple value {n} at byte {offset}"))),
         }
     }
 
@@ -495,8 +488,8 @@ mod tests {
         }
     }
 
-    /// A map's values are skipped as an array's items are (those go through `skip_at` alone):
-    /// every first byte, with what may follow it, and at every depth around the limit.
+    /// A map's values are skipped as an array's items are: every first byte, with what may
+    /// follow it, and at every depth around the limit.
     #[test]
     fn a_maps_values_are_skipped_as_an_arrays_items_are() {
         let skipped = |bytes: &[u8]| {
