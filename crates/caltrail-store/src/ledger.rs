@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::{AppendError, Earlier, StoreError};
 use crate::hash::EntryHash;
-use crate::pipeline::{self, CHUNK_ROWS};
+use crate::pipeline::{self, CHUNK_ROWS, CHUNKS_IN_FLIGHT};
 use caltrail_tlog::merkle::{self, Hash};
 
 /// `PRAGMA application_id` of a ledger: "CALT" in ASCII.
@@ -632,7 +632,7 @@ impl Ledger {
             return pipeline::in_order(|| next_chunk(&mut rows, path, &mut room), decode, consume);
         };
         std::thread::scope(|scope| {
-            let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel(2);
+            let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
             std::thread::Builder::new()
                 .name("caltrail-reader".to_owned())
                 .spawn_scoped(scope, move || {
