@@ -221,3 +221,71 @@ fn a_retracted_event_never_happened_and_its_pack_is_unknown() {
     let earlier = replay(&events, AsOf::Time(Timestamp::parse("2025-01-01T12:00:00Z").unwrap()));
     assert!(earlier.keypacks.is_empty());
 }
+
+#[test]
+fn a_holders_cals_from_several_packs_stay_apart_whatever_came_last() {
+    let mut events = vec![
+        install("k1", "2025-01-01T00:00:00Z", "ls01", "p", 5),
+        install("k2", "2025-01-01T00:00:01Z", "ls01", "q", 5),
+    ];
+    // Ann from both packs in turn, in both cases; Bob from one.
+    let holders_and_packs = [
+        ("CONTOSO\\Ann", "p"),
+        ("contoso\\ann", "q"),
+        ("CONTOSO\\Ann", "q"),
+        ("CONTOSO\\Bob", "q"),
+        ("contoso\\ANN", "p"),
+        ("contoso\\ann", "p"),
+        ("CONTOSO\\Ann", "q"),
+    ];
+    for (i, (holder, pack)) in holders_and_packs.iter().enumerate() {
+        let at = format!("2025-01-02T00:00:{i:02}Z");
+        events.push(issue(&format!("c{i}"), &at, pack, holder));
+    }
+    let state = replay(&events, AsOf::Latest);
+    let cals: Vec<(&str, &str, u64)> = state
+        .cals
+        .iter()
+        .map(|c| (state.strings.get(c.keypack), state.strings.get(c.holder), c.n_issues))
+        .collect();
+    // A CAL keeps the holder's name as first issued.
+    assert_eq!(
+        cals,
+        [("p", "CONTOSO\\Ann", 3), ("q", "contoso\\ann", 3), ("q", "CONTOSO\\Bob", 1)]
+    );
+    let renewals: Vec<bool> = state.issues.folded().iter().map(|i| i.renewal).collect();
+    assert_eq!(renewals, [false, false, true, false, true, true, true]);
+    // Every CAL is found under its own key, and no key finds another's.
+    for (row, cal) in state.cals.iter().enumerate() {
+        let key = (cal.keypack, state.holder_keys[row]);
+        assert_eq!(state.find_cal(key), Some(row));
+        assert_eq!(state.cal_index.get(&key), Some(&row));
+    }
+    let (ann, p) = (state.holder_keys[0], state.cals[0].keypack);
+    let bob = state.holder_keys[2];
+    assert_eq!(state.find_cal((p, bob)), None);
+    assert_eq!(state.find_cal((state.cals[1].keypack, ann)), Some(1));
+}
+
+#[test]
+fn a_server_first_named_by_a_cal_issued_gets_a_row_never_activated() {
+    let state = replay(
+        &[
+            install("k", "2025-01-01T00:00:00Z", "ls01", "p", 5),
+            event(
+                "c",
+                "cal.issued",
+                "2025-01-02T00:00:00Z",
+                json!({"server": "ls02", "keypack": "p", "holder": "CONTOSO\\Ann"}),
+            ),
+        ],
+        AsOf::Latest,
+    );
+    let mut servers: Vec<(&str, &str)> =
+        state.servers.values().map(|s| (s.server.as_str(), s.status.as_str())).collect();
+    servers.sort_unstable();
+    assert_eq!(servers, [("ls01", "never_activated"), ("ls02", "never_activated")]);
+    let statuses: Vec<&str> =
+        state.issues.folded().iter().map(|i| i.server_status.as_str()).collect();
+    assert_eq!(statuses, ["never_activated"]);
+}
