@@ -662,8 +662,8 @@ pub(crate) fn encode_issue_block(
 }
 
 /// The kinds of `rows`, in order and each once. A block holds 65,536 rows of a few dozen kinds
-/// at most: collected into a set one by one, they were sorted whole, as much of the fold's
-/// time as the rows' encoding.
+/// at most: collected into an ordered set, every row was sorted, 3.9% of the fold thread's
+/// samples at 4.5M entries (perf), about half what encoding the rows takes.
 fn kinds_of(rows: &[IssueRow]) -> Vec<IssueKind> {
     let mut seen: HashSet<IssueKind, FxBuildHasher> = HashSet::default();
     let mut last = None;
