@@ -203,7 +203,10 @@ pub fn in_use_steps(intervals: &[UseInterval]) -> Vec<StepRow> {
     for &level in LEVELS {
         for run in 0..runs.len() {
             let Some(computed) = shared.unions_of(run, level) else { continue };
-            let Some(steps) = by_job.get(&(run, computed)) else { continue };
+            // `jobs` lists every list `unions_of` names: a missing one would drop counts.
+            let steps = by_job
+                .get(&(run, computed))
+                .expect("invariant: every list of unions a level shares was worked out");
             rows.extend(steps.iter().map(|row| StepRow { level, ..*row }));
         }
     }
